@@ -1,0 +1,47 @@
+"""`gearview ls [STUDY_UID] [--json]`: studies in the cache, or one study's series."""
+
+from __future__ import annotations
+
+import argparse
+
+from gearview.cli.common import context, print_json, print_table
+from gearview.errors import NotFoundError
+from gearview.store import Cache
+
+COMMAND = "ls"
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    parser = sub.add_parser(COMMAND, help="list studies in the local cache (or one study's series)")
+    parser.add_argument("study_uid", nargs="?", help="list this study's series")
+    parser.add_argument("--json", action="store_true", help="machine-readable output (SPEC §3 shapes)")
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    home, config = context()
+    cache = Cache(home, config)
+    try:
+        if args.study_uid:
+            if cache.study(args.study_uid) is None:
+                raise NotFoundError(f"no study {args.study_uid} in the local cache")
+            series = cache.series(args.study_uid)
+            if args.json:
+                print_json([s.to_json() for s in series])
+            else:
+                print_table(("NUMBER", "MODALITY", "INSTANCES", "DESCRIPTION", "SERIES UID"),
+                            [(s.number, s.modality, s.instances, s.description, s.series_uid)
+                             for s in series])
+            return 0
+        studies = cache.studies()
+        if args.json:
+            print_json([s.to_json() for s in studies])
+        else:
+            print_table(
+                ("PATIENT", "ID", "BIRTH", "SEX", "DATE", "MOD", "SER", "INST", "DESCRIPTION", "STUDY UID"),
+                [(s.patient_name, s.patient_id, s.birth_date, s.sex, s.study_date,
+                  ",".join(s.modalities), s.series, s.instances, s.description, s.study_uid)
+                 for s in studies])
+        return 0
+    finally:
+        cache.close()

@@ -1,0 +1,1 @@
+"""Demographics QC edits: study-wide changes, structure fixes, audit."""

@@ -1,0 +1,1 @@
+"""Patient media: import from folders/DICOMDIR/ISO/zip, export and burn IHE PDI discs."""

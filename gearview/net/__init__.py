@@ -1,0 +1,1 @@
+"""DICOM networking: the embedded SCP, the SCU clients and the node table."""

@@ -1,0 +1,85 @@
+"""Crash-safe file writes: spool file, fsync, rename, directory fsync.
+
+Every writer of files we must not lose (cache instances, config, media
+output) goes through here so the sequence is written once and tested once.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import BinaryIO
+
+from gearview.errors import StorageFullError, StoragePermissionError, StoreError
+
+_FULL = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
+_PERM = {errno.EACCES, errno.EPERM, errno.EROFS}
+
+
+def os_error_to_store_error(exc: OSError, what: str) -> StoreError:
+    """Map an OSError to the store error a user (and a C-STORE status) understands."""
+    if exc.errno in _FULL:
+        return StorageFullError(f"no space left while writing {what}")
+    if exc.errno in _PERM:
+        return StoragePermissionError(f"permission denied while writing {what}")
+    return StoreError(f"could not write {what}: {exc.strerror or exc}")
+
+
+def fsync_dir(path: Path) -> None:
+    """Make a rename durable (POSIX); a no-op where directories cannot be opened."""
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def spool_path(spool_dir: Path) -> Path:
+    return spool_dir / f"{uuid.uuid4().hex}.part"
+
+
+@contextmanager
+def spool_writer(spool_dir: Path, what: str) -> Iterator[tuple[Path, BinaryIO]]:
+    """Open a new spool file; fsynced on success, removed on any failure."""
+    spool_dir.mkdir(parents=True, exist_ok=True)
+    path = spool_path(spool_dir)
+    try:
+        with open(path, "xb") as fh:
+            yield path, fh
+            fh.flush()
+            os.fsync(fh.fileno())
+    except OSError as exc:
+        path.unlink(missing_ok=True)
+        raise os_error_to_store_error(exc, what) from exc
+    except BaseException:
+        path.unlink(missing_ok=True)
+        raise
+
+
+def publish(spool_file: Path, target: Path, what: str) -> None:
+    """Rename a fsynced spool file into place and make the rename durable."""
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(spool_file, target)
+    except OSError as exc:
+        spool_file.unlink(missing_ok=True)
+        raise os_error_to_store_error(exc, what) from exc
+    fsync_dir(target.parent)
+
+
+def atomic_write_bytes(target: Path, data: bytes, mode: int | None = None) -> None:
+    """Write a whole small file atomically (config, reports, sidecars)."""
+    with spool_writer(target.parent, str(target.name)) as (tmp, fh):
+        fh.write(data)
+        if mode is not None:
+            os.chmod(tmp, mode)
+    publish(tmp, target, str(target.name))

@@ -1,0 +1,264 @@
+"""The one API through which anything enters or leaves the local cache.
+
+SCP receive, C-MOVE results, media import and edits all call `Cache`: the
+file is written to the spool, fsynced, renamed into `files/`, and only then
+indexed; events are emitted after the commit, so a listener never sees an
+instance that is not safely on disk.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import sqlite3
+import threading
+from collections.abc import Iterable
+from dataclasses import dataclass
+from io import BytesIO
+from pathlib import Path
+from typing import BinaryIO
+
+from pydicom.dataset import FileMetaDataset
+from pydicom.filewriter import write_file_meta_info
+
+from gearview import IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION_NAME
+from gearview import events as ev
+from gearview.changes import Changes
+from gearview.config import Config, load_config
+from gearview.errors import InvalidDicomError, NotFoundError, StoreError
+from gearview.home import Home
+from gearview.store.atomic import fsync_dir, os_error_to_store_error, publish, spool_writer
+from gearview.store.index import (
+    STUDY_QUERY,
+    IndexConnections,
+    Transaction,
+    prune_empty,
+    upsert_instance,
+)
+from gearview.store.inspect import InstanceInfo, read_instance_info
+from gearview.store.paths import SPOOL_DIR, instance_relpath
+from gearview.store.records import InstanceRecord, SeriesRecord, StudyRecord
+
+log = logging.getLogger(__name__)
+COPY_CHUNK = 1 << 20
+PREAMBLE = b"\x00" * 128 + b"DICM"
+
+
+@dataclass
+class StoredInstance:
+    info: InstanceInfo
+    path: Path
+    changes: Changes
+    replaced: bool
+
+
+def build_file_meta(sop_class_uid: str, sop_instance_uid: str, transfer_syntax_uid: str,
+                    source_ae: str = "") -> FileMetaDataset:
+    """File meta for a data set we received over the network (PS3.10 7.1)."""
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = sop_class_uid
+    meta.MediaStorageSOPInstanceUID = sop_instance_uid
+    meta.TransferSyntaxUID = transfer_syntax_uid
+    meta.ImplementationClassUID = IMPLEMENTATION_CLASS_UID
+    meta.ImplementationVersionName = IMPLEMENTATION_VERSION_NAME
+    if source_ae:
+        meta.SourceApplicationEntityTitle = source_ae
+    return meta
+
+
+class Cache:
+    """Part-10 files under the storage folder plus the SQLite index in the home folder."""
+
+    def __init__(self, home: Home, config: Config | None = None,
+                 bus: ev.EventBus | None = None) -> None:
+        self.home = home.ensure()
+        self.config = config or load_config(home)
+        self.files_dir = self.config.storage_dir(home)
+        self.spool_dir = self.files_dir / SPOOL_DIR
+        self.bus = bus or ev.bus
+        try:
+            self.files_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+            self.spool_dir.mkdir(exist_ok=True, mode=0o700)
+        except OSError as exc:
+            raise os_error_to_store_error(exc, "the storage folder") from exc
+        self.index = IndexConnections(home.index_file)
+        self.index.get()
+        self._write_lock = threading.Lock()
+
+    @classmethod
+    def open(cls, home: Home | None = None) -> Cache:
+        return cls(home or Home.default())
+
+    def close(self) -> None:
+        self.index.close_all()
+
+    @property
+    def conn(self) -> sqlite3.Connection:
+        """This thread's index connection (for read queries)."""
+        return self.index.get()
+
+    # ---- writing -------------------------------------------------------
+
+    def add_received(self, file_meta: FileMetaDataset, dataset: bytes | memoryview | BinaryIO,
+                     source_ae: str = "") -> StoredInstance:
+        """Store a data set exactly as received (no decoding), with our file meta."""
+        with spool_writer(self.spool_dir, "the received instance") as (spool, fh):
+            fh.write(PREAMBLE)
+            meta_buf = BytesIO()
+            write_file_meta_info(meta_buf, file_meta, enforce_standard=True)
+            fh.write(meta_buf.getvalue())
+            if isinstance(dataset, (bytes, bytearray, memoryview)):
+                fh.write(dataset)
+            else:
+                shutil.copyfileobj(dataset, fh, COPY_CHUNK)
+        return self._accept_spool(spool, source_ae)
+
+    def add_file(self, path: str | os.PathLike[str], source_ae: str = "") -> StoredInstance:
+        """Copy a Part-10 file into the cache (the preamble is zeroed: never executable)."""
+        source = Path(path)
+        read_instance_info(source)
+        with spool_writer(self.spool_dir, "the imported instance") as (spool, fh):
+            with open(source, "rb") as src:
+                src.seek(128)
+                fh.write(b"\x00" * 128)
+                shutil.copyfileobj(src, fh, COPY_CHUNK)
+        return self._accept_spool(spool, source_ae)
+
+    def _accept_spool(self, spool: Path, source_ae: str) -> StoredInstance:
+        try:
+            info = read_instance_info(spool)
+        except InvalidDicomError:
+            spool.unlink(missing_ok=True)
+            raise
+        return self._publish_and_index(spool, info, source_ae)
+
+    def _publish_and_index(self, spool: Path, info: InstanceInfo, source_ae: str) -> StoredInstance:
+        relpath = instance_relpath(info.study_instance_uid, info.series_instance_uid,
+                                   info.sop_instance_uid)
+        target = self.files_dir / relpath
+        size = spool.stat().st_size
+        conn = self.conn
+        with self._write_lock:
+            had_file = target.exists()
+            publish(spool, target, "the instance")
+            try:
+                with Transaction(conn):
+                    study_new, previous = upsert_instance(conn, info, relpath.as_posix(), size, source_ae)
+            except (StoreError, sqlite3.DatabaseError) as exc:
+                if not had_file:
+                    target.unlink(missing_ok=True)
+                raise StoreError(f"could not index the instance: {exc}") from None
+        changes = Changes()
+        if previous is not None and previous["path"] != relpath.as_posix():
+            (self.files_dir / previous["path"]).unlink(missing_ok=True)
+            changes.studies_updated.add(previous["study_uid"])
+            changes.series_updated.add(previous["series_uid"])
+        (changes.studies_added if study_new else changes.studies_updated).add(info.study_instance_uid)
+        changes.series_updated.add(info.series_instance_uid)
+        (changes.instances_updated if previous else changes.instances_added).add(info.sop_instance_uid)
+        self.bus.emit(ev.INSTANCE_STORED, info=info, path=target, source_ae=source_ae,
+                      replaced=previous is not None)
+        self.bus.emit(ev.CACHE_CHANGED, changes=changes)
+        return StoredInstance(info=info, path=target, changes=changes, replaced=previous is not None)
+
+    def remove_instances(self, sop_uids: Iterable[str]) -> Changes:
+        """Delete instances (rows first, then files: a crash leaves orphans, never dangling rows)."""
+        changes = Changes()
+        conn = self.conn
+        paths = []
+        with self._write_lock, Transaction(conn):
+            for uid in sop_uids:
+                row = conn.execute("SELECT * FROM instance WHERE sop_uid=?", (uid,)).fetchone()
+                if row is None:
+                    continue
+                conn.execute("DELETE FROM instance WHERE sop_uid=?", (uid,))
+                removed = prune_empty(conn, row["series_uid"], row["study_uid"])
+                changes.instances_removed.add(uid)
+                (changes.series_removed if "series" in removed else changes.series_updated).add(row["series_uid"])
+                (changes.studies_removed if "study" in removed else changes.studies_updated).add(row["study_uid"])
+                paths.append(self.files_dir / row["path"])
+        for path in paths:
+            path.unlink(missing_ok=True)
+        changes.studies_updated -= changes.studies_removed
+        changes.series_updated -= changes.series_removed
+        if changes:
+            self.bus.emit(ev.CACHE_CHANGED, changes=changes)
+        return changes
+
+    def remove_study(self, study_uid: str) -> Changes:
+        uids = [i.sop_uid for i in self.instances(study_uid=study_uid)]
+        if not uids:
+            raise NotFoundError(f"no study {study_uid} in the local cache")
+        return self.remove_instances(uids)
+
+    def clear_spool(self) -> int:
+        """Remove spool leftovers of a crash (never acknowledged, so nothing is lost)."""
+        count = 0
+        for leftover in self.spool_dir.glob("*.part"):
+            leftover.unlink(missing_ok=True)
+            count += 1
+        if count:
+            fsync_dir(self.spool_dir)
+        return count
+
+    # ---- reading -------------------------------------------------------
+
+    def studies(self, where: str = "", params: Iterable[object] = ()) -> list[StudyRecord]:
+        """All studies (optionally filtered by an SQL condition on `s`/`p`), newest first."""
+        sql = STUDY_QUERY + (f" WHERE {where}" if where else "") + \
+            " ORDER BY s.study_date DESC, s.study_time DESC, s.updated_at DESC"
+        return [StudyRecord.from_row(r) for r in self.conn.execute(sql, tuple(params))]
+
+    def study(self, study_uid: str) -> StudyRecord | None:
+        found = self.studies("s.study_uid = ?", (study_uid,))
+        return found[0] if found else None
+
+    def studies_by_uid(self, study_uids: Iterable[str]) -> list[StudyRecord]:
+        uids = list(study_uids)
+        if not uids:
+            return []
+        marks = ",".join("?" * len(uids))
+        return self.studies(f"s.study_uid IN ({marks})", uids)
+
+    def series(self, study_uid: str) -> list[SeriesRecord]:
+        rows = self.conn.execute(
+            """SELECT se.*, (SELECT count(*) FROM instance i WHERE i.series_uid = se.series_uid) AS n
+               FROM series se WHERE se.study_uid = ?
+               ORDER BY se.number IS NULL, se.number, se.series_uid""",
+            (study_uid,),
+        )
+        return [SeriesRecord(series_uid=r["series_uid"], study_uid=r["study_uid"], number=r["number"],
+                             modality=r["modality"], description=r["description"], instances=r["n"],
+                             body_part=r["body_part"]) for r in rows]
+
+    def instances(self, study_uid: str | None = None, series_uid: str | None = None,
+                  sop_uids: Iterable[str] | None = None) -> list[InstanceRecord]:
+        """Instances of a study, a series or a list of SOP Instance UIDs, in display order."""
+        clauses, params = [], []
+        if study_uid is not None:
+            clauses.append("study_uid = ?")
+            params.append(study_uid)
+        if series_uid is not None:
+            clauses.append("series_uid = ?")
+            params.append(series_uid)
+        if sop_uids is not None:
+            uids = list(sop_uids)
+            if not uids:
+                return []
+            clauses.append(f"sop_uid IN ({','.join('?' * len(uids))})")
+            params.extend(uids)
+        where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+        rows = self.conn.execute(
+            f"SELECT * FROM instance {where} ORDER BY series_uid, instance_number IS NULL, "
+            "instance_number, sop_uid", params)
+        return [InstanceRecord.from_row(r, self.files_dir) for r in rows]
+
+    def instance(self, sop_uid: str) -> InstanceRecord | None:
+        found = self.instances(sop_uids=[sop_uid])
+        return found[0] if found else None
+
+    def counts(self) -> dict[str, int]:
+        conn = self.conn
+        return {name: conn.execute(f"SELECT count(*) FROM {name}").fetchone()[0]
+                for name in ("patient", "study", "series", "instance")}

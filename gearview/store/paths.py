@@ -1,0 +1,26 @@
+"""Cache file names derived from hashed UIDs.
+
+A path is never built from a DICOM value directly (names, IDs or raw UIDs):
+that is the most repeated CVE class in DICOM servers, and it keeps PHI out of
+the file system.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import PurePosixPath
+
+SUFFIX = ".dcm"
+SPOOL_DIR = ".spool"
+
+
+def _digest(value: str) -> str:
+    return hashlib.sha256(value.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def instance_relpath(study_uid: str, series_uid: str, sop_uid: str) -> PurePosixPath:
+    """`ab/<study>/<series>/<sop>.dcm` relative to the storage folder."""
+    study = _digest(study_uid)
+    return PurePosixPath(
+        study[:2], study[2:18], _digest(series_uid)[:16], _digest(sop_uid)[:32] + SUFFIX
+    )
