@@ -132,11 +132,21 @@ def _check_native_length(ds: Dataset, length: int) -> None:
 
 
 def _check_elements_fit(ds: Dataset, path: Path, size: int) -> bool:
-    """True when Pixel Data is present; raises when any value overruns the file."""
+    """True when Pixel Data is present; raises when any value overruns the file.
+
+    Offsets of a deflated data set point into the inflated stream, which
+    `_check_deflate` has already verified ends properly, so only the
+    declared Pixel Data length is checked there.
+    """
     has_pixels = PIXEL_DATA in ds
+    if ds.file_meta.get("TransferSyntaxUID") == DeflatedExplicitVRLittleEndian:
+        pixels = ds.get_item(PIXEL_DATA, keep_deferred=True) if has_pixels else None
+        if isinstance(pixels, RawDataElement) and pixels.length != UNDEFINED_LENGTH:
+            _check_native_length(ds, pixels.length)
+        return has_pixels
     with open(path, "rb") as fh:
         for tag in list(ds.keys()):
-            elem = ds.get_item(tag)
+            elem = ds.get_item(tag, keep_deferred=True)
             if not isinstance(elem, RawDataElement):
                 if tag == PIXEL_DATA and isinstance(elem.value, bytes) and not ds.file_meta.get(
                         "TransferSyntaxUID", UID("")).is_compressed:
@@ -181,6 +191,8 @@ def _check_deflate(path: Path, size: int) -> None:
                     )
         except zlib.error as exc:
             raise InvalidDicomError(f"corrupt deflated data set: {exc}") from None
+        if not inflater.eof:
+            raise InvalidDicomError("truncated: the deflated data set ends early")
 
 
 def read_instance_info(path: str | os.PathLike[str]) -> InstanceInfo:
@@ -193,11 +205,11 @@ def read_instance_info(path: str | os.PathLike[str]) -> InstanceInfo:
     if size == 0:
         raise InvalidDicomError("empty file")
     try:
-        ds = pydicom.dcmread(path, defer_size=DEFER_SIZE)
-        meta = ds.file_meta
+        meta = pydicom.filereader.read_file_meta_info(path)
         ts = str(meta.get("TransferSyntaxUID", "") or "")
         if ts == DeflatedExplicitVRLittleEndian:
             _check_deflate(path, size)
+        ds = pydicom.dcmread(path, defer_size=DEFER_SIZE)
         has_pixels = _check_elements_fit(ds, path, size)
         info = _info_from_dataset(ds, ts)
     except InvalidDicomError:
