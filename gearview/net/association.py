@@ -1,0 +1,170 @@
+"""Opening client associations: one place for timeouts, PDU size, TLS,
+TCP_NODELAY and turning pynetdicom's silent failures into readable errors.
+
+pynetdicom only *logs* why a connection failed (refused, timed out, TLS
+handshake error) and hands back an unestablished association. We capture
+that log line for the association's own reactor thread so the user sees
+"connection refused" or "certificate verify failed" instead of a shrug.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import socket
+import threading
+import time
+from collections.abc import Iterator, Sequence
+
+from pynetdicom import AE, Association, evt
+from pynetdicom.presentation import PresentationContext
+
+from gearview import IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION_NAME
+from gearview.config import Config, Node
+from gearview.errors import NetworkError
+
+log = logging.getLogger(__name__)
+
+#: pynetdicom's reactor sleeps this long when idle (default 1 ms); a shorter
+#: delay keeps the per-message latency low on a busy send.
+RUN_LOOP_DELAY = 0.0002
+
+
+class _ConnectErrors(logging.Handler):
+    """Remembers the last pynetdicom transport error per reactor thread."""
+
+    def __init__(self) -> None:
+        super().__init__(level=logging.ERROR)
+        self._lock = threading.Lock()
+        self._errors: dict[int, str] = {}
+
+    def emit(self, record: logging.LogRecord) -> None:
+        message = record.getMessage()
+        if message.startswith("TCP Initialisation Error:"):
+            with self._lock:
+                self._errors[threading.get_ident()] = message.split(":", 1)[1].strip()
+
+    def pop(self, ident: int | None) -> str:
+        with self._lock:
+            return self._errors.pop(ident or -1, "")
+
+
+_CONNECT_ERRORS = _ConnectErrors()
+logging.getLogger("pynetdicom").addHandler(_CONNECT_ERRORS)
+
+
+def timeouts(node: Node, config: Config) -> tuple[float, float, float]:
+    """(acse, dimse, network) timeouts: the node's own timeout overrides the client defaults."""
+    client = config.client
+    if node.timeout > 0:
+        return node.timeout, node.timeout, node.timeout
+    return client.acse_timeout, client.dimse_timeout, client.network_timeout
+
+
+def make_ae(node: Node, config: Config) -> AE:
+    """An AE configured as this station (our AE title, implementation UID, timeouts)."""
+    ae = AE(ae_title=config.server.ae_title)
+    ae.implementation_class_uid = IMPLEMENTATION_CLASS_UID
+    ae.implementation_version_name = IMPLEMENTATION_VERSION_NAME
+    acse, dimse, network = timeouts(node, config)
+    ae.acse_timeout = acse
+    ae.dimse_timeout = dimse
+    ae.network_timeout = network
+    ae.connection_timeout = acse
+    ae.maximum_pdu_size = config.client.max_pdu
+    return ae
+
+
+def _set_nodelay(event: evt.Event) -> None:
+    """Nagle's algorithm stalls every small DIMSE response by ~40 ms (FACTS)."""
+    sock = event.assoc.dul.socket.socket if event.assoc.dul.socket else None
+    if sock is not None:
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+
+def _describe_failure(assoc: Association, node: Node) -> NetworkError:
+    where = f"{node.name} ({node.address})"
+    if assoc.is_rejected:
+        reason = ""
+        primitive = assoc.acceptor.primitive if assoc.acceptor else None
+        if primitive is not None and primitive.result_str is not None:
+            reason = f": {primitive.reason_str}" if primitive.reason_str else ""
+        return NetworkError(f"{where} rejected the association{reason}",
+                            hint="check that the node knows our AE title "
+                                 "and that its AE title is spelt right")
+    if assoc.is_aborted:
+        return NetworkError(f"{where} aborted the association",
+                            hint="the peer refused our request; check its logs")
+    detail = _CONNECT_ERRORS.pop(assoc.dul.ident)
+    if "CERTIFICATE_VERIFY_FAILED" in detail or "certificate verify failed" in detail:
+        return NetworkError(f"TLS: the certificate of {where} is not trusted ({detail})",
+                            hint="check the CA configured for TLS, or the node's certificate")
+    if "SSL" in detail or "TLS" in detail:
+        return NetworkError(f"TLS handshake with {where} failed ({detail})",
+                            hint="check that the node expects TLS and our certificates")
+    if "refused" in detail.lower():
+        return NetworkError(f"{where} refused the connection",
+                            hint="is the peer running and listening on that port?")
+    if "timed out" in detail.lower():
+        return NetworkError(f"{where} did not answer (timed out)",
+                            hint="check the host, port and firewall, or raise the node's timeout")
+    if detail:
+        return NetworkError(f"cannot connect to {where}: {detail}")
+    return NetworkError(f"no association with {where}: no answer within the timeout",
+                        hint="check the host, port and firewall, or raise the node's timeout")
+
+
+def open_association(node: Node, config: Config, contexts: Sequence[PresentationContext],
+                     *, ext_neg: list | None = None,
+                     evt_handlers: list | None = None) -> Association:
+    """Associate with `node` proposing `contexts`; raise NetworkError when not established."""
+    ae = make_ae(node, config)
+    ae.requested_contexts = list(contexts)
+    tls_args = None
+    if node.tls:
+        from gearview.net.tls import client_context
+
+        tls_args = (client_context(config), node.host)
+    handlers = [(evt.EVT_CONN_OPEN, _set_nodelay), *(evt_handlers or [])]
+    assoc = ae.associate(node.host, node.port, ae_title=node.ae_title,
+                         max_pdu=config.client.max_pdu, ext_neg=ext_neg,
+                         tls_args=tls_args, evt_handlers=handlers)
+    assoc.dul._run_loop_delay = RUN_LOOP_DELAY
+    if not assoc.is_established:
+        error = _describe_failure(assoc, node)
+        log.info("association with %s failed: %s", node.address, error.message)
+        raise error
+    return assoc
+
+
+@contextlib.contextmanager
+def association(node: Node, config: Config, contexts: Sequence[PresentationContext],
+                **kwargs: object) -> Iterator[Association]:
+    """`open_association` released on exit (aborted if the block raised)."""
+    assoc = open_association(node, config, contexts, **kwargs)  # type: ignore[arg-type]
+    try:
+        yield assoc
+    except BaseException:
+        assoc.abort()
+        raise
+    else:
+        if assoc.is_established:
+            assoc.release()
+
+
+def lost(assoc: Association, node: Node, what: str) -> NetworkError:
+    """The error for a peer that vanished or aborted during `what`.
+
+    The empty response reaches us a moment before the reactor marks the
+    association aborted, so wait briefly to tell the two apart.
+    """
+    deadline = time.monotonic() + 1.0
+    while not assoc.is_aborted and assoc.is_established and time.monotonic() < deadline:
+        time.sleep(0.01)
+    if assoc.is_aborted:
+        return NetworkError(f"{node.name} aborted the association during {what}",
+                            hint="the peer refused the request (does it know our AE title?) "
+                                 "or stopped; check its logs")
+    return NetworkError(f"{node.name} stopped answering during {what}",
+                        hint="the peer went away or timed out; retry later")

@@ -1,0 +1,191 @@
+"""The STUDY-level query of SPEC §2.5: keys, validation, and merging answers.
+
+A `StudyQuery` is what the Query panel and `gearview find` fill in; it builds
+the C-FIND identifier (every returned key present, empty when not matched on).
+Answers from several nodes are merged by Study Instance UID into one row
+with the node names in `sources`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydicom.dataset import Dataset
+
+from gearview.errors import InvalidValueError
+from gearview.store.records import StudyRecord
+
+_DATE = re.compile(r"^\d{8}$")
+_MODALITY = re.compile(r"^[A-Z0-9_]{1,16}$")
+
+#: Keys returned at STUDY level (SPEC §2.5 plus the "also returned" list).
+RETURN_KEYS = (
+    "StudyDate", "StudyTime", "AccessionNumber", "ModalitiesInStudy", "PatientName", "PatientID",
+    "IssuerOfPatientID", "PatientBirthDate", "PatientSex", "StudyInstanceUID", "StudyDescription",
+    "StudyID", "ReferringPhysicianName", "NumberOfStudyRelatedSeries",
+    "NumberOfStudyRelatedInstances",
+)
+
+
+def _check_date(text: str, what: str) -> str:
+    if not _DATE.match(text):
+        raise InvalidValueError(f"{what}: not a date: {text!r}", hint="use YYYYMMDD")
+    try:
+        dt.datetime.strptime(text, "%Y%m%d")
+    except ValueError:
+        raise InvalidValueError(f"{what}: not a calendar date: {text!r}", hint="use YYYYMMDD") from None
+    return text
+
+
+def check_date_range(text: str) -> str:
+    """`YYYYMMDD`, `YYYYMMDD-YYYYMMDD`, `-YYYYMMDD` or `YYYYMMDD-` (PS3.4 C.2.2.2.5)."""
+    text = text.strip()
+    if not text:
+        return ""
+    if "-" not in text:
+        return _check_date(text, "study date")
+    start, _, end = text.partition("-")
+    if not start and not end:
+        raise InvalidValueError("study date: an empty range", hint="use YYYYMMDD-YYYYMMDD")
+    if start:
+        _check_date(start, "study date")
+    if end:
+        _check_date(end, "study date")
+    if start and end and start > end:
+        raise InvalidValueError(f"study date: the range {text} ends before it starts")
+    return text
+
+
+def date_preset(name: str, today: dt.date | None = None) -> str:
+    """The Study Date value of a Query panel preset (today, yesterday, last7)."""
+    today = today or dt.date.today()
+    if name == "today":
+        return today.strftime("%Y%m%d")
+    if name == "yesterday":
+        return (today - dt.timedelta(days=1)).strftime("%Y%m%d")
+    if name == "last7":
+        return f"{(today - dt.timedelta(days=6)).strftime('%Y%m%d')}-{today.strftime('%Y%m%d')}"
+    raise InvalidValueError(f"unknown date preset {name!r}")
+
+
+@dataclass
+class StudyQuery:
+    """What the user asks for; empty fields match everything."""
+
+    patient_name: str = ""
+    patient_id: str = ""
+    accession: str = ""
+    study_date: str = ""
+    modality: str = ""
+    birth_date: str = ""
+    study_uid: str = ""
+
+    def validate(self) -> StudyQuery:
+        self.study_date = check_date_range(self.study_date)
+        if self.birth_date:
+            self.birth_date = _check_date(self.birth_date.strip(), "birth date")
+        self.modality = self.modality.strip().upper()
+        if self.modality and not _MODALITY.match(self.modality):
+            raise InvalidValueError(f"not a modality: {self.modality!r}", hint="e.g. CT, MR, US")
+        for name in ("patient_name", "patient_id", "accession", "study_uid"):
+            value = getattr(self, name).strip()
+            if "\\" in value or any(ord(c) < 32 for c in value):
+                raise InvalidValueError(f"{name.replace('_', ' ')}: backslashes and control "
+                                        "characters are not allowed")
+            setattr(self, name, value)
+        if len(self.patient_id) > 64 or len(self.accession) > 16:
+            raise InvalidValueError("patient ID (64) or accession (16 characters) is too long")
+        return self
+
+    def to_dataset(self) -> Dataset:
+        """The C-FIND identifier; matching keys filled, return keys empty."""
+        self.validate()
+        ds = Dataset()
+        ds.QueryRetrieveLevel = "STUDY"
+        for keyword in RETURN_KEYS:
+            setattr(ds, keyword, "")
+        ds.PatientName = self.patient_name
+        ds.PatientID = self.patient_id
+        ds.AccessionNumber = self.accession
+        ds.StudyDate = self.study_date
+        ds.ModalitiesInStudy = self.modality
+        ds.PatientBirthDate = self.birth_date
+        ds.StudyInstanceUID = self.study_uid
+        if any(not c.isascii() for c in self.patient_name):
+            ds.SpecificCharacterSet = "ISO_IR 192"
+        return ds
+
+    @property
+    def empty(self) -> bool:
+        return not any(getattr(self, f) for f in self.__dataclass_fields__)
+
+
+def _text(ds: Dataset, keyword: str) -> str:
+    value = ds.get(keyword, "")
+    return "" if value is None else str(value)
+
+
+def _count(ds: Dataset, keyword: str) -> int:
+    try:
+        return int(ds.get(keyword) or 0)
+    except (TypeError, ValueError):
+        return 0
+
+
+@dataclass
+class FoundStudy(StudyRecord):
+    """A study returned by one or more nodes (`sources` are node names)."""
+
+    sources: list[str] = field(default_factory=list)
+
+    JSON_KEYS = (*StudyRecord.JSON_KEYS, "sources")
+
+    def to_json(self) -> dict[str, Any]:
+        return {key: getattr(self, key) for key in self.JSON_KEYS}
+
+
+def found_study(ds: Dataset, source: str) -> FoundStudy:
+    """One C-FIND match as a record (lenient: bad counts become 0)."""
+    modalities = ds.get("ModalitiesInStudy", "")
+    if isinstance(modalities, str):
+        modalities = [m for m in modalities.split("\\") if m]
+    else:
+        modalities = [str(m) for m in modalities if m]
+    return FoundStudy(
+        study_uid=_text(ds, "StudyInstanceUID"), patient_name=_text(ds, "PatientName"),
+        patient_id=_text(ds, "PatientID"), issuer_of_patient_id=_text(ds, "IssuerOfPatientID"),
+        birth_date=_text(ds, "PatientBirthDate"), sex=_text(ds, "PatientSex"),
+        study_date=_text(ds, "StudyDate"), study_time=_text(ds, "StudyTime"),
+        accession=_text(ds, "AccessionNumber"), study_id=_text(ds, "StudyID"),
+        description=_text(ds, "StudyDescription"),
+        referring_physician=_text(ds, "ReferringPhysicianName"), modalities=modalities,
+        series=_count(ds, "NumberOfStudyRelatedSeries"),
+        instances=_count(ds, "NumberOfStudyRelatedInstances"), sources=[source],
+    )
+
+
+def merge_studies(per_node: Iterable[Iterable[StudyRecord]]) -> list[FoundStudy]:
+    """One row per Study Instance UID; the first answer's values win, gaps are filled."""
+    merged: dict[str, FoundStudy] = {}
+    for studies in per_node:
+        for study in studies:
+            sources = getattr(study, "sources", [])
+            row = merged.get(study.study_uid)
+            if row is None:
+                row = FoundStudy(**{k: getattr(study, k) for k in StudyRecord.JSON_KEYS})
+                row.modalities = list(row.modalities)
+                merged[study.study_uid] = row
+            else:
+                for key in StudyRecord.JSON_KEYS:
+                    if not getattr(row, key) and getattr(study, key):
+                        setattr(row, key, getattr(study, key))
+                row.series = max(row.series, study.series)
+                row.instances = max(row.instances, study.instances)
+                row.modalities = sorted(set(row.modalities) | set(study.modalities))
+            row.sources.extend(s for s in sources if s not in row.sources)
+    return sorted(merged.values(), key=lambda s: (s.study_date, s.study_time, s.study_uid),
+                  reverse=True)
