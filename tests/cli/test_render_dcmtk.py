@@ -1,4 +1,4 @@
-"""`gearview render` against DCMTK dcmj2pnm (same window) on real files: mean |diff| ≤ 2 grey levels.
+"""`gearview render` vs DCMTK dcmj2pnm (same window) on real files: mean |diff| ≤ 2 grey levels.
 
 J2K: DCMTK 3.6.7 cannot decode it, so the reference is dcmj2pnm of an
 uncompressed twin written by pydicom. JPEG-LS: DCMTK's JPEG-LS twin, dcml2pnm.

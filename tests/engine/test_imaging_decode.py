@@ -1,4 +1,4 @@
-"""Decoding, failure modes (RELIABILITY 30), frame cache and end-to-end render of synthetic data.
+"""Decoding, failure modes (RELIABILITY 30), frame cache, end-to-end render of synthetic data."""
 
 from __future__ import annotations
 
