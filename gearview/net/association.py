@@ -93,9 +93,6 @@ def _describe_failure(assoc: Association, node: Node) -> NetworkError:
         return NetworkError(f"{where} rejected the association{reason}",
                             hint="check that the node knows our AE title "
                                  "and that its AE title is spelt right")
-    if assoc.is_aborted:
-        return NetworkError(f"{where} aborted the association",
-                            hint="the peer refused our request; check its logs")
     detail = _CONNECT_ERRORS.pop(assoc.dul.ident)
     if "CERTIFICATE_VERIFY_FAILED" in detail or "certificate verify failed" in detail:
         return NetworkError(f"TLS: the certificate of {where} is not trusted ({detail})",
@@ -111,6 +108,9 @@ def _describe_failure(assoc: Association, node: Node) -> NetworkError:
                             hint="check the host, port and firewall, or raise the node's timeout")
     if detail:
         return NetworkError(f"cannot connect to {where}: {detail}")
+    if assoc.is_aborted:
+        return NetworkError(f"{where} aborted the association",
+                            hint="the peer refused our request; check its logs")
     return NetworkError(f"no association with {where}: no answer within the timeout",
                         hint="check the host, port and firewall, or raise the node's timeout")
 

@@ -30,7 +30,7 @@ def resolve_node(config: Config, text: str) -> Node:
     if node is not None:
         return node
     if "@" in text:
-        return parse_address(text, name=text)
+        return parse_address(text)
     known = ", ".join(n.name for n in config.nodes) or "none configured"
     raise NotFoundError(f"unknown node {text!r} (known: {known})",
                         hint="add it with `gearview node add NAME AET@HOST:PORT`")

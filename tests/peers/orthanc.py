@@ -40,7 +40,9 @@ class OrthancPeer:
         self.http_port = free_port()
         while self.http_port == self.dicom_port:
             self.http_port = free_port()
-        self.modalities = dict(modalities or {})
+        #: By default our own station (default AE title and port) is a known modality.
+        self.modalities = dict(modalities if modalities is not None
+                               else {"GEARVIEW": ("GEARVIEW", "127.0.0.1", 11112)})
         self.extra = dict(extra or {})
         self.process: subprocess.Popen[bytes] | None = None
 
@@ -158,3 +160,15 @@ class OrthancPeer:
 
     def add_modality(self, name: str, aet: str, host: str, port: int) -> None:
         self.rest(f"/modalities/{name}", {"AET": aet, "Host": host, "Port": port}, method="PUT")
+
+
+def orthanc_with(tmp_path: Path, studies: Iterable[Iterable[Path]] = (), **kwargs: Any) -> OrthancPeer:
+    """Start an Orthanc and load the given file groups with storescu (caller stops it)."""
+    peer = OrthancPeer(tmp_path, **kwargs).start()
+    try:
+        for files in studies:
+            peer.load(files)
+    except Exception:
+        peer.stop()
+        raise
+    return peer

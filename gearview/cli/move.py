@@ -1,0 +1,82 @@
+"""`gearview move NODE STUDY_UID...`: retrieve studies into the local cache.
+
+C-MOVE needs our server listening: if none is running (no GUI, no
+`gearview serve`) the command starts one for the duration. Nodes marked
+`get` are retrieved with C-GET instead, which needs no server.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import logging
+import sys
+from collections.abc import Iterator
+
+from gearview.cli.common import ProgressBar, context
+from gearview.errors import NetworkError
+from gearview.jobqueue import DONE, RETRIEVE
+from gearview.net.nodes import resolve_node
+from gearview.net.tasks import open_queue, retrieve_params
+from gearview.store import Cache
+
+COMMAND = "move"
+log = logging.getLogger(__name__)
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    parser = sub.add_parser(COMMAND, help="retrieve studies from a node into the local cache (C-MOVE)")
+    parser.add_argument("node", help="a configured node name or AET@HOST:PORT")
+    parser.add_argument("study_uids", nargs="+", metavar="STUDY_UID")
+    parser.set_defaults(run=run)
+
+
+@contextlib.contextmanager
+def station_server(home, config, cache, needed: bool) -> Iterator[None]:
+    """Our SCP for the duration of the move, unless one is already listening."""
+    if not needed:
+        yield
+        return
+    from gearview.net.server import Server
+
+    server = Server(home, config, cache)
+    try:
+        server.start()
+    except NetworkError as exc:
+        log.info("not starting a server (%s); assuming this station's server is running",
+                 exc.one_line())
+        yield
+        return
+    try:
+        yield
+    finally:
+        server.stop()
+
+
+def run(args: argparse.Namespace) -> int:
+    home, config = context()
+    node = resolve_node(config, args.node)
+    cache = Cache(home, config)
+    failed = 0
+    try:
+        queue = open_queue(home, config, cache)
+        with station_server(home, config, cache, needed="get" not in node.roles):
+            for study_uid in args.study_uids:
+                job = queue.submit(RETRIEVE, f"Retrieve {study_uid} from {node.name}",
+                                   retrieve_params(args.node, study_uid))
+                bar = ProgressBar(f"move {study_uid[-12:]}")
+                try:
+                    record = queue.run(job.id, bar)
+                finally:
+                    bar.close()
+                if record.state != DONE:
+                    failed += 1
+                    print(f"gearview: error: {record.error or record.message} (job {record.id})",
+                          file=sys.stderr)
+                    if record.state == "cancelled":
+                        return 130
+                else:
+                    print(f"{study_uid}: {record.message}")
+    finally:
+        cache.close()
+    return 1 if failed else 0

@@ -1,0 +1,65 @@
+"""`gearview send NODE STUDY_UID|SERIES_UID|PATH...`: C-STORE to a node.
+
+The send runs as a persistent job; when it fails or is interrupted,
+`gearview send --retry JOB` sends only the instances still missing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from gearview.cli.common import ProgressBar, context
+from gearview.errors import InvalidValueError
+from gearview.jobqueue import CANCELLED, DONE, SEND
+from gearview.net.nodes import resolve_node
+from gearview.net.tasks import open_queue, send_params
+from gearview.store import Cache
+
+COMMAND = "send"
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    parser = sub.add_parser(COMMAND, help="send studies, series or files to a node (C-STORE)")
+    parser.add_argument("node", nargs="?", help="a configured node name or AET@HOST:PORT")
+    parser.add_argument("targets", nargs="*", metavar="STUDY_UID|PATH",
+                        help="study/series UIDs in the cache, or DICOM files/folders")
+    parser.add_argument("--retry", metavar="JOB", help="resend what is missing from an earlier send job")
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    home, config = context()
+    cache = Cache(home, config)
+    try:
+        queue = open_queue(home, config, cache)
+        if args.retry:
+            job = queue.retry(args.retry)
+        else:
+            if not args.node or not args.targets:
+                raise InvalidValueError("give a node and what to send",
+                                        hint="gearview send NODE STUDY_UID|PATH...")
+            node = resolve_node(config, args.node)
+            targets = [str(t) for t in args.targets]
+            job = queue.submit(SEND, f"Send to {node.name}", send_params(args.node, targets))
+        bar = ProgressBar(f"send {job.id}")
+        try:
+            record = queue.run(job.id, bar)
+        finally:
+            bar.close()
+        for uid, text in record.warnings.items():
+            print(f"warning: {uid}: {text}", file=sys.stderr)
+        for uid, text in record.failures.items():
+            print(f"failed: {uid}: {text}", file=sys.stderr)
+        if record.state == CANCELLED:
+            print(f"gearview: cancelled (retry with `gearview send --retry {record.id}`)",
+                  file=sys.stderr)
+            return 130
+        if record.state != DONE:
+            print(f"gearview: error: {record.error} (retry with `gearview send --retry {record.id}`)",
+                  file=sys.stderr)
+            return 1
+        print(f"{record.message} (job {record.id})")
+        return 0
+    finally:
+        cache.close()
