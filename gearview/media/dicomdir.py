@@ -1,0 +1,236 @@
+"""DICOMDIR reading (File-set Reader) and writing (File-set Creator), PS3.10/PS3.3 F.
+
+Reading never follows the record offsets (pydicom's FileSet spins forever on a
+cycle): it takes the records in file order, checks the offset graph for
+cycles and dangling offsets within a step budget, and validates every
+Referenced File ID before it is matched against the files really present on
+the medium. The importer scans every file anyway, so a broken DICOMDIR only
+costs its own report lines.
+
+Writing builds the records from values we already have (the index), encodes
+each record once to learn its length, computes the offsets and writes the
+file in one pass — no instance is re-read.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from io import BytesIO
+from pathlib import Path
+
+import pydicom
+from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.filebase import DicomBytesIO
+from pydicom.filewriter import write_dataset, write_file_meta_info
+from pydicom.uid import ExplicitVRLittleEndian, MediaStorageDirectoryStorage, generate_uid
+
+from gearview import IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION_NAME
+
+#: PS3.10 8.2: at most 8 components of 1-8 characters from A-Z, 0-9 and '_'.
+CONFORMANT_COMPONENT = re.compile(r"^[A-Z0-9_]{1,8}$")
+MAX_COMPONENTS = 8
+#: Offset graph walk budget (records visited) before we call it a cycle.
+MAX_RECORDS = 2_000_000
+
+
+@dataclass
+class DicomdirReading:
+    """What a DICOMDIR says: referenced file names (as on the medium) and problems."""
+
+    references: list[str] = field(default_factory=list)
+    problems: list[tuple[str, str]] = field(default_factory=list)
+    records: int = 0
+
+
+def file_id_problem(components: list[str]) -> str | None:
+    """Why a Referenced File ID must not be followed, or None when it stays inside."""
+    if not components:
+        return "empty Referenced File ID"
+    for comp in components:
+        if comp in ("", ".", ".."):
+            return f"component {comp!r} climbs out of the medium"
+        if "/" in comp or "\\" in comp or ":" in comp or "\x00" in comp:
+            return f"component {comp!r} is a path, not a name (absolute or traversal)"
+    return None
+
+
+def file_id_is_conformant(components: list[str]) -> bool:
+    return 0 < len(components) <= MAX_COMPONENTS and all(
+        CONFORMANT_COMPONENT.match(c) for c in components)
+
+
+def _components(record: Dataset) -> list[str] | None:
+    elem = record.get("ReferencedFileID")
+    if elem is None:
+        return None
+    value = elem
+    if isinstance(value, str):
+        raw = value.split("\\")
+    else:
+        raw = [str(v) for v in value]
+    # A single value holding a slash path is a File ID written by a broken creator.
+    return [c.strip() for c in raw if c is not None] if len(raw) > 1 or "/" not in raw[0] \
+        else raw[0].split("/")
+
+
+def _check_offsets(ds: Dataset, records: list[Dataset], reading: DicomdirReading) -> None:
+    """Detect cyclic or dangling record offsets without ever looping on them."""
+    by_offset = {getattr(r, "seq_item_tell", None): r for r in records}
+    by_offset.pop(None, None)
+    if not by_offset:
+        return
+    start = ds.get("OffsetOfTheFirstDirectoryRecordOfTheRootDirectoryEntity", 0)
+    stack = [start] if start else []
+    visited: set[int] = set()
+    steps = 0
+    while stack:
+        offset = stack.pop()
+        steps += 1
+        if offset in visited:
+            reading.problems.append(("DICOMDIR", "directory record offsets form a cycle; "
+                                     "records were read in file order and the files scanned"))
+            return
+        if steps > MAX_RECORDS:
+            reading.problems.append(("DICOMDIR", "too many directory records to follow"))
+            return
+        record = by_offset.get(offset)
+        if record is None:
+            reading.problems.append(("DICOMDIR", f"a record offset ({offset}) points to no record "
+                                     "(past the end or corrupt); the files were scanned instead"))
+            return
+        visited.add(offset)
+        for key in ("OffsetOfTheNextDirectoryRecord", "OffsetOfReferencedLowerLevelDirectoryEntity"):
+            nxt = record.get(key, 0)
+            if nxt:
+                stack.append(nxt)
+
+
+def read_dicomdir(path: Path, display_dir: str = "") -> DicomdirReading:
+    """Parse a DICOMDIR file; references are posix names relative to the medium root."""
+    reading = DicomdirReading()
+    name = f"{display_dir}/DICOMDIR" if display_dir else "DICOMDIR"
+    try:
+        ds = pydicom.dcmread(path)
+        records = list(ds.get("DirectoryRecordSequence", []))
+    except Exception as exc:  # any parse failure: the files are scanned anyway
+        reading.problems.append((name, f"unreadable DICOMDIR ({type(exc).__name__}); "
+                                 "the files were scanned instead"))
+        return reading
+    if str(ds.file_meta.get("MediaStorageSOPClassUID", "")) != MediaStorageDirectoryStorage:
+        reading.problems.append((name, "not a Media Storage Directory; the files were scanned instead"))
+        return reading
+    reading.records = len(records)
+    _check_offsets(ds, records, reading)
+    for record in records:
+        try:
+            if record.get("RecordInUseFlag", 0xFFFF) == 0:
+                continue
+            comps = _components(record)
+        except Exception as exc:  # a record pydicom cannot decode
+            reading.problems.append((name, f"unreadable directory record ({type(exc).__name__})"))
+            continue
+        if comps is None:
+            continue
+        problem = file_id_problem(comps)
+        shown = "\\".join(comps)
+        if problem:
+            reading.problems.append((f"{name} -> {shown!r}", f"refused: {problem}"))
+            continue
+        reading.references.append("/".join([display_dir, *comps]) if display_dir else "/".join(comps))
+    return reading
+
+
+# ---- writing --------------------------------------------------------------
+
+
+@dataclass
+class DirNode:
+    """A directory record and its lower-level records (patient > study > series > instance)."""
+
+    record: Dataset
+    children: list[DirNode] = field(default_factory=list)
+
+
+def new_record(record_type: str, **values: object) -> Dataset:
+    """A directory record with the offset elements first (PS3.3 F.3.2.2)."""
+    rec = Dataset()
+    rec.OffsetOfTheNextDirectoryRecord = 0
+    rec.RecordInUseFlag = 0xFFFF
+    rec.OffsetOfReferencedLowerLevelDirectoryEntity = 0
+    rec.DirectoryRecordType = record_type
+    for keyword, value in values.items():
+        setattr(rec, keyword, value)
+    return rec
+
+
+def _flatten(nodes: Iterable[DirNode]) -> list[DirNode]:
+    """Records in the order they are written: each node followed by its subtree."""
+    out: list[DirNode] = []
+    stack = list(reversed(list(nodes)))
+    while stack:
+        node = stack.pop()
+        out.append(node)
+        stack.extend(reversed(node.children))
+    return out
+
+
+def _encoded_length(record: Dataset) -> int:
+    fp = DicomBytesIO()
+    fp.is_little_endian = True
+    fp.is_implicit_VR = False
+    write_dataset(fp, record)
+    return len(fp.getvalue())
+
+
+def _link(siblings: list[DirNode], offsets: dict[int, int]) -> None:
+    for i, node in enumerate(siblings):
+        node.record.OffsetOfTheNextDirectoryRecord = offsets[id(siblings[i + 1])] \
+            if i + 1 < len(siblings) else 0
+        node.record.OffsetOfReferencedLowerLevelDirectoryEntity = offsets[id(node.children[0])] \
+            if node.children else 0
+        _link(node.children, offsets)
+
+
+def encode_dicomdir(patients: list[DirNode], fileset_id: str = "") -> bytes:
+    """The DICOMDIR file bytes (preamble, meta, offsets resolved) for a record tree."""
+    ds = Dataset()
+    ds.file_meta = FileMetaDataset()
+    ds.file_meta.MediaStorageSOPClassUID = MediaStorageDirectoryStorage
+    ds.file_meta.MediaStorageSOPInstanceUID = generate_uid()
+    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds.file_meta.ImplementationClassUID = IMPLEMENTATION_CLASS_UID
+    ds.file_meta.ImplementationVersionName = IMPLEMENTATION_VERSION_NAME
+    ds.FileSetID = fileset_id
+    ds.OffsetOfTheFirstDirectoryRecordOfTheRootDirectoryEntity = 0
+    ds.OffsetOfTheLastDirectoryRecordOfTheRootDirectoryEntity = 0
+    ds.FileSetConsistencyFlag = 0
+    ds.DirectoryRecordSequence = []
+
+    head = BytesIO()
+    head.write(b"\x00" * 128 + b"DICM")
+    write_file_meta_info(head, ds.file_meta, enforce_standard=True)
+    meta_len = head.tell()
+    body = DicomBytesIO()
+    body.is_little_endian, body.is_implicit_VR = True, False
+    write_dataset(body, ds[:0x00041220])
+    # explicit VR SQ header is 12 bytes; each item header is 8
+    offset = meta_len + len(body.getvalue()) + 12
+    ordered = _flatten(patients)
+    offsets: dict[int, int] = {}
+    for node in ordered:
+        offsets[id(node)] = offset
+        offset += 8 + _encoded_length(node.record)
+    _link(patients, offsets)
+    if patients:
+        ds.OffsetOfTheFirstDirectoryRecordOfTheRootDirectoryEntity = offsets[id(patients[0])]
+        ds.OffsetOfTheLastDirectoryRecordOfTheRootDirectoryEntity = offsets[id(patients[-1])]
+    ds.DirectoryRecordSequence = [node.record for node in ordered]
+    out = DicomBytesIO()
+    out.is_little_endian, out.is_implicit_VR = True, False
+    write_dataset(out, ds)
+    data = head.getvalue() + out.getvalue()
+    if len(data) != offset:
+        raise AssertionError(f"DICOMDIR offsets inconsistent ({len(data)} != {offset})")
+    return data
