@@ -152,6 +152,15 @@ class ViewerConfig:
 
 
 @dataclass
+class MediaConfig:
+    """Patient media: the portable viewer copied onto burned discs, the default medium."""
+
+    portable_viewer: str = ""
+    default_medium: str = "CD"
+    burn_device: str = ""
+
+
+@dataclass
 class Node:
     """A remote DICOM application entity we query, retrieve from or send to."""
 
@@ -188,6 +197,7 @@ class Config:
     client: ClientConfig = field(default_factory=ClientConfig)
     storage: StorageConfig = field(default_factory=StorageConfig)
     viewer: ViewerConfig = field(default_factory=ViewerConfig)
+    media: MediaConfig = field(default_factory=MediaConfig)
     nodes: list[Node] = field(default_factory=list)
 
     def validate(self) -> Config:
