@@ -1,0 +1,71 @@
+"""`gearview burn STUDY_UID... (--iso FILE | --device DEV) [--no-viewer]`: write an IHE PDI disc.
+
+--device takes a drive (`/dev/sr0`, a macOS device id, a Windows drive letter)
+or `stdio:FILE` for an emulated drive; the disc is read back and every file's
+checksum verified before success is reported.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import tempfile
+from pathlib import Path
+
+from gearview.cli.common import ProgressBar, context
+from gearview.errors import InvalidValueError
+from gearview.media.burn import burn_image
+from gearview.media.export import MEDIA_CAPACITY, BurnOptions, export_iso
+from gearview.media.fileset import DEFAULT_PROFILE, PROFILES
+from gearview.store import Cache
+
+COMMAND = "burn"
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    parser = sub.add_parser(COMMAND, help="burn studies to a disc or an ISO image (IHE PDI)")
+    parser.add_argument("study_uids", nargs="+", metavar="STUDY_UID")
+    target = parser.add_mutually_exclusive_group(required=True)
+    target.add_argument("--iso", type=Path, metavar="FILE", help="write an ISO 9660 + Joliet image")
+    target.add_argument("--device", metavar="DEV", help="burn to this drive (stdio:FILE emulates one)")
+    parser.add_argument("--no-viewer", action="store_true", help="leave the portable viewer off the disc")
+    parser.add_argument("--medium", choices=list(MEDIA_CAPACITY), help="capacity to check (default: config)")
+    parser.add_argument("--profile", choices=list(PROFILES), default=DEFAULT_PROFILE,
+                        help="STD-GEN-CD decompresses; the DVD profiles keep JPEG / JPEG 2000")
+    parser.add_argument("--label", default="GEARVIEW", help="volume label")
+    parser.add_argument("--split", action="store_true",
+                        help="split across several discs/images when the selection does not fit")
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    home, config = context()
+    viewer = None if args.no_viewer or not config.media.portable_viewer \
+        else Path(config.media.portable_viewer).expanduser()
+    options = BurnOptions(medium=args.medium or config.media.default_medium, profile=args.profile,
+                          label=args.label, viewer_dir=viewer, split=args.split)
+    if args.device and args.split:
+        raise InvalidValueError("--split works with --iso only", hint="write ISO images, then burn each")
+    cache = Cache(home, config)
+    bar = ProgressBar("burn")
+    try:
+        if args.iso:
+            result = export_iso(cache, args.study_uids, args.iso.expanduser(), options, bar)
+            bar.close()
+            for image in result.images:
+                print(image)
+            print(f"{result.instances} instance(s) on {len(result.images)} disc image(s)")
+            return 0
+        workdir = Path(tempfile.mkdtemp(prefix="burn-", dir=cache.spool_dir))
+        try:
+            result = export_iso(cache, args.study_uids, workdir / "disc.iso", options, bar)
+            verified = burn_image(result.images[0], args.device, progress=bar)
+        finally:
+            shutil.rmtree(workdir, ignore_errors=True)
+        bar.close()
+        print(f"burned {result.instances} instance(s) to {args.device}; "
+              f"{verified.summary() if verified else 'not verified'}")
+        return 0
+    finally:
+        bar.close()
+        cache.close()
