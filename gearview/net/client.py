@@ -20,7 +20,7 @@ from pynetdicom import build_context, evt
 
 from gearview.config import Config, Node
 from gearview.conformance import QR_FIND, QR_GET, QR_MOVE, VERIFICATION
-from gearview.errors import Cancelled, InvalidValueError, NetworkError
+from gearview.errors import Cancelled, InvalidValueError, NetworkError, NotFoundError
 from gearview.jobs import CancelToken, Progress, ProgressCallback, no_progress
 from gearview.net.association import association, lost
 from gearview.net.query import StudyQuery, found_study, merge_studies
@@ -165,6 +165,11 @@ def find_on_nodes(nodes: Iterable[Node], config: Config, query: StudyQuery,
 # ---- C-MOVE / C-GET -------------------------------------------------------
 
 
+class RetrieveRefused(NetworkError):
+    """The peer ended a C-MOVE/C-GET with a failure status."""
+
+
+
 @dataclass
 class RetrieveResult:
     """Final counts of a C-MOVE / C-GET (PS3.4 C.4.2.1.5)."""
@@ -238,11 +243,18 @@ def _drive(responses: Iterator[tuple[Dataset, Dataset | None]], service: str, no
     if result.cancelled:
         return result
     if result.status not in (STATUS_SUCCESS, STATUS_SUBOPS_WARNING):
-        raise NetworkError(f"{node.name} could not {service} the study: {result.message}",
+        raise RetrieveRefused(f"{node.name} could not {service} the study: {result.message}",
                            hint=_retrieve_hint(service, result.status))
     done = result.completed + result.failed + result.warning
     progress(Progress(done, done, f"{result.completed} received, {result.failed} failed"))
     return result
+
+
+def _study_exists(node: Node, config: Config, study_uid: str) -> bool:
+    try:
+        return bool(find_studies(node, config, StudyQuery(study_uid=study_uid)))
+    except NetworkError:
+        return True
 
 
 def _retrieve_hint(service: str, status: int) -> str:
@@ -261,10 +273,18 @@ def move(node: Node, config: Config, identifier: Dataset, destination: str | Non
     cancelled move returns with `cancelled` set once the peer confirmed.
     """
     dest = destination or config.server.ae_title
-    with association(node, config, [build_context(QR_MOVE)]) as assoc:
-        context_id = assoc.accepted_contexts[0].context_id
-        responses = assoc.send_c_move(identifier, dest, QR_MOVE)
-        return _drive(responses, "C-MOVE", node, assoc, context_id, progress, token)
+    try:
+        with association(node, config, [build_context(QR_MOVE)]) as assoc:
+            context_id = assoc.accepted_contexts[0].context_id
+            responses = assoc.send_c_move(identifier, dest, QR_MOVE)
+            return _drive(responses, "C-MOVE", node, assoc, context_id, progress, token)
+    except RetrieveRefused:
+        # Peers (Orthanc) answer C000 both for an unknown study and an unknown
+        # destination: tell the user which one it is.
+        if not _study_exists(node, config, str(identifier.StudyInstanceUID)):
+            raise NotFoundError(f"{node.name} has no study {identifier.StudyInstanceUID}",
+                                hint="query the node first") from None
+        raise
 
 
 def get(node: Node, config: Config, identifier: Dataset,
