@@ -1,0 +1,384 @@
+"""The main window: local study list, menus, status bar, and the extension points.
+
+Features (viewer, query, edit, import, burn…) never edit this file beyond one
+line in `_install_features()`: each provides `install(window)` and uses
+`add_tab`, `add_dock`, `add_study_action`, `add_menu_action`,
+`selected_study_uids`, the `study_activated` signal, `run_job`, and the
+shared `cache`, `home`, `config` and `bridge`.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import qtawesome as qta
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QAction, QCloseEvent, QIcon, QKeySequence
+from PySide6.QtWidgets import (
+    QDockWidget,
+    QMainWindow,
+    QMenu,
+    QMessageBox,
+    QTabWidget,
+    QWidget,
+)
+
+from gearview import __version__, events
+from gearview.config import Config, save_config
+from gearview.errors import Cancelled, GearviewError
+from gearview.events import EventBus
+from gearview.home import Home
+from gearview.jobs import CancelToken, Progress
+from gearview.store import Cache
+from gearview.ui.bridge import Bridge
+from gearview.ui.settings_dialog import EchoFn, SettingsDialog
+from gearview.ui.status import JobStatus, ServerStatus
+from gearview.ui.study_list import StudyListWidget
+from gearview.ui.workers import WorkerPool
+
+log = logging.getLogger(__name__)
+
+STATUS_MESSAGE_MS = 10_000
+JobFn = Callable[[Callable[[Progress], None], CancelToken], Any]
+
+
+@dataclass
+class JobHandle:
+    """A job started by `run_job`: its token cancels it, its widget shows it."""
+
+    task_id: int
+    token: CancelToken
+    widget: JobStatus
+
+
+def describe_error(exc: BaseException) -> str:
+    """One line for the status bar or a dialog: message + hint for our errors."""
+    if isinstance(exc, GearviewError):
+        return exc.one_line()
+    return f"{type(exc).__name__}: {exc}"
+
+
+class MainWindow(QMainWindow):
+    """The gearview main window (see the module docstring for the extension points)."""
+
+    study_activated = Signal(str)
+    #: emitted on the GUI thread after settings were saved and the server restarted.
+    config_applied = Signal(object)
+
+    def __init__(
+        self,
+        home: Home,
+        config: Config,
+        cache: Cache,
+        server: Any | None = None,
+        bus: EventBus | None = None,
+        echo_fn: EchoFn | None = None,
+    ) -> None:
+        super().__init__()
+        self.home = home
+        self.config = config
+        self.cache = cache
+        self.server = server
+        self.pool = WorkerPool(self)
+        self.bridge = Bridge(bus or events.bus, self)
+        self._echo_fn = echo_fn
+        self._study_actions: list[QAction] = []
+        self._menus: dict[str, QMenu] = {}
+        self._jobs: dict[int, JobHandle] = {}
+        self._settings: SettingsDialog | None = None
+        self._shut_down = False
+
+        self.setWindowTitle(f"gearview {__version__}")
+        self.resize(1200, 720)
+        self.tabs = QTabWidget(self)
+        self.tabs.setDocumentMode(True)
+        self.setCentralWidget(self.tabs)
+        self.study_list = StudyListWidget(cache, self.bridge, self.pool, self)
+        self.study_list.study_activated.connect(self.study_activated)
+        self.study_list.load_failed.connect(self._on_load_failed)
+        self.study_list.view.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
+        self.study_list.view.customContextMenuRequested.connect(self._study_context_menu)
+        self.add_tab(self.study_list, "Local studies", qta.icon("mdi6.database"))
+
+        self.server_status = ServerStatus(self.bridge, self)
+        self.statusBar().addPermanentWidget(self.server_status)
+        self._build_menus()
+        self._install_features()
+        self.study_list.refresh()
+
+    # ---- menus ------------------------------------------------------------------
+
+    def _menu(self, title: str) -> QMenu:
+        menu = self._menus.get(title)
+        if menu is None:
+            menu = QMenu(title, self)
+            help_menu = self._menus.get("&Help")
+            if help_menu is None:
+                self.menuBar().addMenu(menu)
+            else:
+                self.menuBar().insertMenu(help_menu.menuAction(), menu)
+            self._menus[title] = menu
+        return menu
+
+    def _build_menus(self) -> None:
+        file_menu = self._menu("&File")
+        self.refresh_action = QAction(qta.icon("mdi6.refresh"), "&Refresh study list", self)
+        self.refresh_action.setShortcut(QKeySequence(Qt.Key.Key_F5))
+        self.refresh_action.triggered.connect(self.study_list.refresh)
+        self.settings_action = QAction(qta.icon("mdi6.cog"), "&Settings…", self)
+        self.settings_action.setShortcut(QKeySequence("Ctrl+,"))
+        self.settings_action.setMenuRole(QAction.MenuRole.PreferencesRole)
+        self.settings_action.triggered.connect(self.open_settings)
+        self.quit_action = QAction(qta.icon("mdi6.exit-to-app"), "&Quit", self)
+        self.quit_action.setShortcut(QKeySequence("Ctrl+Q"))
+        self.quit_action.setMenuRole(QAction.MenuRole.QuitRole)
+        self.quit_action.triggered.connect(self.close)
+        file_menu.addAction(self.refresh_action)
+        file_menu.addAction(self.settings_action)
+        file_menu.addSeparator()
+        file_menu.addAction(self.quit_action)
+
+        self._menu("&Study")
+        self.find_action = QAction(qta.icon("mdi6.magnify"), "&Find in study list", self)
+        self.find_action.setShortcut(QKeySequence.StandardKey.Find)
+        self.find_action.triggered.connect(self._focus_filter)
+        self.open_action = QAction(qta.icon("mdi6.image-multiple"), "&Open study", self)
+        self.open_action.triggered.connect(self._open_selected)
+        self._menu("&Study").addAction(self.find_action)
+        self._menu("&Study").addAction(self.open_action)
+        self._menu("&Study").addSeparator()
+        self._menu("&View")
+        help_menu = self._menu("&Help")
+        about = QAction("&About gearview", self)
+        about.setMenuRole(QAction.MenuRole.AboutRole)
+        about.triggered.connect(self._about)
+        help_menu.addAction(about)
+
+    def _focus_filter(self) -> None:
+        self.tabs.setCurrentWidget(self.study_list)
+        self.study_list.focus_filter()
+
+    def _open_selected(self) -> None:
+        for uid in self.selected_study_uids()[:1]:
+            self.study_activated.emit(uid)
+
+    def _about(self) -> None:
+        QMessageBox.about(
+            self,
+            "About gearview",
+            f"<b>gearview {__version__}</b><br>DICOM QC workstation.<br>"
+            "MIT licence; binary installers are distributed under GPLv3 because "
+            "they bundle pylibjpeg-libjpeg.",
+        )
+
+    def _study_context_menu(self, pos: Any) -> None:
+        if not self._study_actions:
+            return
+        menu = QMenu(self)
+        menu.addActions(self._study_actions)
+        menu.exec(self.study_list.view.viewport().mapToGlobal(pos))
+
+    # ---- extension points -------------------------------------------------------
+
+    def _install_features(self) -> None:
+        """Each feature registers itself here with one import and one `install(self)` call."""
+
+    def add_tab(self, widget: QWidget, title: str, icon: QIcon | None = None) -> int:
+        """Add a main tab (e.g. the viewer or the query page); returns its index."""
+        return self.tabs.addTab(widget, icon or QIcon(), title)
+
+    def add_dock(
+        self,
+        widget: QWidget,
+        title: str,
+        area: Qt.DockWidgetArea = Qt.DockWidgetArea.RightDockWidgetArea,
+    ) -> QDockWidget:
+        """Add a dock (e.g. activity); its toggle appears in the View menu."""
+        dock = QDockWidget(title, self)
+        dock.setObjectName(f"dock-{title}")
+        dock.setWidget(widget)
+        self.addDockWidget(area, dock)
+        self._menu("&View").addAction(dock.toggleViewAction())
+        return dock
+
+    def add_study_action(
+        self,
+        text: str,
+        callback: Callable[[list[str]], None],
+        shortcut: str | QKeySequence | None = None,
+        icon: QIcon | None = None,
+    ) -> QAction:
+        """An action on the selected studies: Study menu + study-list context menu."""
+        action = QAction(icon or QIcon(), text, self)
+        if shortcut:
+            action.setShortcut(QKeySequence(shortcut))
+            action.setShortcutContext(Qt.ShortcutContext.WindowShortcut)
+        action.triggered.connect(lambda: callback(self.selected_study_uids()))
+        self._study_actions.append(action)
+        self._menu("&Study").addAction(action)
+        return action
+
+    def add_menu_action(self, menu_title: str, action: QAction) -> QAction:
+        """Put an action in a top-level menu (created when new, e.g. "&Tools")."""
+        self._menu(menu_title).addAction(action)
+        return action
+
+    def selected_study_uids(self) -> list[str]:
+        return self.study_list.selected_study_uids()
+
+    def run_job(
+        self,
+        fn: JobFn,
+        title: str,
+        on_done: Callable[[Any], None] | None = None,
+        on_error: Callable[[BaseException], None] | None = None,
+    ) -> JobHandle:
+        """Run `fn(progress, token)` on a worker with a progress bar and Cancel in the status bar.
+
+        `on_done(result)` runs on the GUI thread after success. Failures go to
+        `on_error` or, by default, to the status bar; cancelling is silent.
+        """
+        holder: dict[str, JobHandle] = {}
+
+        def finished(result: Any) -> None:
+            self._end_job(holder["job"])
+            self.statusBar().showMessage(f"{title}: done", STATUS_MESSAGE_MS)
+            if on_done is not None:
+                on_done(result)
+
+        def failed(exc: BaseException) -> None:
+            self._end_job(holder["job"])
+            if isinstance(exc, Cancelled):
+                self.statusBar().showMessage(f"{title}: cancelled", STATUS_MESSAGE_MS)
+            elif on_error is not None:
+                on_error(exc)
+            else:
+                log.error("%s failed: %s", title, describe_error(exc))
+                self.statusBar().showMessage(f"{title} failed: {describe_error(exc)}")
+
+        def progressed(progress: Progress) -> None:
+            job = holder.get("job")
+            if job is not None:
+                job.widget.set_progress(progress)
+
+        task_id, token = self.pool.submit_job(
+            fn, on_result=finished, on_error=failed, on_progress=progressed
+        )
+        widget = JobStatus(title, token, self)
+        self.statusBar().addPermanentWidget(widget)
+        job = JobHandle(task_id, token, widget)
+        holder["job"] = job
+        self._jobs[task_id] = job
+        return job
+
+    def _end_job(self, job: JobHandle) -> None:
+        self._jobs.pop(job.task_id, None)
+        self.statusBar().removeWidget(job.widget)
+        job.widget.deleteLater()
+
+    @property
+    def running_jobs(self) -> list[JobHandle]:
+        return list(self._jobs.values())
+
+    # ---- server -------------------------------------------------------------------
+
+    def start_server(self) -> None:
+        """Start the embedded server on a worker; a busy port is reported, not fatal."""
+        if self.server is None:
+            return
+        self.pool.submit(
+            self._start_server_blocking,
+            on_result=self.server_status.set_state,
+            on_error=self._server_failed,
+        )
+
+    def _start_server_blocking(self) -> Any:
+        self.server.start()
+        return self.server.state
+
+    def _server_failed(self, exc: BaseException) -> None:
+        message = describe_error(exc)
+        log.error("the DICOM server could not start: %s", message)
+        state = getattr(self.server, "state", None)
+        if state is not None:
+            self.server_status.set_state(state)
+        self.server_status.set_error(message)
+        self.statusBar().showMessage(f"DICOM server not running: {message}")
+
+    # ---- settings -------------------------------------------------------------------
+
+    def open_settings(self) -> SettingsDialog:
+        if self._settings is not None and self._settings.isVisible():
+            self._settings.raise_()
+            self._settings.activateWindow()
+            return self._settings
+        dialog = SettingsDialog(self.config, self.pool, self._echo_fn, self)
+        dialog.apply_requested.connect(self.apply_config)
+        self._settings = dialog
+        dialog.show()
+        return dialog
+
+    def apply_config(self, config: Config) -> None:
+        """Save the config and restart the server with it, on a worker (no app restart)."""
+        storage_changed = config.storage.folder != self.config.storage.folder
+        self.statusBar().showMessage("Saving settings…")
+        self.pool.submit(
+            self._apply_blocking,
+            config,
+            on_result=lambda state: self._applied(config, state, storage_changed),
+            on_error=self._apply_failed,
+        )
+
+    def _apply_blocking(self, config: Config) -> Any:
+        save_config(self.home, config)
+        if self.server is None:
+            return None
+        self.server.restart(config)
+        return self.server.state
+
+    def _applied(self, config: Config, state: Any, storage_changed: bool) -> None:
+        self.config = config
+        message = "Settings saved"
+        if state is not None:
+            self.server_status.set_state(state)
+            message += f"; DICOM server restarted as {state.ae_title}@{state.port}"
+        if storage_changed:
+            message += "; the new storage folder is used after gearview is restarted"
+        self.statusBar().showMessage(message, STATUS_MESSAGE_MS)
+        self.config_applied.emit(config)
+
+    def _apply_failed(self, exc: BaseException) -> None:
+        message = describe_error(exc)
+        state = getattr(self.server, "state", None)
+        if state is not None:
+            self.server_status.set_state(state)
+        self.server_status.set_error(message)
+        self.statusBar().showMessage(f"Settings not fully applied: {message}")
+
+    def _on_load_failed(self, exc: BaseException) -> None:
+        self.statusBar().showMessage(f"Could not read the local index: {describe_error(exc)}")
+
+    # ---- shutdown -------------------------------------------------------------------
+
+    def shutdown(self) -> None:
+        """Stop the server, cancel jobs, wait for workers, detach from the engine (idempotent)."""
+        if self._shut_down:
+            return
+        self._shut_down = True
+        self.study_list.shutdown()
+        if self._settings is not None:
+            self._settings.close()
+        self.pool.shutdown()
+        if self.server is not None:
+            try:
+                self.server.stop()
+            except Exception:
+                log.exception("stopping the DICOM server failed")
+        self.bridge.close()
+
+    def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802
+        self.shutdown()
+        super().closeEvent(event)

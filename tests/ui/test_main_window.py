@@ -1,0 +1,231 @@
+"""The main window end to end: real server, storescu, status bar, settings, extension points."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+from pathlib import Path
+
+import pytest
+from factory import write_series
+from peers.tools import DCMTK_ENV, free_port, require
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QAction
+from PySide6.QtWidgets import QApplication, QLabel
+
+from gearview.config import load_config
+from gearview.jobs import Progress
+from gearview.net.server import Server
+from gearview.store import Cache
+from gearview.ui import app
+from gearview.ui.main_window import MainWindow
+
+
+def test_storescu_study_appears_live(qtbot, window: MainWindow, tmp_path: Path):
+    storescu = require("storescu")
+    files = write_series(tmp_path / "in", 12, patient_name="Sent^ByStorescu", patient_id="SCU1")
+    state = window.server.state
+    subprocess.run(
+        [
+            storescu,
+            "-aec",
+            state.ae_title,
+            "-aet",
+            "MODALITY",
+            "127.0.0.1",
+            str(state.port),
+            *map(str, files),
+        ],
+        env=DCMTK_ENV,
+        check=True,
+        timeout=60,
+        capture_output=True,
+    )
+    model = window.study_list.model
+    qtbot.waitUntil(
+        lambda: model.rowCount() == 1 and model.record(0).instances == 12, timeout=15_000
+    )
+    assert model.record(0).patient_id == "SCU1"
+    assert window.study_list.full_loads == 1
+    assert "listening" in window.server_status.text
+
+
+def test_status_bar_shows_server_and_associations(qtbot, window: MainWindow):
+    state = window.server.state
+    assert f"{state.ae_title}@{state.port}" in window.server_status.text
+    assert "0 associations" in window.server_status.text
+    window.bridge.association_opened.emit({"associations": 2})
+    assert "2 associations" in window.server_status.text
+    window.bridge.server_error.emit("storage full")
+    assert "error: storage full" in window.server_status.text
+
+
+def test_busy_port_still_opens_and_says_why(qtbot, home, gui_config):
+    with socket.socket() as blocker:
+        blocker.bind(("0.0.0.0", gui_config.server.port))
+        blocker.listen()
+        cache = Cache(home, gui_config)
+        server = Server(home, gui_config, cache)
+        win = MainWindow(home, gui_config, cache, server)
+        qtbot.addWidget(win)
+        win.show()
+        win.start_server()
+        qtbot.waitUntil(lambda: "in use" in win.server_status.text, timeout=10_000)
+        assert "not listening" in win.server_status.text
+        assert str(gui_config.server.port) in win.statusBar().currentMessage()
+        assert win.isVisible()
+        win.close()
+        cache.close()
+
+
+def test_settings_apply_saves_and_restarts_the_server(qtbot, window: MainWindow):
+    dialog = window.open_settings()
+    new_port = free_port()
+    dialog.field("server.port").setText(str(new_port))
+    dialog.field("server.ae_title").setText("QCSTATION")
+    with qtbot.waitSignal(window.config_applied, timeout=15_000):
+        dialog.apply_button.click()
+    assert window.server.state.running and window.server.state.port == new_port
+    assert load_config(window.home).server.port == new_port
+    assert window.config.server.ae_title == "QCSTATION"
+    assert "restarted as QCSTATION@" in window.statusBar().currentMessage()
+    assert f"QCSTATION@{new_port}" in window.server_status.text
+    dialog.close()
+
+
+def test_shortcuts(qtbot, window: MainWindow):
+    assert window.settings_action.shortcut().toString() == "Ctrl+,"
+    assert window.quit_action.shortcut().toString() == "Ctrl+Q"
+    assert window.refresh_action.shortcut().toString() == "F5"
+    window.activateWindow()
+    qtbot.waitUntil(window.isActiveWindow)
+    window.study_list.view.setFocus()
+    assert not window.study_list.filter_edit.hasFocus()
+    qtbot.keyClick(window.study_list.view, Qt.Key.Key_F, Qt.KeyboardModifier.ControlModifier)
+    qtbot.waitUntil(window.study_list.filter_edit.hasFocus)
+    before = window.study_list.full_loads
+    qtbot.keyClick(window.study_list.view, Qt.Key.Key_F5)
+    qtbot.waitUntil(
+        lambda: window.study_list.full_loads == before + 1 and not window.study_list.loading
+    )
+
+
+def test_extension_points(qtbot, window: MainWindow, tmp_path: Path):
+    for path in write_series(tmp_path / "s", 2):
+        window.cache.add_file(path)
+    qtbot.waitUntil(
+        lambda: window.study_list.model.rowCount() == 1 and not window.study_list.loading
+    )
+    uid = window.study_list.model.record(0).study_uid
+    got: list[list[str]] = []
+    action = window.add_study_action("Send to PACS…", got.append, shortcut="Ctrl+Shift+S")
+    window.study_list.select_study(uid)
+    action.trigger()
+    assert got == [[uid]]
+    assert action in window._menu("&Study").actions()
+    index = window.add_tab(QLabel("viewer"), "Viewer")
+    assert window.tabs.tabText(index) == "Viewer"
+    dock = window.add_dock(QLabel("activity"), "Activity")
+    assert dock.toggleViewAction() in window._menu("&View").actions()
+    tools = QAction("Check store", window)
+    window.add_menu_action("&Tools", tools)
+    titles = [a.text() for a in window.menuBar().actions()]
+    assert titles.index("&Tools") < titles.index("&Help")
+    with qtbot.waitSignal(window.study_activated) as blocker:
+        window.open_action.trigger()
+    assert blocker.args == [uid]
+
+
+def test_run_job_shows_progress_and_cancels(qtbot, window: MainWindow):
+    results: list[object] = []
+
+    def job(progress, token):
+        progress(Progress(3, 10, "working"))
+        while not token.wait(0.01):
+            pass
+        token.check()
+
+    handle = window.run_job(job, "Long job", on_done=results.append)
+    assert handle in window.running_jobs
+    qtbot.waitUntil(lambda: handle.widget.bar.value() == 3)
+    assert "working" in handle.widget.label.text()
+    handle.widget.cancel_button.click()
+    qtbot.waitUntil(lambda: not window.running_jobs)
+    assert results == []
+    assert "cancelled" in window.statusBar().currentMessage()
+
+    done = window.run_job(lambda progress, token: 42, "Quick job", on_done=results.append)
+    qtbot.waitUntil(lambda: results == [42])
+    assert done not in window.running_jobs
+
+    def broken(progress, token):
+        raise RuntimeError("boom")
+
+    window.run_job(broken, "Broken job")
+    qtbot.waitUntil(lambda: "Broken job failed" in window.statusBar().currentMessage())
+
+
+def test_corrupt_index_offers_rebuild_and_keeps_the_files(qtbot, home, cache: Cache, tmp_path):
+    for path in write_series(tmp_path / "s", 3):
+        cache.add_file(path)
+    files = sorted(p for p in cache.files_dir.rglob("*") if p.is_file() and ".spool" not in p.parts)
+    config = cache.config
+    cache.close()
+    index = home.index_file
+    for suffix in ("-wal", "-shm"):
+        Path(str(index) + suffix).unlink(missing_ok=True)
+    index.write_bytes(b"this is not an sqlite database" * 100)
+    asked: list[str] = []
+    opened = app.open_cache(
+        home,
+        config,
+        ask=lambda exc: asked.append(exc.message) or True,
+        rebuild=lambda h, d: app.rebuild_with_progress(h, d),
+    )
+    assert opened is not None
+    try:
+        assert len(asked) == 1 and "cannot be opened" in asked[0]
+        assert [s.instances for s in opened.studies()] == [3]
+        assert all(p.exists() for p in files)
+        assert list(home.root.glob("index.sqlite.damaged-*"))
+    finally:
+        opened.close()
+
+
+def test_corrupt_index_quit_opens_nothing(qtbot, home):
+    home.index_file.write_bytes(b"garbage" * 1000)
+    assert app.open_cache(home, load_config(home), ask=lambda exc: False) is None
+
+
+def test_corrupt_index_dialog_offers_rebuild(qtbot):
+    from PySide6.QtCore import QTimer
+    from PySide6.QtWidgets import QMessageBox
+
+    from gearview.errors import IndexCorruptError
+
+    seen: dict[str, object] = {}
+
+    def click_rebuild() -> None:
+        box = next(
+            w
+            for w in QApplication.topLevelWidgets()
+            if isinstance(w, QMessageBox) and w.isVisible()
+        )
+        seen["buttons"] = [b.text() for b in box.buttons()]
+        seen["text"] = box.informativeText()
+        next(b for b in box.buttons() if b.text() == app.REBUILD_TEXT).click()
+
+    QTimer.singleShot(100, click_rebuild)
+    assert app.ask_rebuild(IndexCorruptError("index broken")) is True
+    assert app.REBUILD_TEXT in seen["buttons"]
+    assert "No image file is deleted" in seen["text"]
+
+
+def test_help_does_not_start_the_gui(capsys):
+    assert app.main(["--help"]) == 0
+    assert "embedded DICOM server" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("argv", [["--bogus"]])
+def test_bad_option_exits_nonzero(argv, capsys):
+    assert app.main(argv) == 2

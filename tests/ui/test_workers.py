@@ -1,0 +1,97 @@
+"""Workers run off the GUI thread and call back on it; jobs report progress and cancel."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+from PySide6.QtCore import QThread
+
+from gearview.errors import Cancelled, NotFoundError
+from gearview.jobs import Progress
+from gearview.ui.workers import WorkerPool
+
+
+@pytest.fixture
+def pool(qtbot):
+    p = WorkerPool()
+    yield p
+    p.shutdown()
+
+
+def test_result_is_delivered_on_the_gui_thread(qtbot, pool):
+    gui = threading.get_ident()
+    ran_on: list[int] = []
+    results: list[tuple[int, bool]] = []
+
+    def work(x: int) -> int:
+        ran_on.append(threading.get_ident())
+        return x * 2
+
+    pool.submit(
+        work, 21, on_result=lambda v: results.append((v, QThread.currentThread() is pool.thread()))
+    )
+    qtbot.waitUntil(lambda: bool(results))
+    assert results == [(42, True)]
+    assert ran_on and ran_on[0] != gui
+    assert pool.active == 0
+
+
+def test_errors_reach_on_error(qtbot, pool):
+    errors: list[BaseException] = []
+
+    def fail() -> None:
+        raise NotFoundError("no such study")
+
+    pool.submit(fail, on_error=errors.append)
+    qtbot.waitUntil(lambda: bool(errors))
+    assert isinstance(errors[0], NotFoundError)
+
+
+def test_job_progress_and_cancel(qtbot, pool):
+    started = threading.Event()
+    progress_seen: list[Progress] = []
+    errors: list[BaseException] = []
+
+    def job(progress, token):
+        progress(Progress(1, 10, "first"))
+        started.set()
+        while not token.wait(0.01):
+            pass
+        token.check()
+
+    _, token = pool.submit_job(
+        job,
+        on_progress=progress_seen.append,
+        on_error=errors.append,
+        on_result=lambda _: pytest.fail("a cancelled job has no result"),
+    )
+    assert started.wait(5)
+    qtbot.waitUntil(lambda: bool(progress_seen))
+    token.cancel()
+    qtbot.waitUntil(lambda: bool(errors))
+    assert isinstance(errors[0], Cancelled)
+    assert progress_seen[0].message == "first"
+
+
+def test_progress_is_throttled_but_the_last_step_arrives(qtbot, pool):
+    seen: list[Progress] = []
+    done: list[object] = []
+
+    def job(progress, token):
+        for i in range(1, 5001):
+            progress(Progress(i, 5000))
+        return "ok"
+
+    pool.submit_job(job, on_progress=seen.append, on_result=done.append)
+    qtbot.waitUntil(lambda: bool(done))
+    qtbot.wait(20)
+    assert 1 <= len(seen) < 500
+    assert seen[-1].done == 5000
+
+
+def test_shutdown_refuses_new_work(qtbot):
+    p = WorkerPool()
+    assert p.shutdown()
+    with pytest.raises(RuntimeError):
+        p.submit(lambda: None)
