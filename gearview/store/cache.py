@@ -29,6 +29,7 @@ from gearview.config import Config, load_config
 from gearview.errors import InvalidDicomError, NotFoundError, StoreError
 from gearview.home import Home
 from gearview.store.atomic import fsync_dir, os_error_to_store_error, publish, spool_writer
+from gearview.store import batch as batch_journal
 from gearview.store.index import (
     STUDY_QUERY,
     IndexConnections,
@@ -85,6 +86,7 @@ class Cache:
         self.index = IndexConnections(home.index_file)
         self.index.get()
         self._write_lock = threading.Lock()
+        self.recover_batches()
 
     @classmethod
     def open(cls, home: Home | None = None) -> Cache:
@@ -191,6 +193,37 @@ class Cache:
         if not uids:
             raise NotFoundError(f"no study {study_uid} in the local cache")
         return self.remove_instances(uids)
+
+    def replace_batch(self, replacements: list[batch_journal.Replacement], *, kind: str,
+                      description: str = "", reason: str = "", keep_undo: bool = True) -> Changes:
+        """Swap many spool files in at once, all or nothing, in ONE index transaction.
+
+        Used by edits, structure fixes (paths change with the Study UID) and
+        undo. The old files are kept in a journal until every new file is
+        renamed and indexed; with `keep_undo` the journal stays as the undo
+        record (`Changes.undo_id`). What a crash at each step leaves is
+        described in `gearview/store/batch.py`.
+        """
+        changes = batch_journal.run_batch(self, replacements, kind=kind, description=description,
+                                          reason=reason, keep=keep_undo)
+        if changes:
+            self.bus.emit(ev.CACHE_CHANGED, changes=changes)
+        return changes
+
+    def undo_batch(self, undo_id: str) -> Changes:
+        """Restore the byte-identical files a batch replaced (refused if they changed since)."""
+        changes = batch_journal.undo(self, undo_id)
+        if changes:
+            self.bus.emit(ev.CACHE_CHANGED, changes=changes)
+        return changes
+
+    def recover_batches(self) -> int:
+        """Roll back batches a crash interrupted; never fatal (the index is rebuildable)."""
+        try:
+            return batch_journal.recover(self)
+        except (OSError, StoreError, sqlite3.DatabaseError) as exc:
+            log.error("could not roll back an interrupted edit: %s", exc)
+            return 0
 
     def clear_spool(self) -> int:
         """Remove spool leftovers of a crash (never acknowledged, so nothing is lost)."""

@@ -1,0 +1,227 @@
+"""Apply attribute assignments to many instances, all or nothing.
+
+Edits and structure fixes both come down to: for each instance, set some
+top-level elements, record the replaced ones in Original Attributes, switch to
+UTF-8 if a new text needs it, and write the new file to the spool (header
+re-encoded, pixel data copied raw). Only when every file is written does the
+cache swap them in (`Cache.replace_batch`). Any failure or a cancel before
+that point removes the spool files: the cache never changed.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable
+from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass
+
+from pydicom.dataelem import DataElement
+from pydicom.dataset import Dataset
+from pydicom.tag import BaseTag
+
+from gearview.changes import Changes
+from gearview.edit.charset import CHARSET_VRS, needs_utf8, switch_to_utf8
+from gearview.edit.provenance import (
+    REASON_CORRECT,
+    append_original_attributes,
+    modification_datetime,
+)
+from gearview.edit.rewrite import Header, read_header, write_rewritten
+from gearview.errors import Cancelled, InvalidDicomError
+from gearview.jobs import CancelToken, Progress, ProgressCallback, no_progress
+from gearview.store import Cache
+from gearview.store.atomic import spool_writer
+from gearview.store.batch import Replacement
+from gearview.store.inspect import _info_from_dataset
+from gearview.store.records import InstanceRecord
+
+log = logging.getLogger(__name__)
+#: tag -> (VR, value as pydicom holds it); None value = empty element.
+Assignments = dict[BaseTag, tuple[str, object]]
+#: Computes the assignments for one instance from its header (may vary per instance).
+Transform = Callable[[Dataset], Assignments]
+MAX_WORKERS = 4
+
+
+@dataclass
+class InstanceChange:
+    """What one instance had before the edit (for the audit log and the report)."""
+
+    sop_uid: str
+    previous: dict[str, str]
+    charset_switched: bool
+
+
+def _same(elem: DataElement | None, value: object) -> bool:
+    if elem is None:
+        return False
+    old = elem.value
+    if old is None or old == "":
+        return value in (None, "")
+    if isinstance(old, (list, tuple)) or type(old).__name__ == "MultiValue":
+        old = "\\".join(str(v) for v in old)
+    new = "\\".join(str(v) for v in value) if isinstance(value, list) else value
+    return str(old) == str(new)
+
+
+def _apply(ds: Dataset, assignments: Assignments, reason: str, when: str) -> InstanceChange | None:
+    """Set the elements on `ds`; None when the instance already holds every value."""
+    changed = {tag: spec for tag, spec in assignments.items() if not _same(ds.get(tag), spec[1])}
+    if not changed:
+        return None
+    previous_elems = []
+    previous = {}
+    for tag, (vr, _) in changed.items():
+        old = ds.get(tag)
+        previous_elems.append(
+            DataElement(tag, vr, old.value if old is not None else None)
+            if old is not None
+            else DataElement(tag, vr, None)
+        )
+        previous[old.keyword if old is not None else str(tag)] = (
+            "" if old is None else str(old.value)
+        )
+    texts = [str(value) for tag, (vr, value) in changed.items() if vr in CHARSET_VRS and value]
+    switched = needs_utf8(ds, texts)
+    if switched:
+        switch_to_utf8(ds)
+    for tag, (vr, value) in changed.items():
+        ds[tag] = DataElement(tag, vr, value)
+    append_original_attributes(ds, previous_elems, reason=reason, when=when)
+    return InstanceChange(
+        sop_uid=str(ds.get("SOPInstanceUID", "")), previous=previous, charset_switched=switched
+    )
+
+
+@dataclass
+class RewriteResult:
+    changes: Changes
+    undo_id: str | None
+    instances: list[InstanceChange]
+
+
+def _rewrite_one(
+    cache: Cache,
+    record: InstanceRecord,
+    transform: Transform,
+    reason: str,
+    when: str,
+    tokens: tuple[CancelToken, ...],
+) -> tuple[Replacement, InstanceChange] | None:
+    for token in tokens:
+        token.check()
+    header: Header = read_header(record.path)
+    if str(header.ds.SOPInstanceUID) != record.sop_uid:
+        raise InvalidDicomError(
+            "an instance file no longer matches the index "
+            "(run `gearview store check`); nothing changed"
+        )
+    change = _apply(header.ds, transform(header.ds), reason, when)
+    if change is None:
+        return None
+    with spool_writer(cache.spool_dir, "an edited instance") as (spool, fh):
+        write_rewritten(header, fh)
+    try:
+        info = _info_from_dataset(header.ds, str(header.ds.file_meta.TransferSyntaxUID))
+    except InvalidDicomError:
+        spool.unlink(missing_ok=True)
+        raise
+    info.has_pixels = header.has_tail or "PixelData" in header.ds
+    stat = header.stat
+    return (
+        Replacement(
+            spool=spool,
+            info=info,
+            old_sop_uid=record.sop_uid,
+            old_stat=(stat.st_ino, stat.st_size, stat.st_mtime_ns),
+        ),
+        change,
+    )
+
+
+def rewrite_instances(
+    cache: Cache,
+    records: list[InstanceRecord],
+    transform: Transform,
+    *,
+    kind: str,
+    description: str,
+    reason: str = "",
+    reason_code: str = REASON_CORRECT,
+    progress: ProgressCallback = no_progress,
+    token: CancelToken | None = None,
+) -> RewriteResult:
+    """Rewrite every record through `transform`, then swap all in at once (or raise: no change)."""
+    token = token or CancelToken()
+    stop = CancelToken()  # stops the workers on a failure without cancelling the caller's token
+    when = modification_datetime()
+    total = len(records)
+    results: list[tuple[Replacement, InstanceChange]] = []
+    progress(Progress(0, total, "writing edited files"))
+    workers = max(1, min(MAX_WORKERS, (os.cpu_count() or 1) * 2, total))
+    try:
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="gv-edit") as pool:
+            futures: list[Future] = [
+                pool.submit(_rewrite_one, cache, r, transform, reason_code, when, (token, stop))
+                for r in records
+            ]
+            _collect(futures, results, total, progress, token, stop)
+        token.check()
+        progress(Progress(total, total, "swapping files into the cache"))
+        if not results:
+            return RewriteResult(changes=Changes(), undo_id=None, instances=[])
+        changes = cache.replace_batch(
+            [rep for rep, _ in results], kind=kind, description=description, reason=reason
+        )
+    except BaseException:
+        for rep, _ in results:
+            rep.spool.unlink(missing_ok=True)
+        raise
+    return RewriteResult(
+        changes=changes, undo_id=changes.undo_id, instances=[c for _, c in results]
+    )
+
+
+def _collect(
+    futures: list[Future],
+    results: list,
+    total: int,
+    progress: ProgressCallback,
+    token: CancelToken,
+    stop: CancelToken,
+) -> None:
+    """Gather finished rewrites; on the first failure or a cancel, stop the rest and re-raise."""
+    pending = set(futures)
+    done_count = 0
+    error: BaseException | None = None
+    while pending:
+        done, pending = wait(pending, timeout=0.2, return_when=FIRST_EXCEPTION)
+        for future in done:
+            if future.cancelled():
+                continue
+            exc = future.exception()
+            if exc is not None:
+                error = error or exc
+                continue
+            value = future.result()
+            if value is not None:
+                results.append(value)
+            done_count += 1
+        if error is None and not token.cancelled:
+            try:
+                progress(Progress(done_count, total, "writing edited files"))
+            except Cancelled as exc:
+                error = exc
+        if error is not None or token.cancelled:
+            stop.cancel()
+            for future in pending:
+                future.cancel()
+            for future in wait(pending).done:
+                if (
+                    not future.cancelled()
+                    and future.exception() is None
+                    and future.result() is not None
+                ):
+                    results.append(future.result())
+            raise error or Cancelled("cancelled by the user")
