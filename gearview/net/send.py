@@ -19,10 +19,12 @@ from pathlib import Path
 
 from pydicom import dcmread
 from pydicom.dataset import Dataset
+from pydicom.errors import InvalidDicomError as PydicomInvalidDicomError
 from pydicom.filereader import read_preamble
 from pydicom.uid import UID
 from pynetdicom import Association
 from pynetdicom.dimse_primitives import C_STORE
+from pynetdicom.dsutils import encode
 from pynetdicom.presentation import PresentationContext
 
 from gearview.config import Config, Node
@@ -62,7 +64,7 @@ class SendItem:
             meta = ds.file_meta
             return cls(Path(path), str(meta.MediaStorageSOPInstanceUID),
                        str(meta.MediaStorageSOPClassUID), str(meta.TransferSyntaxUID))
-        except (OSError, ValueError, AttributeError, EOFError) as exc:
+        except (OSError, ValueError, AttributeError, EOFError, PydicomInvalidDicomError) as exc:
             raise InvalidDicomError(f"{path}: not a DICOM Part-10 file ({exc})") from None
 
 
@@ -142,24 +144,13 @@ def _store(assoc: Association, context: PresentationContext, item: SendItem, pay
 
 def _converted(item: SendItem, target: str) -> bytes:
     """Decompress (lossless) and encode as the native syntax the peer accepted."""
-    from pydicom.filewriter import dcmwrite
-
     ds = dcmread(item.path)
-    source = UID(item.transfer_syntax)
-    if source.is_compressed:
-        ds.decompress()
-    buf = BytesIO()
-    ds.file_meta.TransferSyntaxUID = UID(target)
-    dcmwrite(buf, ds, enforce_file_format=False, implicit_vr=UID(target).is_implicit_VR,
-             little_endian=True)
-    buf.seek(0)
-    return _dataset_bytes_from_buffer(buf.getvalue())
-
-
-def _dataset_bytes_from_buffer(data: bytes) -> bytes:
-    if data[128:132] == b"DICM":
-        group_length = int.from_bytes(data[140:144], "little")
-        return data[144 + group_length:]
+    if UID(item.transfer_syntax).is_compressed:
+        ds.decompress(generate_instance_uid=False)  # lossless: still the same instance
+    ts = UID(target)
+    data = encode(ds, ts.is_implicit_VR, ts.is_little_endian, ts.is_deflated)
+    if data is None:
+        raise ValueError(f"cannot encode the data set as {ts.name}")
     return data
 
 

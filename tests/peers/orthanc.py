@@ -133,7 +133,12 @@ class OrthancPeer:
                                      method=method)
         with urllib.request.urlopen(req, timeout=30) as rsp:
             raw = rsp.read()
-        return json.loads(raw) if raw else None
+        if not raw:
+            return None
+        try:
+            return json.loads(raw)
+        except ValueError:
+            return raw.decode()
 
     def load(self, paths: Iterable[Path]) -> None:
         """Store files into Orthanc with DCMTK storescu (the way a modality would)."""
