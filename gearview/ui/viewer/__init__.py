@@ -1,0 +1,56 @@
+"""The study viewer (issue 5): `ViewerWindow(cache, study_uid)` and `install(window)`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import qtawesome as qta
+from PySide6.QtWidgets import QTabBar, QToolButton
+
+from gearview.ui.viewer.window import ViewerWindow
+
+__all__ = ["ViewerWindow", "close_viewer", "install", "open_study"]
+
+
+def open_study(window: Any, study_uid: str) -> ViewerWindow:
+    """Open (or bring forward) a viewer tab for `study_uid` in the main window."""
+    tabs = window.tabs
+    for i in range(tabs.count()):
+        widget = tabs.widget(i)
+        if (
+            isinstance(widget, ViewerWindow)
+            and widget.study_uid == study_uid
+            and not widget._closed
+        ):
+            tabs.setCurrentIndex(i)
+            return widget
+    viewer = ViewerWindow(window.cache, study_uid, window.config)
+    viewer.setWindowFlags(viewer.windowFlags() & ~viewer.windowFlags().Window)
+    record = window.cache.study(study_uid)
+    title = (record.patient_name or record.patient_id or "Study") if record else "Study"
+    index = window.add_tab(viewer, title)
+    close = QToolButton(tabs)
+    close.setIcon(qta.icon("mdi6.close"))
+    close.setAutoRaise(True)
+    close.setToolTip("Close this study")
+    close.clicked.connect(lambda: close_viewer(window, viewer))
+    tabs.tabBar().setTabButton(index, QTabBar.ButtonPosition.RightSide, close)
+    tabs.setCurrentIndex(index)
+    return viewer
+
+
+def close_viewer(window: Any, viewer: ViewerWindow) -> None:
+    """Stop the viewer's decoding threads and remove its tab."""
+    index = window.tabs.indexOf(viewer)
+    viewer.shutdown()
+    if index >= 0:
+        window.tabs.removeTab(index)
+    viewer.deleteLater()
+
+
+def install(window: Any) -> None:
+    """Open the viewer on double-click / Enter in the study list and from the Study menu."""
+    window.study_activated.connect(lambda uid: open_study(window, uid))
+    window.add_study_action(
+        "Open in viewer", lambda uids: [open_study(window, u) for u in uids[:4]]
+    )

@@ -1,0 +1,199 @@
+"""What the viewer shows: a study's series as flat lists of (instance, frame) slices,
+and the worker-side calls that open headers and render frames into QImages.
+
+Everything here that touches disk runs on a worker thread; the GUI thread
+only receives finished `StudyModel`s and `FrameResult`s.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from pydicom import uid as dcm_uid
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QImage
+
+from gearview.conformance import sop_class_name
+from gearview.imaging import FrameCache, ImageSource, RenderedFrame, RenderOptions, render_frame
+from gearview.imaging.errors import ImageError
+from gearview.store import Cache
+from gearview.store.records import InstanceRecord, SeriesRecord, StudyRecord
+
+SR_CLASSES = frozenset(
+    u
+    for u in dcm_uid.__dict__.values()
+    if isinstance(u, str) and u.startswith("1.2.840.10008.5.1.4.1.1.88.")
+)
+PDF_CLASSES = frozenset({dcm_uid.EncapsulatedPDFStorage})
+GSPS_CLASSES = frozenset({dcm_uid.GrayscaleSoftcopyPresentationStateStorage})
+
+KIND_IMAGE, KIND_SR, KIND_PDF, KIND_GSPS, KIND_OTHER = "image", "sr", "pdf", "gsps", "other"
+
+
+def kind_of(record: InstanceRecord) -> str:
+    """Which view shows an instance (by SOP class, then by whether it has a pixel matrix)."""
+    if record.sop_class in SR_CLASSES:
+        return KIND_SR
+    if record.sop_class in PDF_CLASSES:
+        return KIND_PDF
+    if record.sop_class in GSPS_CLASSES:
+        return KIND_GSPS
+    return KIND_IMAGE if (record.rows or 0) > 0 else KIND_OTHER
+
+
+@dataclass
+class SeriesModel:
+    """One series: its instances and the flat list of slices the user scrolls through."""
+
+    record: SeriesRecord
+    instances: list[InstanceRecord]
+    slices: list[tuple[int, int]] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if not self.slices:
+            for i, inst in enumerate(self.instances):
+                for frame in range(max(inst.frames or 1, 1)):
+                    self.slices.append((i, frame))
+
+    @property
+    def kind(self) -> str:
+        kinds = {kind_of(inst) for inst in self.instances}
+        return kinds.pop() if len(kinds) == 1 else KIND_IMAGE if KIND_IMAGE in kinds else KIND_OTHER
+
+    @property
+    def title(self) -> str:
+        number = "" if self.record.number is None else f"#{self.record.number} "
+        desc = (
+            self.record.description or sop_class_name(self.instances[0].sop_class)
+            if self.instances
+            else self.record.description
+        )
+        return f"{number}{self.record.modality} {desc}".strip()
+
+    def slice(self, position: int) -> tuple[InstanceRecord, int]:
+        index, frame = self.slices[position]
+        return self.instances[index], frame
+
+
+@dataclass
+class StudyModel:
+    record: StudyRecord | None
+    series: list[SeriesModel]
+
+
+def load_study(cache: Cache, study_uid: str) -> StudyModel:
+    """Read a study's series and instances from the index (worker thread)."""
+    study = cache.study(study_uid)
+    by_series: dict[str, list[InstanceRecord]] = {}
+    for inst in cache.instances(study_uid=study_uid):
+        by_series.setdefault(inst.series_uid, []).append(inst)
+    series = [
+        SeriesModel(rec, by_series[rec.series_uid])
+        for rec in cache.series(study_uid)
+        if by_series.get(rec.series_uid)
+    ]
+    return StudyModel(study, series)
+
+
+class SourceCache:
+    """Opened instance headers by SOP Instance UID (LRU, thread-safe)."""
+
+    def __init__(self, limit: int = 4096) -> None:
+        self.limit = limit
+        self._items: OrderedDict[str, ImageSource] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, record: InstanceRecord) -> ImageSource:
+        with self._lock:
+            src = self._items.get(record.sop_uid)
+            if src is not None:
+                self._items.move_to_end(record.sop_uid)
+                return src
+        src = ImageSource(Path(record.path))
+        with self._lock:
+            self._items[record.sop_uid] = src
+            while len(self._items) > self.limit:
+                self._items.popitem(last=False)
+        return src
+
+
+@dataclass
+class FrameResult:
+    """A rendered frame (or the reason it could not be) for one viewport request."""
+
+    record: InstanceRecord
+    frame: int
+    source: ImageSource | None
+    image: QImage | None = None
+    rendered: RenderedFrame | None = None
+    error: str = ""
+
+
+def to_qimage(pixels: np.ndarray) -> QImage:
+    """An 8-bit grey or RGB array as a QImage that owns its data."""
+    pixels = np.ascontiguousarray(pixels)
+    height, width = pixels.shape[:2]
+    if pixels.ndim == 2:
+        fmt, line = QImage.Format.Format_Grayscale8, width
+    else:
+        fmt, line = QImage.Format.Format_RGB888, width * 3
+    return QImage(pixels.data, width, height, line, fmt).copy()
+
+
+def decode_cached(
+    sources: SourceCache, frames: FrameCache, record: InstanceRecord, frame: int
+) -> tuple[ImageSource, np.ndarray]:
+    """Stored values of one frame, from the frame cache or freshly decoded into it."""
+    source = sources.get(record)
+    key = (record.sop_uid, frame)
+    stored = frames.get(key)
+    if stored is None:
+        stored = source.decode(frame)
+        frames.put(key, stored)
+    return source, stored
+
+
+def render_job(
+    sources: SourceCache,
+    frames: FrameCache,
+    record: InstanceRecord,
+    frame: int,
+    options: RenderOptions,
+    thumb: int = 0,
+) -> FrameResult:
+    """Decode (or reuse) and render one frame to a QImage; errors become a reason string."""
+    source = None
+    try:
+        source = sources.get(record)
+        if not source.displayable:
+            return FrameResult(record, frame, source, error=source.problem)
+        source, stored = decode_cached(sources, frames, record, frame)
+        rendered = render_frame(source, frame, stored, options)
+    except ImageError as exc:
+        return FrameResult(record, frame, source, error=exc.one_line())
+    except (MemoryError, RecursionError) as exc:
+        return FrameResult(record, frame, source, error=f"cannot display: {type(exc).__name__}")
+    image = to_qimage(rendered.pixels)
+    if thumb:
+        image = image.scaled(
+            thumb,
+            thumb,
+            Qt.AspectRatioMode.KeepAspectRatio,
+            Qt.TransformationMode.SmoothTransformation,
+        )
+    return FrameResult(record, frame, source, image, rendered)
+
+
+def prefetch_job(
+    sources: SourceCache, frames: FrameCache, record: InstanceRecord, frame: int
+) -> None:
+    """Decode a frame into the cache ahead of the user (errors show when it is displayed)."""
+    try:
+        if sources.get(record).displayable:
+            decode_cached(sources, frames, record, frame)
+    except ImageError:
+        return
