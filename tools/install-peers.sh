@@ -16,6 +16,13 @@ ldconfig -p 2>/dev/null | grep -q 'libxkbcommon.so.0' || need+=(libxkbcommon0)
 ldconfig -p 2>/dev/null | grep -q 'libfontconfig.so.1' || need+=(libfontconfig1)
 ldconfig -p 2>/dev/null | grep -q 'libdbus-1.so.3' || need+=(libdbus-1-3)
 ldconfig -p 2>/dev/null | grep -q 'libglib-2.0.so.0' || need+=(libglib2.0-0)
+# Qt's xcb platform plugin (the GUI under Xvfb or a real X display)
+ldconfig -p 2>/dev/null | grep -q 'libxcb-cursor.so.0' || need+=(libxcb-cursor0)
+ldconfig -p 2>/dev/null | grep -q 'libxcb-icccm.so.4' || need+=(libxcb-icccm4)
+ldconfig -p 2>/dev/null | grep -q 'libxcb-keysyms.so.1' || need+=(libxcb-keysyms1)
+ldconfig -p 2>/dev/null | grep -q 'libxcb-image.so.0' || need+=(libxcb-image0)
+ldconfig -p 2>/dev/null | grep -q 'libxcb-render-util.so.0' || need+=(libxcb-render-util0)
+ldconfig -p 2>/dev/null | grep -q 'libxkbcommon-x11.so.0' || need+=(libxkbcommon-x11-0)
 [ ${#need[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null; then
   echo "installing test peers: ${need[*]}"

@@ -18,7 +18,7 @@ from typing import Any
 
 import qtawesome as qta
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtGui import QColor
+from PySide6.QtGui import QColor, QIcon
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QComboBox,
@@ -129,7 +129,7 @@ class SettingsDialog(QDialog):
         layout.addWidget(tabs)
         layout.addWidget(self.summary)
         layout.addWidget(self.buttons)
-        self.resize(760, 520)
+        self.resize(880, 540)
         self.validate()
 
     # ---- building ---------------------------------------------------------------
@@ -198,7 +198,7 @@ class SettingsDialog(QDialog):
         )
         browse = QPushButton(qta.icon("mdi6.folder-open"), "Browse…")
         browse.clicked.connect(self._browse_storage)
-        self._add_field(
+        storage = self._add_field(
             form,
             "storage.folder",
             "Storage folder",
@@ -208,6 +208,7 @@ class SettingsDialog(QDialog):
             "A change takes effect when gearview is restarted.",
             trailing=browse,
         )
+        storage.setPlaceholderText("default: the files folder inside the gearview home folder")
         self._add_field(
             form,
             "server.max_associations",
@@ -270,6 +271,8 @@ class SettingsDialog(QDialog):
         self.node_table.setHorizontalHeaderLabels(NodeColumns.TITLES)
         self.node_table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         self.node_table.verticalHeader().hide()
+        self.node_table.setWordWrap(False)
+        self.node_table.setTextElideMode(Qt.TextElideMode.ElideRight)
         header = self.node_table.horizontalHeader()
         header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
         header.setStretchLastSection(True)
@@ -549,7 +552,7 @@ class SettingsDialog(QDialog):
             item = table.item(row, NodeColumns.NAME)
             bad = bool(name) and item is not None and item.text().strip() == name
             if item is not None:
-                item.setIcon(qta.icon("mdi6.alert-circle", color="#c0392b") if bad else qta.icon())
+                item.setIcon(qta.icon("mdi6.alert-circle", color="#c0392b") if bad else QIcon())
         table.blockSignals(False)
 
     # ---- buttons ----------------------------------------------------------------

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 import qtawesome as qta
 from PySide6.QtCore import (
+    QAbstractItemModel,
     QAbstractTableModel,
     QDate,
     QModelIndex,
@@ -84,19 +85,21 @@ class Column:
     title: str
     attr: str
     numeric: bool = False
+    #: initial width in average character widths; 0 stretches to fill the table.
+    chars: int = 12
 
 
 COLUMNS = (
-    Column("Patient name", "patient_name"),
-    Column("Patient ID", "patient_id"),
-    Column("Birth date", "birth_date"),
-    Column("Sex", "sex"),
-    Column("Study date", "study_date"),
-    Column("Modalities", "modalities"),
-    Column("Description", "description"),
-    Column("Accession", "accession"),
-    Column("Series", "series", numeric=True),
-    Column("Instances", "instances", numeric=True),
+    Column("Patient name", "patient_name", chars=26),
+    Column("Patient ID", "patient_id", chars=14),
+    Column("Birth date", "birth_date", chars=12),
+    Column("Sex", "sex", chars=5),
+    Column("Study date", "study_date", chars=13),
+    Column("Modalities", "modalities", chars=11),
+    Column("Description", "description", chars=0),
+    Column("Accession", "accession", chars=13),
+    Column("Series", "series", numeric=True, chars=7),
+    Column("Instances", "instances", numeric=True, chars=9),
 )
 COL_NAME = 0
 COL_STUDY_DATE = 4
@@ -301,9 +304,23 @@ class StudyTableView(QTableView):
         self.setAlternatingRowColors(True)
         self.setWordWrap(False)
         self.verticalHeader().hide()
-        self.horizontalHeader().setStretchLastSection(False)
-        self.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
+        self.verticalHeader().setDefaultSectionSize(self.fontMetrics().height() + 8)
+        header = self.horizontalHeader()
+        header.setStretchLastSection(False)
+        header.setHighlightSections(False)
         self.doubleClicked.connect(self._activate_index)
+
+    def setModel(self, model: QAbstractItemModel | None) -> None:  # noqa: N802
+        """Apply the column widths once the header has sections."""
+        super().setModel(model)
+        header = self.horizontalHeader()
+        char = self.fontMetrics().averageCharWidth()
+        for section, column in enumerate(COLUMNS):
+            if column.chars:
+                header.setSectionResizeMode(section, QHeaderView.ResizeMode.Interactive)
+                header.resizeSection(section, column.chars * char + 16)
+            else:
+                header.setSectionResizeMode(section, QHeaderView.ResizeMode.Stretch)
 
     def keyPressEvent(self, event: QKeyEvent) -> None:  # noqa: N802
         if event.key() in (Qt.Key.Key_Return, Qt.Key.Key_Enter) and self.currentIndex().isValid():
@@ -462,8 +479,9 @@ class StudyListWidget(QWidget):
 
     def _emit_counts(self) -> None:
         visible, total = self.proxy.rowCount(), self.model.rowCount()
+        noun = "study" if total == 1 else "studies"
         self.count_label.setText(
-            f"{visible} of {total} studies" if visible != total else f"{total} studies"
+            f"{visible} of {total} {noun}" if visible != total else f"{total} {noun}"
         )
         self.counts_changed.emit(visible, total)
 
