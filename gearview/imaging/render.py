@@ -70,14 +70,33 @@ def choose_voi(
     return luts.min_max_window(modality), None
 
 
+#: Integer frames with at most this many stored bits go through one lookup table.
+TABLE_BITS = 16
+
+
 def render_grey(
     stored: np.ndarray, geo: ImageGeometry, params: FrameParams, options: RenderOptions
 ) -> tuple[np.ndarray, Window | None, str]:
-    """Mask → modality → VOI → 8 bits → MONOCHROME1/user inversion."""
+    """Mask → modality → VOI → 8 bits → MONOCHROME1/user inversion.
+
+    For integer pixels the same steps run once over every possible stored
+    value (a ≤ 64 Ki-entry table) and the frame is one table lookup: the
+    output is identical and much cheaper than float steps on every pixel.
+    """
     arr = luts.mask_bits_stored(stored, geo.bits_stored, geo.signed)
-    modality = luts.apply_modality(arr, params)
-    window, lut = choose_voi(modality, params, options)
-    out = luts.apply_voi(modality, window, lut, inverse=params.monochrome1 != options.invert)
+    inverse = params.monochrome1 != options.invert
+    if arr.dtype.kind in "iu" and geo.bits_stored <= TABLE_BITS:
+        lo = -(1 << (geo.bits_stored - 1)) if geo.signed else 0
+        domain = np.arange(lo, lo + (1 << geo.bits_stored), dtype=np.int64)
+        modality = luts.apply_modality(domain, params)
+        present = modality[int(arr.min()) - lo : int(arr.max()) - lo + 1]
+        window, lut = choose_voi(present, params, options)
+        table = luts.apply_voi(modality, window, lut, inverse=inverse)
+        out = table[arr.astype(np.intp) - lo] if lo else table[arr]
+    else:
+        modality = luts.apply_modality(arr, params)
+        window, lut = choose_voi(modality, params, options)
+        out = luts.apply_voi(modality, window, lut, inverse=inverse)
     label = window.label if window is not None else (lut.explanation or "VOI LUT") if lut else ""
     return out, window, label
 
