@@ -7,7 +7,6 @@ a PACS or a later reader can see and reverse the correction.
 
 from __future__ import annotations
 
-import copy
 import datetime as dt
 from collections.abc import Iterable
 
@@ -37,10 +36,10 @@ def append_original_attributes(
     when: str | None = None,
     source: str = "",
 ) -> None:
-    """Add one Original Attributes item with `previous` (copies of the replaced elements)."""
+    """Add one Original Attributes item holding `previous` (new elements with the old values)."""
     modified = Dataset()
     for elem in previous:
-        modified.add(copy.deepcopy(elem))
+        modified.add(elem)
     item = Dataset()
     item.AttributeModificationDateTime = when or modification_datetime()
     item.ModifyingSystem = MODIFYING_SYSTEM
