@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pydicom
 import pytest
+from engine.imaging_samples import make_gsps
 from factory import make_ct, write_series
 from pydicom.data import get_testdata_file
 from pydicom.uid import generate_uid
@@ -242,3 +243,51 @@ def test_main_window_opens_viewer_tab_on_activation(qtbot, window, tmp_path):
     )
     button.click()
     assert window.tabs.count() == before and viewer.pool.active == 0
+
+
+def test_gsps_is_described_and_applied_to_its_image(qtbot, viewer_for, cache, tmp_path):
+    study = _add_series(cache, tmp_path, 1)
+    image = cache.instances(study_uid=study)[0]
+    pr = make_gsps(image.sop_uid, image.series_uid)
+    ct = make_ct(study, generate_uid(), 1)
+    for kw in (
+        "Rows",
+        "Columns",
+        "BitsAllocated",
+        "BitsStored",
+        "HighBit",
+        "PixelRepresentation",
+        "SamplesPerPixel",
+        "PhotometricInterpretation",
+        "PixelData",
+        "RescaleIntercept",
+        "RescaleSlope",
+        "WindowCenter",
+        "WindowWidth",
+        "PixelSpacing",
+        "SOPClassUID",
+        "InstanceNumber",
+        "ImagePositionPatient",
+        "ImageOrientationPatient",
+        "SliceThickness",
+    ):
+        delattr(ct, kw)
+    ct.update(pr)
+    ct.SOPClassUID = ct.file_meta.MediaStorageSOPClassUID = (
+        pydicom.uid.GrayscaleSoftcopyPresentationStateStorage
+    )
+    ct.Modality = "PR"
+    ct.InstanceNumber = 1
+    ct.save_as(tmp_path / "pr.dcm", enforce_file_format=True)
+    cache.add_file(tmp_path / "pr.dcm", "TEST")
+
+    viewer = viewer_for(study)
+    vp = viewer.active
+    qtbot.waitUntil(
+        lambda: vp.last is not None and vp.last.rendered.window == Window(100.0, 50.0),
+        timeout=10000,
+    )
+    assert len(vp.view.graphics) == 3 and vp.view.graphics[2].text == "lesion"
+    pr_series = next(s for s in viewer.model.series if s.kind == "gsps")
+    vp.set_series(pr_series)
+    qtbot.waitUntil(lambda: "Applies to 1 image(s)" in vp.text.toPlainText(), timeout=10000)
