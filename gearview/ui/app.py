@@ -52,8 +52,8 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def setup_logging(home: Home) -> None:
-    """INFO and above to logs/gearview.log (PHI is only logged at DEBUG)."""
+def setup_logging(home: Home) -> logging.Handler:
+    """INFO and above to logs/gearview.log (PHI is only logged at DEBUG); returns the handler."""
     handler = logging.handlers.RotatingFileHandler(
         home.logs_dir / "gearview.log", maxBytes=LOG_BYTES, backupCount=3, encoding="utf-8"
     )
@@ -61,6 +61,7 @@ def setup_logging(home: Home) -> None:
     root = logging.getLogger()
     root.addHandler(handler)
     root.setLevel(logging.INFO)
+    return handler
 
 
 def app_icon() -> QIcon:
@@ -216,7 +217,15 @@ def main(argv: list[str] | None = None) -> int:
     app.setDesktopFileName("gearview")
     app.setWindowIcon(app_icon())
     home = Home.default().ensure()
-    setup_logging(home)
+    handler = setup_logging(home)
+    try:
+        return _run(app, home, start_server=not args.no_server)
+    finally:
+        logging.getLogger().removeHandler(handler)
+        handler.close()
+
+
+def _run(app: QApplication, home: Home, start_server: bool) -> int:
     config = load_config_or_defaults(home)
     try:
         cache = open_cache(home, config)
@@ -227,8 +236,9 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     if cache is None:
         return 1
-    window = create_window(home, config, cache, start_server=not args.no_server)
+    window = create_window(home, config, cache, start_server=start_server)
     window.show()
+    log.info("gearview %s started (home %s)", __version__, home.root)
     code = app.exec()
     window.shutdown()
     cache.close()

@@ -54,7 +54,7 @@ SORT_ROLE = Qt.ItemDataRole.UserRole + 1
 #: Role returning the Study Instance UID of the row.
 UID_ROLE = Qt.ItemDataRole.UserRole + 2
 #: How long change events are collected before the pending studies are re-read.
-COALESCE_MS = 150
+COALESCE_MS = 250
 #: Studies re-read per query (SQLite's bound-parameter limit is far above this).
 FETCH_CHUNK = 500
 

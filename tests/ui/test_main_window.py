@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from factory import write_series
 from peers.tools import DCMTK_ENV, free_port, require
-from PySide6.QtCore import Qt
+from PySide6.QtCore import Qt, QTimer
 from PySide6.QtGui import QAction
 from PySide6.QtWidgets import QApplication, QLabel
 
@@ -229,3 +229,35 @@ def test_help_does_not_start_the_gui(capsys):
 @pytest.mark.parametrize("argv", [["--bogus"]])
 def test_bad_option_exits_nonzero(argv, capsys):
     assert app.main(argv) == 2
+
+
+def _close_main_window_when_shown(qtbot, seen: dict[str, object]) -> None:
+    def poll() -> None:
+        wins = [w for w in QApplication.topLevelWidgets() if isinstance(w, MainWindow)]
+        if wins and wins[0].isVisible() and wins[0].server_status.running:
+            seen["status"] = wins[0].server_status.text
+            wins[0].close()
+        else:
+            QTimer.singleShot(50, poll)
+
+    QTimer.singleShot(50, poll)
+
+
+def test_main_opens_the_window_with_the_server_and_exits_cleanly(qtbot, home, gui_config):
+    """`gearview` with no arguments: window + server on the configured port; closing returns 0."""
+    seen: dict[str, object] = {}
+    _close_main_window_when_shown(qtbot, seen)
+    assert app.main([]) == 0
+    assert f"GEARVIEW@{gui_config.server.port} · listening" in str(seen["status"])
+    assert "started" in (home.logs_dir / "gearview.log").read_text()
+    with socket.socket() as probe:  # the server released its port
+        probe.bind(("0.0.0.0", gui_config.server.port))
+
+
+def test_main_with_a_broken_config_warns_and_runs_on_defaults(qtbot, home, monkeypatch):
+    home.config_file.write_text('[server]\nae_title = "WAY_TOO_LONG_AE_TITLE"\n')
+    warnings: list[str] = []
+    monkeypatch.setattr(app.QMessageBox, "warning", lambda *a: warnings.append(a[2]))
+    config = app.load_config_or_defaults(home)
+    assert config.server.ae_title == "GEARVIEW"
+    assert "server.ae_title" in warnings[0] and "default settings" in warnings[0]
