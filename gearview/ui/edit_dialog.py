@@ -1,0 +1,222 @@
+"""The "Edit study…" form: common patient/study fields, inline VR validation, reason.
+
+The form only validates (pure functions, no disk); the edit itself runs as a
+job on a worker with progress and Cancel in the status bar
+(`MainWindow.run_job`), and the study list refreshes from the cache's
+CACHE_CHANGED event.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any
+
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QDialog,
+    QDialogButtonBox,
+    QFormLayout,
+    QLabel,
+    QLineEdit,
+    QMessageBox,
+    QVBoxLayout,
+    QWidget,
+)
+
+from gearview.edit.study_edit import edit_study
+from gearview.edit.undo import undo_last
+from gearview.edit.values import COMMON_FIELDS, resolve_field, validate
+from gearview.errors import GearviewError
+from gearview.store.records import StudyRecord
+
+if TYPE_CHECKING:
+    from gearview.ui.main_window import MainWindow
+
+log = logging.getLogger(__name__)
+
+#: Form keyword -> the StudyRecord attribute holding its current value.
+RECORD_ATTRS = {
+    "PatientName": "patient_name",
+    "PatientID": "patient_id",
+    "IssuerOfPatientID": "issuer_of_patient_id",
+    "PatientBirthDate": "birth_date",
+    "PatientSex": "sex",
+    "AccessionNumber": "accession",
+    "StudyDescription": "description",
+    "ReferringPhysicianName": "referring_physician",
+    "StudyDate": "study_date",
+    "StudyTime": "study_time",
+    "StudyID": "study_id",
+    "InstitutionName": "institution",
+}
+PATIENT_KEYWORDS = ("PatientName", "PatientID", "PatientBirthDate", "PatientSex")
+ERROR_STYLE = "color: #d32f2f;"
+
+
+class EditStudyDialog(QDialog):
+    """Edit the common fields of one study; `values()` holds only what changes."""
+
+    def __init__(self, record: StudyRecord, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.record = record
+        self.setWindowTitle("Edit study")
+        self.edits: dict[str, QLineEdit] = {}
+        self.errors: dict[str, QLabel] = {}
+        self.initial: dict[str, str] = {}
+        layout = QVBoxLayout(self)
+        self.summary = QLabel(
+            f"{record.instances} instance(s) in {record.series} series will be rewritten; "
+            "the previous values are kept in each instance and in the audit log."
+        )
+        self.summary.setWordWrap(True)
+        layout.addWidget(self.summary)
+        form = QFormLayout()
+        for keyword, label in COMMON_FIELDS:
+            self._add_field(form, keyword, label)
+        layout.addLayout(form)
+        self.consistent = QCheckBox("Set the patient fields on every instance (they disagree now)")
+        self.consistent.setVisible(record.mismatch)
+        self.consistent.setChecked(record.mismatch)
+        self.consistent.toggled.connect(self._revalidate)
+        layout.addWidget(self.consistent)
+        self.reason = QLineEdit()
+        self.reason.setPlaceholderText("why (e.g. wrong patient selected at the modality)")
+        reason_form = QFormLayout()
+        reason_form.addRow("Reason", self.reason)
+        layout.addLayout(reason_form)
+        self.buttons = QDialogButtonBox(
+            QDialogButtonBox.StandardButton.Save | QDialogButtonBox.StandardButton.Cancel
+        )
+        self.buttons.accepted.connect(self.accept)
+        self.buttons.rejected.connect(self.reject)
+        layout.addWidget(self.buttons)
+        self._revalidate()
+
+    @property
+    def save_button(self) -> Any:
+        return self.buttons.button(QDialogButtonBox.StandardButton.Save)
+
+    def _add_field(self, form: QFormLayout, keyword: str, label: str) -> None:
+        attr = RECORD_ATTRS.get(keyword)
+        value = str(getattr(self.record, attr, "") or "") if attr else ""
+        edit = QLineEdit(value)
+        edit.setObjectName(keyword)
+        if attr is None:
+            edit.setPlaceholderText("unchanged unless filled in")
+        edit.textChanged.connect(self._revalidate)
+        error = QLabel()
+        error.setStyleSheet(ERROR_STYLE)
+        error.setWordWrap(True)
+        error.setVisible(False)
+        column = QVBoxLayout()
+        column.setContentsMargins(0, 0, 0, 0)
+        column.addWidget(edit)
+        column.addWidget(error)
+        holder = QWidget()
+        holder.setLayout(column)
+        form.addRow(label, holder)
+        self.edits[keyword] = edit
+        self.errors[keyword] = error
+        self.initial[keyword] = value
+
+    def error_for(self, keyword: str) -> str:
+        """The inline message shown under a field ('' when valid)."""
+        label = self.errors[keyword]
+        return label.text() if not label.isHidden() else ""
+
+    def _revalidate(self) -> None:
+        valid = True
+        for keyword, edit in self.edits.items():
+            label = self.errors[keyword]
+            try:
+                validate(resolve_field(keyword), edit.text())
+                label.clear()
+                label.setVisible(False)
+            except GearviewError as exc:
+                label.setText(exc.message)
+                label.setVisible(True)
+                valid = False
+        self.save_button.setEnabled(valid and bool(self.values()))
+
+    def values(self) -> dict[str, str]:
+        """Keyword -> new value for every field that changes (all patient fields when forced)."""
+        changed = {
+            keyword: edit.text()
+            for keyword, edit in self.edits.items()
+            if edit.text() != self.initial[keyword]
+        }
+        if self.consistent.isChecked():
+            for keyword in PATIENT_KEYWORDS:
+                changed.setdefault(keyword, self.edits[keyword].text())
+        return changed
+
+    def reason_text(self) -> str:
+        return self.reason.text().strip()
+
+
+def _selected(window: MainWindow, uids: list[str]) -> str | None:
+    if not uids:
+        window.statusBar().showMessage("Select a study first", 5000)
+        return None
+    return uids[0]
+
+
+def open_edit_dialog(window: MainWindow, uids: list[str]) -> None:
+    """Load the study's record off the GUI thread, then show the form."""
+    uid = _selected(window, uids)
+    if uid is None:
+        return
+
+    def show(record: StudyRecord | None) -> None:
+        if record is None:
+            window.statusBar().showMessage("The study is no longer in the cache", 5000)
+            return
+        dialog = EditStudyDialog(record, window)
+        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        dialog.accepted.connect(
+            lambda: _run_edit(window, record, dialog.values(), dialog.reason_text())
+        )
+        window._edit_dialog = dialog  # noqa: SLF001 - reachable for tests and to keep it alive
+        dialog.open()
+
+    window.pool.submit(
+        window.cache.study, uid, on_result=show, on_error=lambda e: _failed(window, e)
+    )
+
+
+def _run_edit(window: MainWindow, record: StudyRecord, values: dict[str, str], reason: str) -> None:
+    def job(progress: Any, token: Any) -> Any:
+        return edit_study(
+            window.cache, record.study_uid, values, reason=reason, progress=progress, token=token
+        )
+
+    def done(result: Any) -> None:
+        window.statusBar().showMessage(
+            f"Edited {len(result.instances)} instance(s); Study ▸ Undo last edit reverts it", 8000
+        )
+
+    window.run_job(job, "Edit study", on_done=done, on_error=lambda e: _failed(window, e))
+
+
+def _undo(window: MainWindow, uids: list[str]) -> None:
+    uid = _selected(window, uids)
+    if uid is None:
+        return
+
+    def job(progress: Any, token: Any) -> Any:
+        return undo_last(window.cache, uid)
+
+    window.run_job(job, "Undo edit", on_error=lambda e: _failed(window, e))
+
+
+def _failed(window: MainWindow, exc: BaseException) -> None:
+    message = exc.one_line() if isinstance(exc, GearviewError) else f"{type(exc).__name__}: {exc}"
+    log.error("edit failed: %s", message)
+    QMessageBox.warning(window, "Edit study", f"Nothing was changed.\n\n{message}")
+
+
+def install(window: MainWindow) -> None:
+    """Study menu + list context menu: Edit study…, Undo last edit."""
+    window.add_study_action("Edit study…", lambda uids: open_edit_dialog(window, uids), "Ctrl+E")
+    window.add_study_action("Undo last edit", lambda uids: _undo(window, uids))
