@@ -61,18 +61,19 @@ def file_id_is_conformant(components: list[str]) -> bool:
         CONFORMANT_COMPONENT.match(c) for c in components)
 
 
-def _components(record: Dataset) -> list[str] | None:
-    elem = record.get("ReferencedFileID")
-    if elem is None:
+def _raw_file_id(record: Dataset) -> list[str] | None:
+    """Referenced File ID values exactly as stored (for the report)."""
+    value = record.get("ReferencedFileID")
+    if value is None:
         return None
-    value = elem
-    if isinstance(value, str):
-        raw = value.split("\\")
-    else:
-        raw = [str(v) for v in value]
-    # A single value holding a slash path is a File ID written by a broken creator.
-    return [c.strip() for c in raw if c is not None] if len(raw) > 1 or "/" not in raw[0] \
-        else raw[0].split("/")
+    return value.split("\\") if isinstance(value, str) else [str(v) for v in value]
+
+
+def _components(raw: list[str]) -> list[str]:
+    """Components to match; a single value holding a slash path is split (broken creators)."""
+    if len(raw) == 1 and "/" in raw[0]:
+        return raw[0].split("/")
+    return [c.strip() for c in raw]
 
 
 def _check_offsets(ds: Dataset, records: list[Dataset], reading: DicomdirReading) -> None:
@@ -127,14 +128,15 @@ def read_dicomdir(path: Path, display_dir: str = "") -> DicomdirReading:
         try:
             if record.get("RecordInUseFlag", 0xFFFF) == 0:
                 continue
-            comps = _components(record)
+            raw = _raw_file_id(record)
         except Exception as exc:  # a record pydicom cannot decode
             reading.problems.append((name, f"unreadable directory record ({type(exc).__name__})"))
             continue
-        if comps is None:
+        if raw is None:
             continue
+        comps = _components(raw)
         problem = file_id_problem(comps)
-        shown = "\\".join(comps)
+        shown = "\\".join(raw)
         if problem:
             reading.problems.append((f"{name} -> {shown!r}", f"refused: {problem}"))
             continue

@@ -91,11 +91,11 @@ def import_preview(preview: Preview, cache: Cache, series_uids: Collection[str] 
     work = cache.spool_dir / IMPORT_WORK
     total = len(chosen)
     for done, found in enumerate(chosen):
+        progress(Progress(done, total, found.name))
         if token.cancelled:
             report.cancelled = True
             report.not_imported.extend((f.name, "cancelled before import") for f in chosen[done:])
             break
-        progress(Progress(done, total, found.name))
         if preview.workdir is None or not found.path.is_relative_to(preview.workdir):
             if not _still_same_file(found):
                 report.add(found.name, "changed on the medium since the preview (now a link or gone)")
