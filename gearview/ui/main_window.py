@@ -105,6 +105,7 @@ class MainWindow(QMainWindow):
 
         self.server_status = ServerStatus(self.bridge, self)
         self.statusBar().addPermanentWidget(self.server_status)
+        self.server_status.changed.connect(self._update_empty_hint)
         self._build_menus()
         self._install_features()
         self.study_list.refresh()
@@ -311,7 +312,6 @@ class MainWindow(QMainWindow):
         if state is not None:
             self.server_status.set_state(state)
         self.server_status.set_error(message)
-        self.statusBar().showMessage(f"DICOM server not running: {message}")
 
     # ---- settings -------------------------------------------------------------------
 
@@ -362,6 +362,15 @@ class MainWindow(QMainWindow):
             self.server_status.set_state(state)
         self.server_status.set_error(message)
         self.statusBar().showMessage(f"Settings not fully applied: {message}")
+
+    def _update_empty_hint(self) -> None:
+        status = self.server_status
+        if status.running:
+            where = (f"Send studies to AE title {status.ae_title}, port {status.port} of this "
+                     "computer, or import a disc or folder.")
+        else:
+            where = "The DICOM server is not running: see the status bar."
+        self.study_list.set_empty_hint(f"No studies in the local cache yet.\n{where}")
 
     def _on_load_failed(self, exc: BaseException) -> None:
         self.statusBar().showMessage(f"Could not read the local index: {describe_error(exc)}")

@@ -12,7 +12,7 @@ import html
 from typing import Any
 
 import qtawesome as qta
-from PySide6.QtCore import QSize, Signal
+from PySide6.QtCore import QSize, Qt, Signal
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QProgressBar, QToolButton, QWidget
 
 from gearview.jobs import CancelToken, Progress
@@ -22,10 +22,15 @@ ICON_SIZE = QSize(16, 16)
 OK_COLOR = "#2e8b57"
 ERROR_COLOR = "#c0392b"
 IDLE_COLOR = "#808080"
+#: Widest the server status may get in the status bar (pixels); the tooltip has it all.
+MAX_TEXT_WIDTH = 640
 
 
 class ServerStatus(QWidget):
     """'GEARVIEW@11112 · listening · 2 associations' plus the last error."""
+
+    #: emitted after every change of the shown state.
+    changed = Signal()
 
     def __init__(self, bridge: Bridge, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -35,6 +40,7 @@ class ServerStatus(QWidget):
         self.running = False
         self.associations = 0
         self.last_error = ""
+        self._full_text = ""
         self._icon = QLabel(self)
         self._text = QLabel(self)
         layout = QHBoxLayout(self)
@@ -49,7 +55,8 @@ class ServerStatus(QWidget):
 
     @property
     def text(self) -> str:
-        return self._text.text()
+        """The full status line (the label shows it elided to MAX_TEXT_WIDTH)."""
+        return self._full_text
 
     def set_state(self, state: Any) -> None:
         """Take a `ServerState` (running, ae_title, port, associations, last_error)."""
@@ -90,9 +97,12 @@ class ServerStatus(QWidget):
         if self.last_error:
             text += f" · error: {self.last_error}"
         self._icon.setPixmap(qta.icon(icon, color=color).pixmap(ICON_SIZE))
-        self._text.setText(text)
+        self._full_text = text
+        metrics = self._text.fontMetrics()
+        self._text.setText(metrics.elidedText(text, Qt.TextElideMode.ElideRight, MAX_TEXT_WIDTH))
         tip = f"<b>{html.escape(where)}</b><br>{html.escape(text)}"
         self.setToolTip(tip)
+        self.changed.emit()
 
 
 class JobStatus(QWidget):

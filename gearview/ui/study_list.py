@@ -27,7 +27,7 @@ from PySide6.QtCore import (
     QTimer,
     Signal,
 )
-from PySide6.QtGui import QKeyEvent
+from PySide6.QtGui import QKeyEvent, QResizeEvent
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QComboBox,
@@ -380,6 +380,13 @@ class StudyListWidget(QWidget):
         layout.setContentsMargins(4, 4, 4, 4)
         layout.addLayout(self._filter_bar)
         layout.addWidget(self.view)
+        self._empty_text = "No studies in the local cache yet."
+        self.empty_hint = QLabel(self.view.viewport())
+        self.empty_hint.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.empty_hint.setWordWrap(True)
+        self.empty_hint.setStyleSheet("color: gray; font-size: 11pt;")
+        self.empty_hint.setAttribute(Qt.WidgetAttribute.WA_TransparentForMouseEvents)
+        self.empty_hint.hide()
 
         self._timer = QTimer(self)
         self._timer.setSingleShot(True)
@@ -483,7 +490,25 @@ class StudyListWidget(QWidget):
         self.count_label.setText(
             f"{visible} of {total} {noun}" if visible != total else f"{total} {noun}"
         )
+        self._update_empty_hint()
         self.counts_changed.emit(visible, total)
+
+    def set_empty_hint(self, text: str) -> None:
+        """What an empty cache shows (e.g. where to send studies)."""
+        self._empty_text = text
+        self._update_empty_hint()
+
+    def _update_empty_hint(self) -> None:
+        if self.model.rowCount() == 0:
+            self.empty_hint.setText(self._empty_text)
+        else:
+            self.empty_hint.setText("No study matches the filter.")
+        self.empty_hint.setVisible(self.proxy.rowCount() == 0 and not self._loading)
+        self.empty_hint.resize(self.view.viewport().size())
+
+    def resizeEvent(self, event: QResizeEvent) -> None:  # noqa: N802
+        super().resizeEvent(event)
+        self.empty_hint.resize(self.view.viewport().size())
 
     def focus_filter(self) -> None:
         self.filter_edit.setFocus(Qt.FocusReason.ShortcutFocusReason)
@@ -576,6 +601,7 @@ class StudyListWidget(QWidget):
 
     def _load_finished(self) -> None:
         self._loading = False
+        self._update_empty_hint()
         if self._pending_full:
             self._flush()
         elif self._pending and not self._timer.isActive():

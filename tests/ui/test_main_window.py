@@ -54,6 +54,7 @@ def test_status_bar_shows_server_and_associations(qtbot, window: MainWindow):
     state = window.server.state
     assert f"{state.ae_title}@{state.port}" in window.server_status.text
     assert "0 associations" in window.server_status.text
+    assert f"port {state.port}" in window.study_list.empty_hint.text()
     window.bridge.association_opened.emit({"associations": 2})
     assert "2 associations" in window.server_status.text
     window.bridge.server_error.emit("storage full")
@@ -72,7 +73,7 @@ def test_busy_port_still_opens_and_says_why(qtbot, home, gui_config):
         win.start_server()
         qtbot.waitUntil(lambda: "in use" in win.server_status.text, timeout=10_000)
         assert "not listening" in win.server_status.text
-        assert str(gui_config.server.port) in win.statusBar().currentMessage()
+        assert f"port {gui_config.server.port} is already in use" in win.server_status.toolTip()
         assert win.isVisible()
         win.close()
         cache.close()

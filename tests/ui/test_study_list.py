@@ -237,3 +237,17 @@ def _body(ds) -> bytes:
     buf.is_little_endian, buf.is_implicit_VR = True, False
     write_dataset(buf, ds)
     return buf.getvalue()
+
+
+def test_empty_list_and_empty_filter_say_so(
+    qtbot, study_list: StudyListWidget, cache: Cache, tmp_path: Path
+):
+    study_list.set_empty_hint("Nothing here yet")
+    assert study_list.empty_hint.isVisibleTo(study_list)
+    assert study_list.empty_hint.text() == "Nothing here yet"
+    cache.add_file(write_series(tmp_path / "a", 1)[0])
+    qtbot.waitUntil(lambda: study_list.model.rowCount() == 1 and not study_list.loading)
+    assert not study_list.empty_hint.isVisibleTo(study_list)
+    study_list.filter_edit.setText("no such patient")
+    assert study_list.empty_hint.isVisibleTo(study_list)
+    assert "matches the filter" in study_list.empty_hint.text()
