@@ -333,35 +333,39 @@ class MainWindow(QMainWindow):
         self.pool.submit(
             self._apply_blocking,
             config,
-            on_result=lambda state: self._applied(config, state, storage_changed),
-            on_error=self._apply_failed,
+            on_result=lambda result: self._applied(config, *result, storage_changed),
+            on_error=self._save_failed,
         )
 
-    def _apply_blocking(self, config: Config) -> Any:
+    def _apply_blocking(self, config: Config) -> tuple[Any, GearviewError | None]:
+        """Save (a failure applies nothing), then restart; a restart error is returned."""
         save_config(self.home, config)
         if self.server is None:
-            return None
-        self.server.restart(config)
-        return self.server.state
+            return None, None
+        try:
+            self.server.restart(config)
+        except GearviewError as exc:
+            return self.server.state, exc
+        return self.server.state, None
 
-    def _applied(self, config: Config, state: Any, storage_changed: bool) -> None:
+    def _applied(self, config: Config, state: Any, error: GearviewError | None,
+                 storage_changed: bool) -> None:
         self.config = config
         message = "Settings saved"
         if state is not None:
             self.server_status.set_state(state)
+        if error is not None:
+            self.server_status.set_error(error.one_line())
+            message += f", but the DICOM server did not restart: {error.one_line()}"
+        elif state is not None:
             message += f"; DICOM server restarted as {state.ae_title}@{state.port}"
         if storage_changed:
             message += "; the new storage folder is used after gearview is restarted"
-        self.statusBar().showMessage(message, STATUS_MESSAGE_MS)
+        self.statusBar().showMessage(message, 0 if error else STATUS_MESSAGE_MS)
         self.config_applied.emit(config)
 
-    def _apply_failed(self, exc: BaseException) -> None:
-        message = describe_error(exc)
-        state = getattr(self.server, "state", None)
-        if state is not None:
-            self.server_status.set_state(state)
-        self.server_status.set_error(message)
-        self.statusBar().showMessage(f"Settings not fully applied: {message}")
+    def _save_failed(self, exc: BaseException) -> None:
+        self.statusBar().showMessage(f"Settings not saved: {describe_error(exc)}")
 
     def _update_empty_hint(self) -> None:
         status = self.server_status

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import socket
 import subprocess
 from pathlib import Path
@@ -166,16 +167,25 @@ def test_run_job_shows_progress_and_cancels(qtbot, window: MainWindow):
     qtbot.waitUntil(lambda: "Broken job failed" in window.statusBar().currentMessage())
 
 
-def test_corrupt_index_offers_rebuild_and_keeps_the_files(qtbot, home, cache: Cache, tmp_path):
+@pytest.mark.parametrize("damage", ["garbage", "truncated"])
+def test_corrupt_index_offers_rebuild_and_keeps_the_files(
+    qtbot, home, cache: Cache, tmp_path, damage
+):
+    """RELIABILITY #26: a damaged index offers a rebuild from the files; no file is deleted."""
     for path in write_series(tmp_path / "s", 3):
         cache.add_file(path)
+    for n in range(40):  # enough rows that the index spans many pages
+        cache.add_file(write_series(tmp_path / f"x{n}", 1, patient_name=f"Filler^{n:03d}" * 4)[0])
     files = sorted(p for p in cache.files_dir.rglob("*") if p.is_file() and ".spool" not in p.parts)
     config = cache.config
     cache.close()
     index = home.index_file
     for suffix in ("-wal", "-shm"):
         Path(str(index) + suffix).unlink(missing_ok=True)
-    index.write_bytes(b"this is not an sqlite database" * 100)
+    if damage == "garbage":
+        index.write_bytes(b"this is not an sqlite database" * 100)
+    else:
+        os.truncate(index, index.stat().st_size // 2)
     asked: list[str] = []
     opened = app.open_cache(
         home,
@@ -185,8 +195,9 @@ def test_corrupt_index_offers_rebuild_and_keeps_the_files(qtbot, home, cache: Ca
     )
     assert opened is not None
     try:
-        assert len(asked) == 1 and "cannot be opened" in asked[0]
-        assert [s.instances for s in opened.studies()] == [3]
+        assert len(asked) == 1
+        assert "cannot be opened" in asked[0] or "damaged" in asked[0]
+        assert sorted(s.instances for s in opened.studies()) == [1] * 40 + [3]
         assert all(p.exists() for p in files)
         assert list(home.root.glob("index.sqlite.damaged-*"))
     finally:
@@ -262,3 +273,23 @@ def test_main_with_a_broken_config_warns_and_runs_on_defaults(qtbot, home, monke
     config = app.load_config_or_defaults(home)
     assert config.server.ae_title == "GEARVIEW"
     assert "server.ae_title" in warnings[0] and "default settings" in warnings[0]
+
+
+def test_settings_apply_onto_a_busy_port_saves_and_says_the_server_did_not_restart(
+    qtbot, window: MainWindow
+):
+    with socket.socket() as blocker:
+        blocker.bind(("0.0.0.0", 0))
+        blocker.listen()
+        busy = blocker.getsockname()[1]
+        dialog = window.open_settings()
+        dialog.field("server.port").setText(str(busy))
+        with qtbot.waitSignal(window.config_applied, timeout=15_000):
+            dialog.apply_button.click()
+        assert load_config(window.home).server.port == busy
+        assert window.config.server.port == busy
+        assert not window.server.state.running
+        message = window.statusBar().currentMessage()
+        assert "did not restart" in message and f"port {busy} is already in use" in message
+        assert "not listening" in window.server_status.text
+        dialog.close()

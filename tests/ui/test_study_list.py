@@ -251,3 +251,28 @@ def test_empty_list_and_empty_filter_say_so(
     study_list.filter_edit.setText("no such patient")
     assert study_list.empty_hint.isVisibleTo(study_list)
     assert "matches the filter" in study_list.empty_hint.text()
+
+
+def test_the_gui_thread_never_reads_the_index(qtbot, cache: Cache, tmp_path: Path, monkeypatch):
+    gui = threading.get_ident()
+    readers: list[int] = []
+    for name in ("studies", "studies_by_uid"):
+        original = getattr(cache, name)
+
+        def spy(*args, _original=original, **kwargs):
+            readers.append(threading.get_ident())
+            return _original(*args, **kwargs)
+
+        monkeypatch.setattr(cache, name, spy)
+    bridge, pool = Bridge(cache.bus), WorkerPool()
+    widget = StudyListWidget(cache, bridge, pool)
+    qtbot.addWidget(widget)
+    widget.refresh()
+    for path in write_series(tmp_path / "a", 3):
+        cache.add_file(path)
+    qtbot.waitUntil(lambda: widget.model.rowCount() == 1 and not widget.loading)
+    widget.shutdown()
+    pool.shutdown()
+    bridge.close()
+    assert len(readers) >= 2  # the full load and at least one partial re-read
+    assert gui not in readers
