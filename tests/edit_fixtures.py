@@ -70,7 +70,10 @@ def snapshot(cache: Cache) -> dict[str, object]:
         for p in sorted(cache.files_dir.rglob("*"))
         if p.is_file()
     }
-    studies = sorted((s.to_json(), s.mismatch, s.institution) for s in cache.studies())
+    studies = sorted(
+        ((s.to_json(), s.mismatch, s.institution) for s in cache.studies()),
+        key=lambda row: row[0]["study_uid"],
+    )
     conn = cache.conn
     series = sorted(tuple(r) for r in conn.execute("SELECT * FROM series"))
     instances = sorted(tuple(r) for r in conn.execute("SELECT * FROM instance"))

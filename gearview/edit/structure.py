@@ -1,0 +1,246 @@
+"""Structure fixes: move series between studies, split a study, merge two studies.
+
+Each fix is one all-or-nothing batch (like an edit): the moved instances get
+the target study's Study Instance UID and its patient and study attributes,
+a split gets a new Study Instance UID, and evidence references (KOS, SR,
+presentation states) that point at a moved series are re-pointed at its new
+study. Previous values go to Original Attributes and the audit log; undo
+restores the byte-identical files at their old paths.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Iterable
+
+from pydicom.datadict import dictionary_VR
+from pydicom.dataset import Dataset
+from pydicom.sequence import Sequence
+from pydicom.tag import Tag
+from pydicom.uid import generate_uid
+
+from gearview.edit import audit
+from gearview.edit.apply import Assignments, RewriteResult, rewrite_instances
+from gearview.edit.provenance import REASON_COERCE
+from gearview.errors import InvalidValueError, NotFoundError
+from gearview.jobs import CancelToken, ProgressCallback, no_progress
+from gearview.store import Cache
+from gearview.store.records import InstanceRecord, StudyRecord
+
+#: Patient and study attributes a moved instance takes from its new study (keyword -> record attr).
+TARGET_ATTRS = {
+    "PatientName": "patient_name",
+    "PatientID": "patient_id",
+    "IssuerOfPatientID": "issuer_of_patient_id",
+    "PatientBirthDate": "birth_date",
+    "PatientSex": "sex",
+    "StudyDate": "study_date",
+    "StudyTime": "study_time",
+    "AccessionNumber": "accession",
+    "StudyID": "study_id",
+    "StudyDescription": "description",
+    "ReferringPhysicianName": "referring_physician",
+}
+STUDY_UID = Tag("StudyInstanceUID")
+#: Sequences whose items reference studies by Study Instance UID + Referenced Series Sequence.
+EVIDENCE_SEQUENCES = (
+    "CurrentRequestedProcedureEvidenceSequence",
+    "PertinentOtherEvidenceSequence",
+    "IdenticalDocumentsSequence",
+)
+
+
+def _study(cache: Cache, study_uid: str) -> StudyRecord:
+    record = cache.study(study_uid)
+    if record is None:
+        raise NotFoundError(f"no study {study_uid} in the local cache")
+    return record
+
+
+def _target_assignments(target: StudyRecord | None, new_study_uid: str) -> Assignments:
+    assignments: Assignments = {STUDY_UID: ("UI", new_study_uid)}
+    if target is not None:
+        for keyword, attr in TARGET_ATTRS.items():
+            tag = Tag(keyword)
+            assignments[tag] = (dictionary_VR(tag), getattr(target, attr) or "")
+    return assignments
+
+
+def _remap_evidence(ds: Dataset, old_study: str, new_study: str, moved: set[str]) -> Assignments:
+    """Re-point evidence items at a moved series' new study (splitting mixed items)."""
+    result: Assignments = {}
+    for keyword in EVIDENCE_SEQUENCES:
+        seq = ds.get(keyword)
+        if not seq:
+            continue
+        items: list[Dataset] = []
+        changed = False
+        for item in seq:
+            series = list(item.get("ReferencedSeriesSequence", []))
+            if item.get("StudyInstanceUID") != old_study or not series:
+                items.append(item)
+                continue
+            moving = [s for s in series if s.get("SeriesInstanceUID") in moved]
+            staying = [s for s in series if s.get("SeriesInstanceUID") not in moved]
+            if not moving:
+                items.append(item)
+                continue
+            changed = True
+            if staying:
+                kept = copy.deepcopy(item)
+                kept.ReferencedSeriesSequence = Sequence(copy.deepcopy(staying))
+                items.append(kept)
+            moved_item = copy.deepcopy(item)
+            moved_item.StudyInstanceUID = new_study
+            moved_item.ReferencedSeriesSequence = Sequence(copy.deepcopy(moving))
+            items.append(moved_item)
+        if changed:
+            result[Tag(keyword)] = ("SQ", Sequence(items))
+    return result
+
+
+def _run(
+    cache: Cache,
+    moving: list[InstanceRecord],
+    others: list[InstanceRecord],
+    source_uid: str,
+    new_study_uid: str,
+    target: StudyRecord | None,
+    kind: str,
+    reason: str,
+    progress: ProgressCallback,
+    token: CancelToken | None,
+) -> RewriteResult:
+    moved_series = {r.series_uid for r in moving}
+    moving_uids = {r.sop_uid for r in moving}
+    base = _target_assignments(target, new_study_uid)
+
+    def transform(ds: Dataset) -> Assignments:
+        if str(ds.SOPInstanceUID) in moving_uids:
+            return {**base, **_remap_evidence(ds, source_uid, new_study_uid, moved_series)}
+        return _remap_evidence(ds, source_uid, new_study_uid, moved_series)
+
+    # instances staying behind are re-read only when they may hold references (no pixels)
+    candidates = moving + [r for r in others if r.rows is None]
+    result = rewrite_instances(
+        cache,
+        candidates,
+        transform,
+        kind=kind,
+        description=f"{kind} {len(moved_series)} series",
+        reason=reason,
+        reason_code=REASON_COERCE,
+        progress=progress,
+        token=token,
+    )
+    audit.append(
+        cache.home,
+        kind,
+        source_study_uid=source_uid,
+        target_study_uid=new_study_uid,
+        series=sorted(moved_series),
+        instances=len(result.instances),
+        reason=reason,
+        undo_id=result.undo_id,
+    )
+    return result
+
+
+def move_series(
+    cache: Cache,
+    series_uids: Iterable[str],
+    target_study_uid: str,
+    *,
+    reason: str = "",
+    progress: ProgressCallback = no_progress,
+    token: CancelToken | None = None,
+) -> RewriteResult:
+    """Move series into an existing study (of the same or another patient)."""
+    series = list(dict.fromkeys(series_uids))
+    target = _study(cache, target_study_uid)
+    moving = [r for s in series for r in cache.instances(series_uid=s)]
+    if not moving:
+        raise NotFoundError("no such series in the local cache")
+    sources = {r.study_uid for r in moving}
+    if len(sources) != 1:
+        raise InvalidValueError("move series of one study at a time")
+    (source_uid,) = sources
+    if source_uid == target_study_uid:
+        raise InvalidValueError("the series already belong to that study")
+    others = [r for r in cache.instances(study_uid=source_uid) if r.series_uid not in series]
+    others += cache.instances(study_uid=target_study_uid)
+    return _run(
+        cache,
+        moving,
+        others,
+        source_uid,
+        target_study_uid,
+        target,
+        "move-series",
+        reason,
+        progress,
+        token,
+    )
+
+
+def split_study(
+    cache: Cache,
+    study_uid: str,
+    series_uids: Iterable[str],
+    *,
+    reason: str = "",
+    progress: ProgressCallback = no_progress,
+    token: CancelToken | None = None,
+) -> tuple[str, RewriteResult]:
+    """Move some series of a study into a new study (new Study Instance UID); returns its UID."""
+    series = set(series_uids)
+    instances = cache.instances(study_uid=study_uid)
+    if not instances:
+        raise NotFoundError(f"no study {study_uid} in the local cache")
+    moving = [r for r in instances if r.series_uid in series]
+    if not moving or len(moving) == len(instances):
+        raise InvalidValueError("choose some, but not all, series of the study to split off")
+    new_uid = generate_uid()
+    others = [r for r in instances if r.series_uid not in series]
+    result = _run(
+        cache, moving, others, study_uid, new_uid, None, "split-study", reason, progress, token
+    )
+    return new_uid, result
+
+
+def merge_studies(
+    cache: Cache,
+    source_study_uid: str,
+    target_study_uid: str,
+    *,
+    reason: str = "",
+    progress: ProgressCallback = no_progress,
+    token: CancelToken | None = None,
+) -> RewriteResult:
+    """Move every series of `source` into `target`; both must belong to the same patient."""
+    source = _study(cache, source_study_uid)
+    target = _study(cache, target_study_uid)
+    if source_study_uid == target_study_uid:
+        raise InvalidValueError("cannot merge a study with itself")
+    if (source.patient_id, source.issuer_of_patient_id) != (
+        target.patient_id,
+        target.issuer_of_patient_id,
+    ):
+        raise InvalidValueError(
+            "the studies belong to different patients (Patient ID differs)",
+            hint="edit the patient first, or move the series to the other patient's study",
+        )
+    moving = cache.instances(study_uid=source_study_uid)
+    others = cache.instances(study_uid=target_study_uid)
+    return _run(
+        cache,
+        moving,
+        others,
+        source_study_uid,
+        target_study_uid,
+        target,
+        "merge-studies",
+        reason,
+        progress,
+        token,
+    )
