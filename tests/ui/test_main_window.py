@@ -8,8 +8,9 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from factory import write_series
+from factory import make_ct, write_series
 from peers.tools import DCMTK_ENV, free_port, require
+from pydicom.uid import generate_uid
 from PySide6.QtCore import Qt, QTimer
 from PySide6.QtGui import QAction
 from PySide6.QtWidgets import QApplication, QLabel
@@ -20,12 +21,15 @@ from gearview.net.server import Server
 from gearview.store import Cache
 from gearview.ui import app
 from gearview.ui.main_window import MainWindow
+from gearview.ui.study_list import MISMATCH_TOOLTIP
 
 
 def test_storescu_study_appears_live(qtbot, window: MainWindow, tmp_path: Path):
     storescu = require("storescu")
     files = write_series(tmp_path / "in", 12, patient_name="Sent^ByStorescu", patient_id="SCU1")
     state = window.server.state
+    shown: list[str] = []
+    window.bridge.association_opened.connect(lambda _d: shown.append(window.server_status.text))
     subprocess.run(
         [
             storescu,
@@ -47,6 +51,8 @@ def test_storescu_study_appears_live(qtbot, window: MainWindow, tmp_path: Path):
         lambda: model.rowCount() == 1 and model.record(0).instances == 12, timeout=15_000
     )
     assert model.record(0).patient_id == "SCU1"
+    qtbot.waitUntil(lambda: bool(shown) and "0 associations" in window.server_status.text)
+    assert "1 association" in shown[0]
     assert window.study_list.full_loads == 1
     assert "listening" in window.server_status.text
 
@@ -293,3 +299,30 @@ def test_settings_apply_onto_a_busy_port_saves_and_says_the_server_did_not_resta
         assert "did not restart" in message and f"port {busy} is already in use" in message
         assert "not listening" in window.server_status.text
         dialog.close()
+
+
+def test_ctrl_comma_opens_settings_and_ctrl_q_quits(qtbot, window: MainWindow):
+    window.activateWindow()
+    qtbot.waitUntil(window.isActiveWindow)
+    qtbot.keyClick(window.study_list.view, Qt.Key.Key_Comma, Qt.KeyboardModifier.ControlModifier)
+    qtbot.waitUntil(lambda: window._settings is not None and window._settings.isVisible())
+    window._settings.close()
+    window.activateWindow()
+    qtbot.waitUntil(window.isActiveWindow)
+    qtbot.keyClick(window.study_list.view, Qt.Key.Key_Q, Qt.KeyboardModifier.ControlModifier)
+    qtbot.waitUntil(lambda: not window.isVisible())
+    assert not window.server.state.running
+
+
+def test_demographic_mismatch_from_real_instances_is_flagged(qtbot, window: MainWindow, tmp_path):
+    study, series = generate_uid(), generate_uid()
+    for number, patient_id in enumerate(("PID-A", "PID-B"), 1):
+        path = tmp_path / f"{number}.dcm"
+        make_ct(study, series, number, patient_id=patient_id).save_as(
+            path, enforce_file_format=True
+        )
+        window.cache.add_file(path)
+    model = window.study_list.model
+    qtbot.waitUntil(lambda: model.rowCount() == 1 and model.record(0).instances == 2)
+    assert model.record(0).mismatch
+    assert model.index(0, 0).data(Qt.ItemDataRole.ToolTipRole) == MISMATCH_TOOLTIP
