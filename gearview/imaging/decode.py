@@ -13,6 +13,7 @@ import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pydicom
@@ -23,7 +24,9 @@ from pydicom.tag import Tag
 from pydicom.uid import UID
 
 from gearview import conformance
+from gearview.errors import GearviewError
 from gearview.imaging.errors import CannotDisplayError, DecodeError
+from gearview.store.inspect import read_instance_info
 
 log = logging.getLogger(__name__)
 
@@ -154,6 +157,42 @@ def transfer_syntax_of(ds: Dataset) -> UID:
     )
 
 
+def peek(ds: Dataset, tag: int) -> Any:
+    """An element as stored, without reading a deferred value from disk.
+
+    pydicom's `get_item` loads deferred values (it would pull 500 KB of pixel
+    data per header into memory), so look in the dataset's mapping directly.
+    """
+    return ds._dict.get(Tag(tag))  # noqa: SLF001 - no public accessor avoids the deferred read
+
+
+ITEM_TAG = b"\xfe\xff\x00\xe0"
+SEQUENCE_DELIMITER = b"\xfe\xff\xdd\xe0"
+
+
+def check_fragments(data: bytes) -> str:
+    """Walk encapsulated Pixel Data items; '' if every item fits, else what is wrong.
+
+    A fragment whose length field claims more than the data holds would make
+    the reader allocate that much (2 GiB from a 1 KB file) before failing.
+    """
+    pos, size = 0, len(data)
+    while pos + 8 <= size:
+        tag = bytes(data[pos : pos + 4])
+        if tag == SEQUENCE_DELIMITER:
+            return ""
+        if tag != ITEM_TAG:
+            return f"encapsulated Pixel Data is corrupt at byte {pos} (no item tag)"
+        length = int.from_bytes(data[pos + 4 : pos + 8], "little")
+        if length == UNDEFINED_LENGTH or pos + 8 + length > size:
+            return (
+                f"encapsulated Pixel Data fragment at byte {pos} claims {length} bytes, "
+                f"only {size - pos - 8} remain"
+            )
+        pos += 8 + length
+    return ""
+
+
 class ImageSource:
     """One instance on disk: its header, geometry, and a way to decode frame N."""
 
@@ -210,14 +249,20 @@ class ImageSource:
 
     def _check_length(self, geo: ImageGeometry) -> None:
         """Native Pixel Data shorter than one frame is refused before decoding."""
-        elem = self.ds.get_item(PIXEL_DATA)
+        elem = peek(self.ds, PIXEL_DATA)
         if elem is None:
             return
         length = getattr(elem, "length", None)
         if length is None:
             value = getattr(elem, "value", None)
             length = len(value) if value is not None else None
-        if length is None or length == UNDEFINED_LENGTH:
+        if length == UNDEFINED_LENGTH:
+            value = getattr(elem, "value", None)
+            problem = check_fragments(value) if isinstance(value, (bytes, bytearray)) else ""
+            if problem:
+                raise CannotDisplayError(f"cannot display: {problem}")
+            return
+        if length is None:
             return
         if self.transfer_syntax.is_compressed and not self.transfer_syntax.is_deflated:
             return
@@ -229,7 +274,7 @@ class ImageSource:
     def frame_available(self, index: int) -> bool:
         """False when native Pixel Data is too short to hold frame `index`."""
         geo = self.geometry
-        elem = self.ds.get_item(PIXEL_DATA)
+        elem = peek(self.ds, PIXEL_DATA)
         length = getattr(elem, "length", None) if elem is not None else None
         if (
             length is None
@@ -265,6 +310,10 @@ class ImageSource:
     def _pixel_array(self, index: int | None) -> np.ndarray:
         """Decode from the file (seeking to the one frame); deflated bodies need a full read."""
         if self.transfer_syntax.is_deflated:
+            try:
+                read_instance_info(self.path)  # refuses deflate bombs before inflating
+            except GearviewError as exc:
+                raise DecodeError(f"frame {(index or 0) + 1}: {exc.message}") from exc
             full = pydicom.dcmread(os.fspath(self.path), force=True)
             return pixel_array(full, index=index)
         meta = getattr(self.ds, "file_meta", None)

@@ -54,6 +54,15 @@ FILES = [
     ("mlut_18.dcm", 1),  # Modality LUT sequence
     ("eCT_Supplemental.dcm", 2),  # enhanced CT, per-frame window
     ("image_dfl.dcm", 1),  # deflated
+    ("RG1_UNCI.dcm", 1),  # MONOCHROME1 CR, uncompressed
+    ("US1_J2KI.dcm", 1),  # YBR_ICT
+    ("OBXXXX1A.dcm", 1),  # palette US
+    ("SC_rgb_jpeg_gdcm.dcm", 1),  # RGB JPEG lossless
+    ("SC_rgb_dcmtk_+eb+cy+np.dcm", 1),  # YBR_FULL_422 JPEG, not subsampled in the stream
+    ("SC_jpeg_no_color_transform.dcm", 1),  # RGB JPEG baseline without colour transform
+    ("color3d_jpeg_baseline.dcm", 60),  # multi-frame YBR_FULL_422 JPEG
+    ("rtdose.dcm", 7),  # multi-frame 32-bit dose grid
+    ("explicit_VR-UN.dcm", 1),  # J2K with UN elements
 ]
 
 
@@ -128,3 +137,17 @@ def test_render_with_explicit_window_matches(tmp_path, home):
     assert main(["render", str(path), "--window", "40,400", "-o", str(tmp_path / "ours.png")]) == 0
     diff = np.abs(read_png(tmp_path / "ours.png").astype(int) - read_png(tmp_path / "ref.png"))
     assert diff.mean() <= 2.0
+
+
+@pytest.mark.parametrize("name", ["SC_rgb_32bit.dcm", "gdcm-US-ALOKA-16.dcm"])
+def test_files_dcmtk_cannot_render_match_pydicom(name, tmp_path, home):
+    """DCMTK 3.6.7 refuses 32-bit RGB and segmented palettes; check against pydicom's own LUTs."""
+    path = Path(get_testdata_file(name, download=False))
+    ds = pydicom.dcmread(path)
+    arr = ds.pixel_array
+    if ds.PhotometricInterpretation == "PALETTE COLOR":
+        expected = (pydicom.pixels.apply_color_lut(arr, ds) >> 8).astype(np.uint8)
+    else:
+        expected = (arr >> (ds.BitsStored - 8)).astype(np.uint8)
+    assert main(["render", str(path), "-o", str(tmp_path / "ours.png")]) == 0
+    assert np.array_equal(read_png(tmp_path / "ours.png"), expected)

@@ -193,3 +193,39 @@ def test_explicit_syntax_default_when_meta_has_none():
     src = ImageSource(Path(get_testdata_file("OT-PAL-8-face.dcm", download=False)))
     assert src.transfer_syntax.is_little_endian and src.transfer_syntax != ExplicitVRLittleEndian
     assert render_frame(src).pixels.shape == (480, 640, 3)
+
+
+def test_fragment_claiming_2gib_is_refused_without_allocating(tmp_path):
+    ds = _ct(tmp_path)
+    ds.file_meta.TransferSyntaxUID = pydicom.uid.JPEG2000Lossless
+    ds["PixelData"].VR = "OB"
+    ds.PixelData = pydicom.encaps.encapsulate([b"\xff\x4f" + b"\0" * 100])
+    path = _save(ds, tmp_path / "frag.dcm")
+    raw = path.read_bytes()
+    item = raw.index(b"\xfe\xff\x00\xe0", raw.index(b"\xfe\xff\x00\xe0") + 8)  # after the BOT
+    path.write_bytes(raw[: item + 4] + (0x7FFFFFF0).to_bytes(4, "little") + raw[item + 8 :])
+    tracemalloc.start()
+    src = ImageSource(path)
+    with pytest.raises(CannotDisplayError):
+        render_frame(src)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert "claims 2147483632 bytes" in src.problem
+    assert peak < 50 << 20
+
+
+def test_deflate_bomb_is_refused_before_inflating(tmp_path):
+    ds = _ct(tmp_path)
+    ds.Rows = ds.Columns = 8192
+    ds.PixelData = bytes(8192 * 8192 * 2)  # 128 MiB of zeros deflates to ~130 KiB
+    ds.file_meta.TransferSyntaxUID = pydicom.uid.DeflatedExplicitVRLittleEndian
+    path = _save(ds, tmp_path / "bomb.dcm")
+    assert path.stat().st_size < 1 << 20
+    del ds
+    src = ImageSource(path)
+    tracemalloc.start()
+    with pytest.raises(DecodeError, match="deflate bomb"):
+        src.decode(0)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert peak < 100 << 20  # bounded by the inflate cap, not the 128 MiB body

@@ -144,34 +144,56 @@ def to_qimage(pixels: np.ndarray) -> QImage:
     return QImage(pixels.data, width, height, line, fmt).copy()
 
 
-def decode_cached(
-    sources: SourceCache, frames: FrameCache, record: InstanceRecord, frame: int
-) -> tuple[ImageSource, np.ndarray]:
-    """Stored values of one frame, from the frame cache or freshly decoded into it."""
-    source = sources.get(record)
-    key = (record.sop_uid, frame)
-    stored = frames.get(key)
-    if stored is None:
-        stored = source.decode(frame)
-        frames.put(key, stored)
-    return source, stored
+class Decoder:
+    """Headers + frame cache + in-flight bookkeeping shared by a viewer's worker threads.
+
+    When the viewport asks for a frame that read-ahead is already decoding,
+    it waits for that decode instead of doing it a second time.
+    """
+
+    def __init__(self, frames: FrameCache, sources: SourceCache | None = None) -> None:
+        self.frames = frames
+        self.sources = sources or SourceCache()
+        self._inflight: dict[tuple[str, int], threading.Event] = {}
+        self._lock = threading.Lock()
+
+    def stored(self, record: InstanceRecord, frame: int) -> tuple[ImageSource, np.ndarray]:
+        """Stored values of one frame, from the cache, another thread's decode, or decoded here."""
+        source = self.sources.get(record)
+        key = (record.sop_uid, frame)
+        while True:
+            with self._lock:
+                arr = self.frames.get(key)
+                if arr is not None:
+                    return source, arr
+                event = self._inflight.get(key)
+                if event is None:
+                    event = self._inflight[key] = threading.Event()
+                    break
+            event.wait(30)
+            if self.frames.get(key) is None:
+                break  # the other decode failed or was evicted: decode here
+        try:
+            arr = source.decode(frame)
+            self.frames.put(key, arr)
+            return source, arr
+        finally:
+            with self._lock:
+                done = self._inflight.pop(key, None)
+            if done is not None:
+                done.set()
 
 
 def render_job(
-    sources: SourceCache,
-    frames: FrameCache,
-    record: InstanceRecord,
-    frame: int,
-    options: RenderOptions,
-    thumb: int = 0,
+    decoder: Decoder, record: InstanceRecord, frame: int, options: RenderOptions, thumb: int = 0
 ) -> FrameResult:
     """Decode (or reuse) and render one frame to a QImage; errors become a reason string."""
     source = None
     try:
-        source = sources.get(record)
+        source = decoder.sources.get(record)
         if not source.displayable:
             return FrameResult(record, frame, source, error=source.problem)
-        source, stored = decode_cached(sources, frames, record, frame)
+        source, stored = decoder.stored(record, frame)
         rendered = render_frame(source, frame, stored, options)
     except ImageError as exc:
         return FrameResult(record, frame, source, error=exc.one_line())
@@ -188,12 +210,10 @@ def render_job(
     return FrameResult(record, frame, source, image, rendered)
 
 
-def prefetch_job(
-    sources: SourceCache, frames: FrameCache, record: InstanceRecord, frame: int
-) -> None:
+def prefetch_job(decoder: Decoder, record: InstanceRecord, frame: int) -> None:
     """Decode a frame into the cache ahead of the user (errors show when it is displayed)."""
     try:
-        if sources.get(record).displayable:
-            decode_cached(sources, frames, record, frame)
+        if decoder.sources.get(record).displayable:
+            decoder.stored(record, frame)
     except ImageError:
         return

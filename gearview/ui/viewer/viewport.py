@@ -20,6 +20,8 @@ from gearview.imaging import RenderOptions, Window
 from gearview.imaging import gsps as gsps_mod
 from gearview.imaging.decode import ImageSource
 from gearview.imaging.sr import content_text
+from gearview.store.records import InstanceRecord
+from gearview.ui.viewer.decoder import PRIORITY_PREFETCH
 from gearview.ui.viewer.image_view import Graphic, ImageView
 from gearview.ui.viewer.model import (
     KIND_GSPS,
@@ -265,9 +267,17 @@ class Viewport(QStackedWidget):
         """Decode the next few slices into the frame cache while the user looks at this one."""
         if not self.series:
             return
-        for pos in range(self.position + 1, min(self.position + 1 + PREFETCH, self.count)):
+        anchor = self.position
+        for pos in range(anchor + 1, min(anchor + 1 + PREFETCH, self.count)):
             record, frame = self.series.slice(pos)
-            self.services.submit(self.services.prefetch, record, frame)
+            self.services.submit(
+                self._prefetch_one, anchor, record, frame, priority=PRIORITY_PREFETCH
+            )
+
+    def _prefetch_one(self, anchor: int, record: InstanceRecord, frame: int) -> None:
+        """Worker side: skip read-ahead the user has already scrolled away from."""
+        if abs(self.position - anchor) <= PREFETCH:
+            self.services.prefetch(record, frame)
 
     # ---- window / level ---------------------------------------------------------------
 

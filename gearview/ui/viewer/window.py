@@ -44,25 +44,25 @@ from PySide6.QtWidgets import (
 from gearview.config import Config, ViewerConfig
 from gearview.imaging import FrameCache, RenderOptions, Window
 from gearview.imaging import gsps as gsps_mod
-from gearview.imaging.decode import ImageSource
+from gearview.imaging.decode import ImageSource, peek
 from gearview.imaging.luts import frame_params
 from gearview.store import Cache
+from gearview.ui.viewer.decoder import PRIORITY_PREFETCH, DecodePool
 from gearview.ui.viewer.image_view import TOOL_MEASURE, TOOL_PAN, TOOL_WINDOW
 from gearview.ui.viewer.model import (
     KIND_GSPS,
     KIND_IMAGE,
     KIND_PDF,
     KIND_SR,
+    Decoder,
     FrameResult,
     SeriesModel,
-    SourceCache,
     StudyModel,
     load_study,
     prefetch_job,
     render_job,
 )
 from gearview.ui.viewer.viewport import ViewerServices, Viewport
-from gearview.ui.workers import WorkerPool
 
 log = logging.getLogger(__name__)
 
@@ -97,16 +97,14 @@ class ViewerWindow(QMainWindow):
         self.cache = cache
         self.study_uid = study_uid
         self.model: StudyModel | None = None
-        self.pool = WorkerPool(self, max_threads=2)
+        self.pool = DecodePool(self, threads=2)
         self.frames = FrameCache(viewer_cfg.frame_cache_bytes)
-        self.sources = SourceCache()
+        self.decoder = Decoder(self.frames)
         self._presentations: list[Dataset] = []
         self.services = ViewerServices(
             submit=self.pool.submit,
-            render=lambda record, frame, options: render_job(
-                self.sources, self.frames, record, frame, options
-            ),
-            prefetch=lambda record, frame: prefetch_job(self.sources, self.frames, record, frame),
+            render=lambda record, frame, options: render_job(self.decoder, record, frame, options),
+            prefetch=lambda record, frame: prefetch_job(self.decoder, record, frame),
             presentation_for=self._presentation_for,
         )
         self.viewports: list[Viewport] = []
@@ -316,15 +314,13 @@ class ViewerWindow(QMainWindow):
         record, frame = series.slice(len(series.slices) // 2)
 
         def job() -> FrameResult:
-            return render_job(
-                self.sources, self.frames, record, frame, RenderOptions(), thumb=THUMB
-            )
+            return render_job(self.decoder, record, frame, RenderOptions(), thumb=THUMB)
 
         def done(result: FrameResult) -> None:
             if result.image is not None and not self._closed:
                 item.setIcon(QIcon(QPixmap.fromImage(result.image)))
 
-        self.pool.submit(job, on_result=done)
+        self.pool.submit(job, on_result=done, priority=PRIORITY_PREFETCH)
 
     def _presentation_loaded(self, ds: Dataset) -> None:
         self._presentations.append(ds)
@@ -600,7 +596,7 @@ def _tag_items(ds: Dataset, budget: list[int], depth: int) -> list[QTreeWidgetIt
         if budget[0] < 0:
             items.append(QTreeWidgetItem(["…", "(more elements not shown)", "", ""]))
             break
-        raw = ds.get_item(tag)
+        raw = peek(ds, tag)
         if isinstance(raw, RawDataElement) and raw.value is None:
             items.append(
                 QTreeWidgetItem(
