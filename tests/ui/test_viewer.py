@@ -291,3 +291,54 @@ def test_gsps_is_described_and_applied_to_its_image(qtbot, viewer_for, cache, tm
     pr_series = next(s for s in viewer.model.series if s.kind == "gsps")
     vp.set_series(pr_series)
     qtbot.waitUntil(lambda: "Applies to 1 image(s)" in vp.text.toPlainText(), timeout=10000)
+
+
+def test_multiframe_scrolls_frames_and_decodes_off_the_gui_thread(qtbot, viewer_for, cache):
+    import threading
+
+    stored = cache.add_file(Path(get_testdata_file("emri_small.dcm", download=False)), "TEST")
+    viewer = viewer_for(stored.info.study_instance_uid)
+    threads = set()
+    render = viewer.services.render
+
+    def spy(*args):
+        threads.add(threading.current_thread() is threading.main_thread())
+        return render(*args)
+
+    viewer.services.render = spy
+    vp = viewer.active
+    assert vp.count == 10
+    vp.show_position(0)
+    qtbot.waitUntil(lambda: vp.last is not None and vp.last.frame == 0, timeout=10000)
+    from PySide6.QtCore import QPoint
+    from PySide6.QtGui import QWheelEvent
+
+    event = QWheelEvent(
+        QPointF(10, 10),
+        QPointF(10, 10),
+        QPoint(0, 0),
+        QPoint(0, -120),
+        Qt.MouseButton.NoButton,
+        Qt.KeyboardModifier.NoModifier,
+        Qt.ScrollPhase.NoScrollPhase,
+        False,
+    )
+    vp.view.wheelEvent(event)
+    qtbot.waitUntil(lambda: vp.last.frame == 1, timeout=10000)
+    assert "Fr: 2/10" in vp.view.corners[2]
+    assert threads == {False}  # every render ran on a worker thread
+    qtbot.waitUntil(lambda: not viewer.thumbs.item(0).icon().isNull(), timeout=10000)
+
+
+def test_absurd_header_shows_cannot_display(qtbot, viewer_for, cache, tmp_path):
+    """A file that changed on disk after indexing (the cache refuses such files on import)."""
+    ds = make_ct(generate_uid(), generate_uid(), 1)
+    ds.save_as(tmp_path / "ok.dcm", enforce_file_format=True)
+    stored = cache.add_file(tmp_path / "ok.dcm", "TEST")
+    ds.Rows = ds.Columns = 65535
+    ds.NumberOfFrames = 100000
+    ds.save_as(stored.path, enforce_file_format=True)
+    viewer = viewer_for(stored.info.study_instance_uid)
+    vp = viewer.active
+    qtbot.waitUntil(lambda: vp.last is not None, timeout=10000)
+    assert vp.last.image is None and "cannot display: one frame would need" in vp.view.placeholder
