@@ -49,6 +49,50 @@ def assignments_for(values: dict[Field, str]) -> Assignments:
     return {f.tag: (f.vr, python_value(f, v)) for f, v in values.items()}
 
 
+def edit_instances(
+    cache: Cache,
+    records: list[InstanceRecord],
+    values: Mapping[str, str],
+    *,
+    reason: str = "",
+    scope: str = "instances",
+    progress: ProgressCallback = no_progress,
+    token: CancelToken | None = None,
+) -> RewriteResult:
+    """Set `values` on some instances (the tag editor's instance/series scope), all or nothing."""
+    if not records:
+        raise NotFoundError("no instances to edit")
+    if not values:
+        raise InvalidValueError("nothing to change", hint="give at least one KEYWORD=VALUE")
+    checked = validate_all(dict(values))
+    assignments = assignments_for(checked)
+    keywords = {f.keyword: v for f, v in checked.items()}
+    result = rewrite_instances(
+        cache,
+        records,
+        lambda _: assignments,
+        kind="edit",
+        description=f"edit {', '.join(keywords)} ({scope})",
+        reason=reason,
+        progress=progress,
+        token=token,
+    )
+    if result.instances:
+        audit.append(
+            cache.home,
+            "edit",
+            scope=scope,
+            study_uid=records[0].study_uid,
+            instances=len(result.instances),
+            of_instances=len(records),
+            new=keywords,
+            old=_distinct_previous(result),
+            reason=reason,
+            undo_id=result.undo_id,
+        )
+    return result
+
+
 def edit_study(
     cache: Cache,
     study_uid: str,

@@ -186,11 +186,17 @@ class MainWindow(QMainWindow):
 
     def _install_features(self) -> None:
         """Each feature registers itself here with one import and one `install(self)` call."""
+        from gearview.ui.burn_dialog import install as install_burn
         from gearview.ui.edit_dialog import install as install_edit
+        from gearview.ui.import_dialog import install as install_import
+        from gearview.ui.tag_editor import install as install_tags
         from gearview.ui.viewer import install as install_viewer
 
         install_viewer(self)  # noqa: E702
         install_edit(self)
+        install_import(self)
+        install_burn(self)
+        install_tags(self)
 
     def add_tab(self, widget: QWidget, title: str, icon: QIcon | None = None) -> int:
         """Add a main tab (e.g. the viewer or the query page); returns its index."""

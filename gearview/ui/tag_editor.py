@@ -1,0 +1,264 @@
+"""Tag editor: every element of an instance as a tree; edit one value for the
+instance, its series or the whole study.
+
+Reading the file and writing the edit run on workers; private elements show
+their creator and are read-only; values are validated per VR inline before
+anything is written (the same rules as the Edit study form and the CLI).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QBrush, QColor
+from PySide6.QtWidgets import (
+    QComboBox,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QPushButton,
+    QTreeWidget,
+    QTreeWidgetItem,
+    QTreeWidgetItemIterator,
+    QVBoxLayout,
+    QWidget,
+)
+
+from gearview.edit.study_edit import edit_instances
+from gearview.edit.tags import TagNode, element_tree
+from gearview.edit.values import resolve_field, validate
+from gearview.errors import GearviewError, NotFoundError
+from gearview.store import Cache
+from gearview.store.records import InstanceRecord
+
+if TYPE_CHECKING:
+    from gearview.ui.main_window import MainWindow
+
+SCOPES = (("instance", "This instance"), ("series", "This series"), ("study", "Whole study"))
+NODE_ROLE = Qt.ItemDataRole.UserRole + 1
+READ_ONLY = QBrush(QColor(128, 128, 128))
+ERROR_STYLE = "color: #d32f2f;"
+RunJob = Callable[..., Any]
+
+
+def load_instance(cache: Cache, sop_uid: str) -> tuple[InstanceRecord, list[TagNode]]:
+    """Worker side: the instance's record and element tree."""
+    record = cache.instance(sop_uid)
+    if record is None:
+        raise NotFoundError("the instance is no longer in the cache")
+    return record, element_tree(record.path)
+
+
+def scope_records(cache: Cache, record: InstanceRecord, scope: str) -> list[InstanceRecord]:
+    if scope == "study":
+        return cache.instances(study_uid=record.study_uid)
+    if scope == "series":
+        return cache.instances(series_uid=record.series_uid)
+    return [record]
+
+
+class TagEditor(QWidget):
+    """The element tree of one instance with a search box and a one-value editor."""
+
+    def __init__(
+        self, cache: Cache, pool: Any, run_job: RunJob, parent: QWidget | None = None
+    ) -> None:
+        super().__init__(parent)
+        self.cache = cache
+        self.pool = pool
+        self.run_job = run_job
+        self.record: InstanceRecord | None = None
+        self.loading = False
+        layout = QVBoxLayout(self)
+        self.search = QLineEdit()
+        self.search.setPlaceholderText("Search keyword or tag (e.g. PatientName, 0010,0020)")
+        self.search.textChanged.connect(self.apply_filter)
+        layout.addWidget(self.search)
+        self.tree = QTreeWidget()
+        self.tree.setHeaderLabels(["Tag", "Name", "VR", "Value", "Private creator"])
+        self.tree.setUniformRowHeights(True)
+        self.tree.currentItemChanged.connect(self._selected)
+        layout.addWidget(self.tree, 1)
+        self.field = QLabel("Select an element to edit it")
+        layout.addWidget(self.field)
+        row = QHBoxLayout()
+        self.value = QLineEdit()
+        self.value.setEnabled(False)
+        self.value.textChanged.connect(self._validate)
+        self.scope = QComboBox()
+        for key, label in SCOPES:
+            self.scope.addItem(label, key)
+        self.apply_button = QPushButton("Apply")
+        self.apply_button.setEnabled(False)
+        self.apply_button.clicked.connect(self.apply)
+        row.addWidget(self.value, 1)
+        row.addWidget(self.scope)
+        row.addWidget(self.apply_button)
+        layout.addLayout(row)
+        self.error = QLabel()
+        self.error.setStyleSheet(ERROR_STYLE)
+        self.error.setVisible(False)
+        layout.addWidget(self.error)
+        self.status = QLabel()
+        layout.addWidget(self.status)
+
+    # ---- loading -----------------------------------------------------------------
+
+    def load(self, sop_uid: str) -> None:
+        self.loading = True
+        self.status.setText("Reading…")
+        self.pool.submit(
+            load_instance, self.cache, sop_uid, on_result=self._loaded, on_error=self._failed
+        )
+
+    def _loaded(self, result: tuple[InstanceRecord, list[TagNode]]) -> None:
+        self.record, nodes = result
+        self.tree.clear()
+        for node in nodes:
+            self.tree.addTopLevelItem(self._item(node))
+        self.tree.resizeColumnToContents(0)
+        self.status.setText(f"{sum(1 for _ in self._items())} elements")
+        self.loading = False
+        self.apply_filter(self.search.text())
+
+    def _failed(self, exc: BaseException) -> None:
+        self.loading = False
+        message = exc.one_line() if isinstance(exc, GearviewError) else str(exc)
+        self.status.setText(f"Nothing was changed: {message}")
+
+    def _item(self, node: TagNode) -> QTreeWidgetItem:
+        item = QTreeWidgetItem([node.tag, node.name, node.vr, node.value, node.private_creator])
+        item.setData(0, NODE_ROLE, node)
+        if not node.editable:
+            for column in range(5):
+                item.setForeground(column, READ_ONLY)
+            if node.private_creator:
+                item.setToolTip(3, f"private ({node.private_creator}): read-only")
+        for child in node.children:
+            item.addChild(self._item(child))
+        return item
+
+    def _items(self) -> list[QTreeWidgetItem]:
+        found = []
+        iterator = QTreeWidgetItemIterator(self.tree)
+        while iterator.value():
+            found.append(iterator.value())
+            iterator += 1
+        return found
+
+    def node(self, item: QTreeWidgetItem) -> TagNode:
+        return item.data(0, NODE_ROLE)
+
+    def find_item(self, keyword: str) -> QTreeWidgetItem | None:
+        return next((i for i in self._items() if self.node(i).keyword == keyword), None)
+
+    # ---- search --------------------------------------------------------------------
+
+    def apply_filter(self, text: str) -> None:
+        """Show elements matching `text` (and the sequences that contain them)."""
+
+        def visit(item: QTreeWidgetItem) -> bool:
+            child_match = False
+            for index in range(item.childCount()):
+                child_match = visit(item.child(index)) or child_match
+            match = self.node(item).matches(text) or child_match
+            item.setHidden(not match)
+            if child_match and text:
+                item.setExpanded(True)
+            return match
+
+        for index in range(self.tree.topLevelItemCount()):
+            visit(self.tree.topLevelItem(index))
+
+    def visible_keywords(self) -> list[str]:
+        return [self.node(i).keyword for i in self._items() if not i.isHidden()]
+
+    # ---- editing -------------------------------------------------------------------
+
+    def _selected(self, item: QTreeWidgetItem | None, _: Any = None) -> None:
+        node = self.node(item) if item is not None else None
+        editable = bool(node and node.editable)
+        self.value.setEnabled(editable)
+        if node is None:
+            return
+        if editable:
+            self.field.setText(f"{node.name} {node.tag} ({node.vr})")
+            self.value.setText(node.full)
+        else:
+            reason = (
+                f"private, creator {node.private_creator}"
+                if node.private_creator
+                else "not editable here (UIDs, sequences, binary and file meta are not)"
+            )
+            self.field.setText(f"{node.name} {node.tag}: {reason}")
+        self._validate()
+
+    def _validate(self) -> bool:
+        item = self.tree.currentItem()
+        node = self.node(item) if item is not None else None
+        if node is None or not node.editable:
+            self.apply_button.setEnabled(False)
+            self.error.setVisible(False)
+            return False
+        try:
+            validate(resolve_field(node.keyword), self.value.text())
+        except GearviewError as exc:
+            self.error.setText(exc.message)
+            self.error.setVisible(True)
+            self.apply_button.setEnabled(False)
+            return False
+        self.error.setVisible(False)
+        self.apply_button.setEnabled(self.value.text() != node.full)
+        return True
+
+    def apply(self) -> None:
+        item = self.tree.currentItem()
+        if item is None or self.record is None or not self._validate():
+            return
+        node = self.node(item)
+        record, scope, value = self.record, self.scope.currentData(), self.value.text()
+
+        def job(progress: Any, token: Any) -> Any:
+            records = scope_records(self.cache, record, scope)
+            return edit_instances(
+                self.cache,
+                records,
+                {node.keyword: value},
+                scope=scope,
+                reason="tag editor",
+                progress=progress,
+                token=token,
+            )
+
+        self.status.setText("Applying…")
+        self.run_job(
+            job,
+            f"Set {node.keyword}",
+            on_done=lambda _: self.load(record.sop_uid),
+            on_error=self._failed,
+        )
+
+
+def install(window: MainWindow) -> None:
+    """A "Tags" dock, filled by "Show tags…" on a study (its first instance)."""
+    editor = TagEditor(window.cache, window.pool, window.run_job, window)
+    dock = window.add_dock(editor, "Tags")
+    dock.hide()
+    window.tag_editor = editor
+
+    def show_tags(uids: list[str]) -> None:
+        if not uids:
+            return
+
+        def first(study_uid: str) -> str:
+            records = window.cache.instances(study_uid=study_uid)
+            if not records:
+                raise NotFoundError("the study is no longer in the cache")
+            return records[0].sop_uid
+
+        dock.show()
+        window.pool.submit(first, uids[0], on_result=editor.load, on_error=editor._failed)
+
+    window.add_study_action("Show tags…", show_tags)
