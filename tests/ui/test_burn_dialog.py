@@ -1,0 +1,51 @@
+"""pytest-qt: the burn dialog's capacity bar refuses an oversized selection; a fitting one burns."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from factory import write_series
+from gearview.media import export as export_mod
+from gearview.ui.burn_dialog import BurnDialog
+
+
+@pytest.fixture
+def study_uids(cache, tmp_path: Path) -> list[str]:
+    for name in ("A", "B"):
+        for path in write_series(tmp_path / name, 3):
+            cache.add_file(path)
+    return [s.study_uid for s in cache.studies()]
+
+
+def test_capacity_bar_refuses_oversized_selection(qtbot, cache, study_uids, monkeypatch) -> None:
+    monkeypatch.setitem(export_mod.MEDIA_CAPACITY, "CD", export_mod.OVERHEAD_BYTES + 20_000)
+    dialog = BurnDialog(cache, study_uids)
+    qtbot.addWidget(dialog)
+    qtbot.waitUntil(lambda: dialog.planned is not None, timeout=10_000)
+    assert dialog.medium.currentText() == "CD"
+    assert not dialog.fits
+    assert not dialog.burn_button.isEnabled()
+    assert "does not fit" in dialog.capacity_label.text()
+    assert dialog.capacity_bar.value() == 1000
+    dialog.split.setChecked(True)
+    assert dialog.burn_button.isEnabled() and "split" in dialog.capacity_label.text()
+    dialog.split.setChecked(False)
+    dialog.medium.setCurrentText("DVD")
+    assert dialog.fits and dialog.burn_button.isEnabled()
+    assert dialog.capacity_bar.value() < 10
+    dialog.reject()
+
+
+def test_burn_to_iso_file(qtbot, cache, study_uids, tmp_path: Path) -> None:
+    dialog = BurnDialog(cache, study_uids)
+    qtbot.addWidget(dialog)
+    qtbot.waitUntil(lambda: dialog.burn_button.isEnabled(), timeout=10_000)
+    assert dialog.studies.count() == 2
+    dialog.iso_path.setText(str(tmp_path / "out.iso"))
+    dialog.start_burn()
+    qtbot.waitUntil(lambda: bool(dialog.result_text), timeout=20_000)
+    assert "6 instance(s)" in dialog.result_text
+    assert (tmp_path / "out.iso").stat().st_size > 0
+    dialog.reject()

@@ -1,0 +1,59 @@
+"""pytest-qt: the import dialog previews a medium as a checkable tree and imports the ticked series."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from PySide6.QtCore import Qt
+
+from factory import write_series
+from gearview.ui.import_dialog import SERIES_ROLE, ImportDialog
+
+
+def _series_items(dialog: ImportDialog) -> list:
+    items, stack = [], [dialog.tree.topLevelItem(i) for i in range(dialog.tree.topLevelItemCount())]
+    while stack:
+        item = stack.pop()
+        if item.data(0, SERIES_ROLE):
+            items.append(item)
+        stack.extend(item.child(i) for i in range(item.childCount()))
+    return items
+
+
+def test_preview_tree_and_selective_import(qtbot, cache, tmp_path: Path) -> None:
+    write_series(tmp_path / "cd" / "A", 2, patient_name="Doe^Jane", patient_id="OUT1")
+    write_series(tmp_path / "cd" / "B", 3, patient_name="Doe^Jane", patient_id="OUT1")
+    (tmp_path / "cd" / "README.TXT").write_text("disc")
+    dialog = ImportDialog(cache, report_dir=tmp_path / "reports")
+    qtbot.addWidget(dialog)
+    dialog.path_edit.setText(str(tmp_path / "cd"))
+    dialog.start_scan()
+    qtbot.waitUntil(lambda: dialog.preview is not None, timeout=10_000)
+    top = [dialog.tree.topLevelItem(i) for i in range(dialog.tree.topLevelItemCount())]
+    assert top[0].text(0) == "Doe^Jane (OUT1)"
+    assert sorted(top[0].child(i).text(2) for i in range(top[0].childCount())) == ["2", "3"]
+    assert top[1].text(0) == "Not importable (1)" and top[1].child(0).text(3).startswith("not DICOM")
+    assert "2 study(ies)" in dialog.summary.text() and "5 DICOM file(s)" in dialog.summary.text()
+    series = _series_items(dialog)
+    small = next(item for item in series if item.text(2) == "2")
+    small.setCheckState(0, Qt.CheckState.Unchecked)
+    assert len(dialog.selected_series()) == 1
+    dialog.reconcile_box.setChecked(True)
+    dialog.patient_id.setText("MRN9")
+    dialog.start_import()
+    qtbot.waitUntil(lambda: dialog.report is not None, timeout=10_000)
+    assert dialog.report.imported == 3
+    assert "not selected" in dialog.report_view.toPlainText()
+    assert {s.patient_id for s in cache.studies()} == {"MRN9"}
+    dialog.reject()
+
+
+def test_scan_of_a_bad_path_reports_the_error(qtbot, cache, tmp_path: Path) -> None:
+    dialog = ImportDialog(cache)
+    qtbot.addWidget(dialog)
+    dialog.path_edit.setText(str(tmp_path / "missing"))
+    dialog.start_scan()
+    qtbot.waitUntil(lambda: dialog.summary.text().startswith("Failed"), timeout=10_000)
+    assert "no such file" in dialog.summary.text()
+    assert not dialog.import_button.isEnabled()
+    dialog.reject()
