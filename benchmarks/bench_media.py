@@ -102,8 +102,9 @@ def main() -> None:
             cache.add_file(path)
         (study,) = cache.studies()
         cached = [i.path for i in cache.instances(study_uid=study.study_uid)]
-        rows: dict[str, list[float]] = {k: [] for k in (
-            "gv_burn", "ref_burn", "ref_burn_copy", "gv_import", "ref_import")}
+        rows: dict[str, list[float]] = {
+            k: [] for k in ("gv_burn", "ref_burn", "ref_burn_copy", "gv_import", "ref_import")
+        }
         for _ in range(args.repeat):
             rows["gv_burn"].append(gearview_burn(cache, study.study_uid, root / "gv.iso"))
             rows["ref_burn"].append(reference_burn(cached, root, copy=False))

@@ -27,25 +27,48 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("study_uids", nargs="+", metavar="STUDY_UID")
     target = parser.add_mutually_exclusive_group(required=True)
     target.add_argument("--iso", type=Path, metavar="FILE", help="write an ISO 9660 + Joliet image")
-    target.add_argument("--device", metavar="DEV", help="burn to this drive (stdio:FILE emulates one)")
-    parser.add_argument("--no-viewer", action="store_true", help="leave the portable viewer off the disc")
-    parser.add_argument("--medium", choices=list(MEDIA_CAPACITY), help="capacity to check (default: config)")
-    parser.add_argument("--profile", choices=list(PROFILES), default=DEFAULT_PROFILE,
-                        help="STD-GEN-CD decompresses; the DVD profiles keep JPEG / JPEG 2000")
+    target.add_argument(
+        "--device", metavar="DEV", help="burn to this drive (stdio:FILE emulates one)"
+    )
+    parser.add_argument(
+        "--no-viewer", action="store_true", help="leave the portable viewer off the disc"
+    )
+    parser.add_argument(
+        "--medium", choices=list(MEDIA_CAPACITY), help="capacity to check (default: config)"
+    )
+    parser.add_argument(
+        "--profile",
+        choices=list(PROFILES),
+        default=DEFAULT_PROFILE,
+        help="STD-GEN-CD decompresses; the DVD profiles keep JPEG / JPEG 2000",
+    )
     parser.add_argument("--label", default="GEARVIEW", help="volume label")
-    parser.add_argument("--split", action="store_true",
-                        help="split across several discs/images when the selection does not fit")
+    parser.add_argument(
+        "--split",
+        action="store_true",
+        help="split across several discs/images when the selection does not fit",
+    )
     parser.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
     home, config = context()
-    viewer = None if args.no_viewer or not config.media.portable_viewer \
+    viewer = (
+        None
+        if args.no_viewer or not config.media.portable_viewer
         else Path(config.media.portable_viewer).expanduser()
-    options = BurnOptions(medium=args.medium or config.media.default_medium, profile=args.profile,
-                          label=args.label, viewer_dir=viewer, split=args.split)
+    )
+    options = BurnOptions(
+        medium=args.medium or config.media.default_medium,
+        profile=args.profile,
+        label=args.label,
+        viewer_dir=viewer,
+        split=args.split,
+    )
     if args.device and args.split:
-        raise InvalidValueError("--split works with --iso only", hint="write ISO images, then burn each")
+        raise InvalidValueError(
+            "--split works with --iso only", hint="write ISO images, then burn each"
+        )
     cache = Cache(home, config)
     bar = ProgressBar("burn")
     try:
@@ -63,8 +86,10 @@ def run(args: argparse.Namespace) -> int:
         finally:
             shutil.rmtree(workdir, ignore_errors=True)
         bar.close()
-        print(f"burned {result.instances} instance(s) to {args.device}; "
-              f"{verified.summary() if verified else 'not verified'}")
+        print(
+            f"burned {result.instances} instance(s) to {args.device}; "
+            f"{verified.summary() if verified else 'not verified'}"
+        )
         return 0
     finally:
         bar.close()

@@ -1,4 +1,4 @@
-"""`gearview import PATH [--patient-id ID [--issuer ISSUER]]`: import a folder / DICOMDIR / ISO / zip.
+"""`gearview import PATH [--patient-id ID [--issuer ISSUER]]`: import folder/DICOMDIR/ISO/zip.
 
 Every importable instance is imported; every file that is not is listed in
 the report (saved under the home's logs/imports) with its reason.
@@ -19,10 +19,14 @@ MAX_LISTED = 20
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    parser = sub.add_parser(COMMAND, help="import studies from a folder, DICOMDIR, ISO image or zip")
+    parser = sub.add_parser(
+        COMMAND, help="import studies from a folder, DICOMDIR, ISO image or zip"
+    )
     parser.add_argument("path", help="folder, DICOMDIR, .iso or .zip (a mounted disc is a folder)")
-    parser.add_argument("--patient-id", help="reconcile: set this local Patient ID (the outside ID is "
-                        "kept in Other Patient IDs)")
+    parser.add_argument(
+        "--patient-id",
+        help="reconcile: set this local Patient ID (the outside ID is kept in Other Patient IDs)",
+    )
     parser.add_argument("--issuer", help="issuer of the local Patient ID (with --patient-id)")
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
     parser.set_defaults(run=run)
@@ -41,9 +45,15 @@ def run(args: argparse.Namespace) -> int:
         bar.close()
         cache.close()
     if args.json:
-        print_json({"imported": report.imported, "studies": sorted(report.studies),
-                    "not_imported": [{"file": n, "reason": r} for n, r in report.not_imported],
-                    "warnings": report.warnings, "report": str(report.path) if report.path else None})
+        print_json(
+            {
+                "imported": report.imported,
+                "studies": sorted(report.studies),
+                "not_imported": [{"file": n, "reason": r} for n, r in report.not_imported],
+                "warnings": report.warnings,
+                "report": str(report.path) if report.path else None,
+            }
+        )
     else:
         print(report.summary())
         for warning in report.warnings:

@@ -42,8 +42,10 @@ class VerifyResult:
     def summary(self) -> str:
         if self.ok:
             return f"verified: all {self.files} file(s) read back with matching checksums"
-        return (f"verification FAILED: {len(self.mismatched)} file(s) differ, "
-                f"{len(self.missing)} missing, of {self.files}")
+        return (
+            f"verification FAILED: {len(self.mismatched)} file(s) differ, "
+            f"{len(self.missing)} missing, of {self.files}"
+        )
 
 
 class BurnBackend(ABC):
@@ -59,17 +61,23 @@ class BurnBackend(ABC):
 
     def readback_path(self, device: str) -> str:
         """Where the written disc can be read back as an ISO (device node or emulated file)."""
-        return device[len(STDIO_PREFIX):] if device.startswith(STDIO_PREFIX) else device
+        return device[len(STDIO_PREFIX) :] if device.startswith(STDIO_PREFIX) else device
 
-    def burn(self, image: Path, device: str, progress: ProgressCallback = no_progress,
-             token: CancelToken | None = None) -> None:
+    def burn(
+        self,
+        image: Path,
+        device: str,
+        progress: ProgressCallback = no_progress,
+        token: CancelToken | None = None,
+    ) -> None:
         """Run the burner; raises MediaWriteError on failure, Cancelled when cancelled."""
         cmd = self.command(image, device)
         log.info("burning with %s", cmd[0])
         progress(Progress(0, None, f"burning with {self.name}"))
         try:
-            proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                    stdin=subprocess.DEVNULL)
+            proc = subprocess.Popen(
+                cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL
+            )
         except OSError as exc:
             raise MediaWriteError(f"cannot start {cmd[0]}: {exc.strerror}") from None
         started = time.monotonic()
@@ -84,8 +92,10 @@ class BurnBackend(ABC):
         _out, err = proc.communicate()
         if proc.returncode != 0:
             tail = " ".join(err.decode("utf-8", "replace").strip().splitlines()[-2:])
-            raise MediaWriteError(f"{self.name} failed (exit {proc.returncode}): {tail}",
-                                  hint="check the disc and the drive, then burn again")
+            raise MediaWriteError(
+                f"{self.name} failed (exit {proc.returncode}): {tail}",
+                hint="check the disc and the drive, then burn again",
+            )
 
 
 class XorrisoBackend(BurnBackend):
@@ -95,8 +105,17 @@ class XorrisoBackend(BurnBackend):
         return shutil.which("xorriso") is not None
 
     def command(self, image: Path, device: str) -> list[str]:
-        return ["xorriso", "-abort_on", "FAILURE", "-as", "cdrecord", "-v", f"dev={device}",
-                "-dao", str(image)]
+        return [
+            "xorriso",
+            "-abort_on",
+            "FAILURE",
+            "-as",
+            "cdrecord",
+            "-v",
+            f"dev={device}",
+            "-dao",
+            str(image),
+        ]
 
 
 class HdiutilBackend(BurnBackend):
@@ -119,8 +138,11 @@ $ErrorActionPreference = 'Stop'
 $master = New-Object -ComObject IMAPI2.MsftDiscMaster2
 $recorder = New-Object -ComObject IMAPI2.MsftDiscRecorder2
 $id = $null
-foreach ($u in $master) { $r = New-Object -ComObject IMAPI2.MsftDiscRecorder2; $r.InitializeDiscRecorder($u);
-  if (($r.VolumePathNames -join ',') -like "*$Device*" -or $u -eq $Device) { $id = $u } }
+foreach ($u in $master) {
+  $r = New-Object -ComObject IMAPI2.MsftDiscRecorder2
+  $r.InitializeDiscRecorder($u)
+  if (($r.VolumePathNames -join ',') -like "*$Device*" -or $u -eq $Device) { $id = $u }
+}
 if (-not $id) { throw "no recorder matches $Device" }
 $recorder.InitializeDiscRecorder($id)
 $format = New-Object -ComObject IMAPI2.MsftDiscFormat2Data
@@ -143,8 +165,13 @@ class Imapi2Backend(BurnBackend):
         return platform.system() == "Windows" and shutil.which("powershell") is not None
 
     def command(self, image: Path, device: str) -> list[str]:
-        return ["powershell", "-NoProfile", "-NonInteractive", "-Command",
-                f"& {{{IMAPI2_SCRIPT}}} -Image '{_ps_quote(str(image))}' -Device '{_ps_quote(device)}'"]
+        return [
+            "powershell",
+            "-NoProfile",
+            "-NonInteractive",
+            "-Command",
+            f"& {{{IMAPI2_SCRIPT}}} -Image '{_ps_quote(str(image))}' -Device '{_ps_quote(device)}'",
+        ]
 
     def readback_path(self, device: str) -> str:
         letter = device.rstrip(":\\")
@@ -175,6 +202,7 @@ def list_burners() -> list[str]:
         return [line.split()[0] for line in out.splitlines()[1:] if line.strip()[:1].isdigit()]
     if system == "Windows":
         from gearview.media.drives import windows_drives
+
         return [d for d, kind in windows_drives() if kind == "cdrom"]
     return []
 
@@ -194,14 +222,21 @@ def verify(image: Path, readback: str, progress: ProgressCallback = no_progress)
     return result
 
 
-def burn_image(image: Path, device: str, backend: BurnBackend | None = None,
-               progress: ProgressCallback = no_progress, token: CancelToken | None = None,
-               check: bool = True) -> VerifyResult | None:
+def burn_image(
+    image: Path,
+    device: str,
+    backend: BurnBackend | None = None,
+    progress: ProgressCallback = no_progress,
+    token: CancelToken | None = None,
+    check: bool = True,
+) -> VerifyResult | None:
     """Burn, then (by default) read back and verify; raises MediaWriteError on a bad disc."""
     backend = backend or default_backend()
     if not backend.available():
-        raise MediaWriteError(f"the {backend.name} burner is not installed",
-                              hint="install xorriso (Linux) or write an ISO file instead")
+        raise MediaWriteError(
+            f"the {backend.name} burner is not installed",
+            hint="install xorriso (Linux) or write an ISO file instead",
+        )
     backend.burn(image, device, progress, token)
     if not check:
         return None

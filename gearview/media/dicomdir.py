@@ -58,7 +58,8 @@ def file_id_problem(components: list[str]) -> str | None:
 
 def file_id_is_conformant(components: list[str]) -> bool:
     return 0 < len(components) <= MAX_COMPONENTS and all(
-        CONFORMANT_COMPONENT.match(c) for c in components)
+        CONFORMANT_COMPONENT.match(c) for c in components
+    )
 
 
 def _raw_file_id(record: Dataset) -> list[str] | None:
@@ -90,19 +91,32 @@ def _check_offsets(ds: Dataset, records: list[Dataset], reading: DicomdirReading
         offset = stack.pop()
         steps += 1
         if offset in visited:
-            reading.problems.append(("DICOMDIR", "directory record offsets form a cycle; "
-                                     "records were read in file order and the files scanned"))
+            reading.problems.append(
+                (
+                    "DICOMDIR",
+                    "directory record offsets form a cycle; "
+                    "records were read in file order and the files scanned",
+                )
+            )
             return
         if steps > MAX_RECORDS:
             reading.problems.append(("DICOMDIR", "too many directory records to follow"))
             return
         record = by_offset.get(offset)
         if record is None:
-            reading.problems.append(("DICOMDIR", f"a record offset ({offset}) points to no record "
-                                     "(past the end or corrupt); the files were scanned instead"))
+            reading.problems.append(
+                (
+                    "DICOMDIR",
+                    f"a record offset ({offset}) points to no record "
+                    "(past the end or corrupt); the files were scanned instead",
+                )
+            )
             return
         visited.add(offset)
-        for key in ("OffsetOfTheNextDirectoryRecord", "OffsetOfReferencedLowerLevelDirectoryEntity"):
+        for key in (
+            "OffsetOfTheNextDirectoryRecord",
+            "OffsetOfReferencedLowerLevelDirectoryEntity",
+        ):
             nxt = record.get(key, 0)
             if nxt:
                 stack.append(nxt)
@@ -116,11 +130,14 @@ def read_dicomdir(path: Path, display_dir: str = "") -> DicomdirReading:
         ds = pydicom.dcmread(path)
         records = list(ds.get("DirectoryRecordSequence", []))
     except Exception as exc:  # any parse failure: the files are scanned anyway
-        reading.problems.append((name, f"unreadable DICOMDIR ({type(exc).__name__}); "
-                                 "the files were scanned instead"))
+        reading.problems.append(
+            (name, f"unreadable DICOMDIR ({type(exc).__name__}); the files were scanned instead")
+        )
         return reading
     if str(ds.file_meta.get("MediaStorageSOPClassUID", "")) != MediaStorageDirectoryStorage:
-        reading.problems.append((name, "not a Media Storage Directory; the files were scanned instead"))
+        reading.problems.append(
+            (name, "not a Media Storage Directory; the files were scanned instead")
+        )
         return reading
     reading.records = len(records)
     _check_offsets(ds, records, reading)
@@ -140,7 +157,9 @@ def read_dicomdir(path: Path, display_dir: str = "") -> DicomdirReading:
         if problem:
             reading.problems.append((f"{name} -> {shown!r}", f"refused: {problem}"))
             continue
-        reading.references.append("/".join([display_dir, *comps]) if display_dir else "/".join(comps))
+        reading.references.append(
+            "/".join([display_dir, *comps]) if display_dir else "/".join(comps)
+        )
     return reading
 
 
@@ -188,10 +207,12 @@ def _encoded_length(record: Dataset) -> int:
 
 def _link(siblings: list[DirNode], offsets: dict[int, int]) -> None:
     for i, node in enumerate(siblings):
-        node.record.OffsetOfTheNextDirectoryRecord = offsets[id(siblings[i + 1])] \
-            if i + 1 < len(siblings) else 0
-        node.record.OffsetOfReferencedLowerLevelDirectoryEntity = offsets[id(node.children[0])] \
-            if node.children else 0
+        node.record.OffsetOfTheNextDirectoryRecord = (
+            offsets[id(siblings[i + 1])] if i + 1 < len(siblings) else 0
+        )
+        node.record.OffsetOfReferencedLowerLevelDirectoryEntity = (
+            offsets[id(node.children[0])] if node.children else 0
+        )
         _link(node.children, offsets)
 
 

@@ -27,7 +27,12 @@ class MediaCandidate:
 
 
 def _unescape_mount(text: str) -> str:
-    return text.replace("\\040", " ").replace("\\011", "\t").replace("\\012", "\n").replace("\\134", "\\")
+    return (
+        text.replace("\\040", " ")
+        .replace("\\011", "\t")
+        .replace("\\012", "\n")
+        .replace("\\134", "\\")
+    )
 
 
 def linux_candidates(mounts_file: str = "/proc/mounts") -> list[MediaCandidate]:
@@ -56,8 +61,9 @@ def mac_candidates(volumes: str = "/Volumes") -> list[MediaCandidate]:
         entries = sorted(root.iterdir())
     except OSError:
         return []
-    return [MediaCandidate(p, "removable", p.name) for p in entries
-            if p.is_dir() and not p.is_symlink()]  # the boot volume is a symlink to /
+    return [
+        MediaCandidate(p, "removable", p.name) for p in entries if p.is_dir() and not p.is_symlink()
+    ]  # the boot volume is a symlink to /
 
 
 def windows_drives() -> list[tuple[str, str]]:
@@ -80,8 +86,11 @@ def list_candidates() -> list[MediaCandidate]:
     """Mounted removable media and discs the user may import from."""
     system = platform.system()
     if system == "Windows":
-        return [MediaCandidate(Path(root), kind, root) for root, kind in windows_drives()
-                if os.path.exists(root)]
+        return [
+            MediaCandidate(Path(root), kind, root)
+            for root, kind in windows_drives()
+            if os.path.exists(root)
+        ]
     if system == "Darwin":
         return mac_candidates()
     return linux_candidates()

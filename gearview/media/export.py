@@ -78,8 +78,9 @@ def capacity(medium: str) -> int:
     try:
         return MEDIA_CAPACITY[medium]
     except KeyError:
-        raise GearviewError(f"unknown medium {medium!r}",
-                            hint=f"use one of {', '.join(MEDIA_CAPACITY)}") from None
+        raise GearviewError(
+            f"unknown medium {medium!r}", hint=f"use one of {', '.join(MEDIA_CAPACITY)}"
+        ) from None
 
 
 def viewer_files(viewer_dir: Path | None) -> list[MediaFile]:
@@ -87,8 +88,10 @@ def viewer_files(viewer_dir: Path | None) -> list[MediaFile]:
     if viewer_dir is None:
         return []
     if not viewer_dir.is_dir():
-        raise GearviewError(f"portable viewer folder not found: {viewer_dir}",
-                            hint="fix media.portable_viewer in the configuration or burn without the viewer")
+        raise GearviewError(
+            f"portable viewer folder not found: {viewer_dir}",
+            hint="fix media.portable_viewer in the configuration or burn without the viewer",
+        )
     files = []
     for root, dirs, names in os.walk(viewer_dir, followlinks=False):
         dirs.sort()
@@ -113,15 +116,18 @@ def estimate(planned: Iterable[PlannedInstance], extra: Iterable[MediaFile] = ()
     return total
 
 
-def split_discs(planned: list[PlannedInstance], extra: list[MediaFile], limit: int,
-                split: bool) -> list[list[PlannedInstance]]:
+def split_discs(
+    planned: list[PlannedInstance], extra: list[MediaFile], limit: int, split: bool
+) -> list[list[PlannedInstance]]:
     """One group per disc; refuses with a clear message when splitting is off."""
     needed = estimate(planned, extra)
     if needed <= limit:
         return [planned]
     if not split:
-        raise CapacityError(f"the selection needs about {needed / 1e6:.0f} MB but the medium "
-                            f"holds {limit / 1e6:.0f} MB")
+        raise CapacityError(
+            f"the selection needs about {needed / 1e6:.0f} MB but the medium "
+            f"holds {limit / 1e6:.0f} MB"
+        )
     base = estimate([], extra)
     groups: list[list[PlannedInstance]] = [[]]
     used = base
@@ -140,13 +146,20 @@ def split_discs(planned: list[PlannedInstance], extra: list[MediaFile], limit: i
 def plan(cache: Cache, study_uids: list[str], options: BurnOptions) -> list[list[PlannedInstance]]:
     """The discs this selection needs (for the GUI's capacity bar and the refusal)."""
     planned = plan_instances(cache, study_uids, options.profile)
-    return split_discs(planned, viewer_files(options.viewer_dir), capacity(options.medium),
-                       options.split)
+    return split_discs(
+        planned, viewer_files(options.viewer_dir), capacity(options.medium), options.split
+    )
 
 
-def build_disc(cache: Cache, planned: list[PlannedInstance], options: BurnOptions, label: str,
-               workdir: Path, progress: ProgressCallback = no_progress,
-               token: CancelToken | None = None) -> DiscLayout:
+def build_disc(
+    cache: Cache,
+    planned: list[PlannedInstance],
+    options: BurnOptions,
+    label: str,
+    workdir: Path,
+    progress: ProgressCallback = no_progress,
+    token: CancelToken | None = None,
+) -> DiscLayout:
     layout, roots = build_layout(cache, planned, workdir, progress, token)
     add_dicomdir(layout, roots, volume_label(label)[:16])
     viewer = viewer_files(options.viewer_dir)
@@ -161,9 +174,14 @@ def _image_paths(target: Path, count: int) -> list[Path]:
     return [target.with_name(f"{target.stem}_{i}{target.suffix}") for i in range(1, count + 1)]
 
 
-def export_iso(cache: Cache, study_uids: list[str], target: Path, options: BurnOptions | None = None,
-               progress: ProgressCallback = no_progress,
-               token: CancelToken | None = None) -> ExportResult:
+def export_iso(
+    cache: Cache,
+    study_uids: list[str],
+    target: Path,
+    options: BurnOptions | None = None,
+    progress: ProgressCallback = no_progress,
+    token: CancelToken | None = None,
+) -> ExportResult:
     """Write one ISO per disc (`NAME.iso`, or `NAME_1.iso`... when split)."""
     options = options or BurnOptions()
     token = token or CancelToken()
@@ -173,7 +191,7 @@ def export_iso(cache: Cache, study_uids: list[str], target: Path, options: BurnO
     cache.spool_dir.mkdir(parents=True, exist_ok=True)
     workdir = Path(tempfile.mkdtemp(prefix="export-", dir=cache.spool_dir))
     try:
-        for i, (group, path) in enumerate(zip(groups, targets), 1):
+        for i, (group, path) in enumerate(zip(groups, targets, strict=True), 1):
             label = options.label if len(groups) == 1 else f"{options.label}_{i}"
             layout = build_disc(cache, group, options, label, workdir, progress, token)
             write_iso(layout.files, path, label, progress, token)

@@ -21,14 +21,14 @@ import pydicom
 from pydicom import fileset as pd_fileset
 from pydicom.dataset import Dataset
 from pydicom.uid import (
-    ExplicitVRLittleEndian,
     JPEG2000,
+    UID,
+    ExplicitVRLittleEndian,
     JPEG2000Lossless,
     JPEGBaseline8Bit,
     JPEGExtended12Bit,
     JPEGLossless,
     JPEGLosslessSV1,
-    UID,
 )
 
 from gearview.errors import GearviewError, InvalidValueError
@@ -42,10 +42,22 @@ log = logging.getLogger(__name__)
 #: Application profiles (PS3.11) and the transfer syntaxes each keeps as is.
 PROFILES: dict[str, tuple[str, frozenset[str]]] = {
     "STD-GEN-CD": ("General Purpose CD-R (uncompressed)", frozenset({ExplicitVRLittleEndian})),
-    "STD-GEN-DVD-JPEG": ("General Purpose DVD with JPEG", frozenset({
-        ExplicitVRLittleEndian, JPEGBaseline8Bit, JPEGExtended12Bit, JPEGLossless, JPEGLosslessSV1})),
-    "STD-GEN-DVD-J2K": ("General Purpose DVD with JPEG 2000", frozenset({
-        ExplicitVRLittleEndian, JPEG2000Lossless, JPEG2000})),
+    "STD-GEN-DVD-JPEG": (
+        "General Purpose DVD with JPEG",
+        frozenset(
+            {
+                ExplicitVRLittleEndian,
+                JPEGBaseline8Bit,
+                JPEGExtended12Bit,
+                JPEGLossless,
+                JPEGLosslessSV1,
+            }
+        ),
+    ),
+    "STD-GEN-DVD-J2K": (
+        "General Purpose DVD with JPEG 2000",
+        frozenset({ExplicitVRLittleEndian, JPEG2000Lossless, JPEG2000}),
+    ),
 }
 DEFAULT_PROFILE = "STD-GEN-CD"
 DICOM_DIR = "DICOM"
@@ -98,8 +110,9 @@ def check_profile(profile: str) -> frozenset[str]:
     try:
         return PROFILES[profile][1]
     except KeyError:
-        raise InvalidValueError(f"unknown media profile {profile!r}",
-                                hint=f"use one of {', '.join(PROFILES)}") from None
+        raise InvalidValueError(
+            f"unknown media profile {profile!r}", hint=f"use one of {', '.join(PROFILES)}"
+        ) from None
 
 
 def _converted_size(record: InstanceRecord) -> int:
@@ -121,14 +134,20 @@ def plan_instances(cache: Cache, study_uids: Iterable[str], profile: str) -> lis
     for study_uid in study_uids:
         study = cache.study(study_uid)
         if study is None:
-            raise InvalidValueError(f"no study {study_uid} in the local cache",
-                                    hint="`gearview ls` lists the studies")
+            raise InvalidValueError(
+                f"no study {study_uid} in the local cache", hint="`gearview ls` lists the studies"
+            )
         series_by_uid = {s.series_uid: s for s in cache.series(study_uid)}
         for record in cache.instances(study_uid=study_uid):
             convert = record.transfer_syntax not in allowed
-            size = _converted_size(record) if convert and UID(record.transfer_syntax).is_compressed \
+            size = (
+                _converted_size(record)
+                if convert and UID(record.transfer_syntax).is_compressed
                 else record.size
-            planned.append(PlannedInstance(record, study, series_by_uid[record.series_uid], convert, size))
+            )
+            planned.append(
+                PlannedInstance(record, study, series_by_uid[record.series_uid], convert, size)
+            )
     return planned
 
 
@@ -145,14 +164,18 @@ def _convert(record: InstanceRecord, target: Path) -> int:
     except GearviewError:
         raise
     except Exception as exc:
-        raise MediaWriteError(f"cannot convert instance {record.sop_uid} for the disc profile: {exc}",
-                              hint="choose a DVD profile that keeps this compression") from None
+        raise MediaWriteError(
+            f"cannot convert instance {record.sop_uid} for the disc profile: {exc}",
+            hint="choose a DVD profile that keeps this compression",
+        ) from None
     return target.stat().st_size
 
 
 def _charset(record: InstanceRecord, conn: object) -> str:
-    row = conn.execute("SELECT charset FROM instance WHERE sop_uid=?",  # type: ignore[attr-defined]
-                       (record.sop_uid,)).fetchone()
+    row = conn.execute(
+        "SELECT charset FROM instance WHERE sop_uid=?",  # type: ignore[attr-defined]
+        (record.sop_uid,),
+    ).fetchone()
     return (row[0] if row else "") or ""
 
 
@@ -184,8 +207,12 @@ def _study_record(study: StudyRecord, n: int, charset: str) -> Dataset:
 
 
 def _series_record(series: SeriesRecord, n: int) -> Dataset:
-    return new_record("SERIES", Modality=series.modality or "OT", SeriesInstanceUID=series.series_uid,
-                      SeriesNumber=series.number if series.number is not None else n)
+    return new_record(
+        "SERIES",
+        Modality=series.modality or "OT",
+        SeriesInstanceUID=series.series_uid,
+        SeriesNumber=series.number if series.number is not None else n,
+    )
 
 
 def _leaf_record(planned: PlannedInstance, n: int, file_path: Path, ts: str) -> Dataset:
@@ -208,9 +235,13 @@ def _leaf_record(planned: PlannedInstance, n: int, file_path: Path, ts: str) -> 
     return rec
 
 
-def build_layout(cache: Cache, planned: list[PlannedInstance], workdir: Path,
-                 progress: ProgressCallback = no_progress,
-                 token: CancelToken | None = None) -> tuple[DiscLayout, list[DirNode]]:
+def build_layout(
+    cache: Cache,
+    planned: list[PlannedInstance],
+    workdir: Path,
+    progress: ProgressCallback = no_progress,
+    token: CancelToken | None = None,
+) -> tuple[DiscLayout, list[DirNode]]:
     """Assign File IDs, convert what the profile needs, build the DICOMDIR record tree."""
     layout = DiscLayout(instances=planned)
     roots: list[DirNode] = []
@@ -241,8 +272,12 @@ def build_layout(cache: Cache, planned: list[PlannedInstance], workdir: Path,
             study_node.children.append(node)
             series_nodes[series.series_uid] = (node, len(study_node.children))
         series_node, series_no = series_nodes[series.series_uid]
-        parts = (DICOM_DIR, f"ST{study_no:06d}", f"SE{series_no:06d}",
-                 f"IM{len(series_node.children) + 1:06d}")
+        parts = (
+            DICOM_DIR,
+            f"ST{study_no:06d}",
+            f"SE{series_no:06d}",
+            f"IM{len(series_node.children) + 1:06d}",
+        )
         if item.convert:
             source = workdir / f"{uuid.uuid4().hex}.dcm"
             size = _convert(record, source)

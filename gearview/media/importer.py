@@ -26,12 +26,23 @@ from gearview.store import Cache
 log = logging.getLogger(__name__)
 IMPORT_WORK = "media-import"
 
-__all__ = ["ImportReport", "Reconcile", "import_path", "import_preview", "preview", "sniff_kind",
-           "open_source"]
+__all__ = [
+    "ImportReport",
+    "Reconcile",
+    "import_path",
+    "import_preview",
+    "preview",
+    "sniff_kind",
+    "open_source",
+]
 
 
-def preview(path: str | os.PathLike[str], cache: Cache, progress: ProgressCallback = no_progress,
-            token: CancelToken | None = None) -> Preview:
+def preview(
+    path: str | os.PathLike[str],
+    cache: Cache,
+    progress: ProgressCallback = no_progress,
+    token: CancelToken | None = None,
+) -> Preview:
     """Classify every file of a medium (archive members land in the cache's spool)."""
     return preview_path(path, cache.spool_dir / IMPORT_WORK, progress, token)
 
@@ -48,20 +59,31 @@ def _still_same_file(found: FoundInstance) -> bool:
 
 
 def _reconcile_warnings(cache: Cache, chosen: list[FoundInstance], target: Reconcile) -> list[str]:
-    outside = {(f.info.patient_id, f.info.issuer_of_patient_id, f.info.patient_name,
-                f.info.birth_date, f.info.sex) for f in chosen}
+    outside = {
+        (
+            f.info.patient_id,
+            f.info.issuer_of_patient_id,
+            f.info.patient_name,
+            f.info.birth_date,
+            f.info.sex,
+        )
+        for f in chosen
+    }
     warnings = []
     if len(outside) > 1:
-        warnings.append(f"{len(outside)} different outside patients are being reconciled to "
-                        f"patient ID {target.patient_id!r}")
+        warnings.append(
+            f"{len(outside)} different outside patients are being reconciled to "
+            f"patient ID {target.patient_id!r}"
+        )
     for pid, issuer, name, birth, sex in sorted(outside):
         for text in demographic_warnings(cache.conn, target, name, birth, sex):
             warnings.append(f"outside patient ID {pid!r} (issuer {issuer!r}): {text}")
     return warnings
 
 
-def _import_one(cache: Cache, found: FoundInstance, target: Reconcile | None, source_ae: str,
-                work: Path) -> object:
+def _import_one(
+    cache: Cache, found: FoundInstance, target: Reconcile | None, source_ae: str, work: Path
+) -> object:
     if target is None:
         return cache.add_file(found.path, source_ae)
     work.mkdir(parents=True, exist_ok=True)
@@ -73,10 +95,16 @@ def _import_one(cache: Cache, found: FoundInstance, target: Reconcile | None, so
         tmp.unlink(missing_ok=True)
 
 
-def import_preview(preview: Preview, cache: Cache, series_uids: Collection[str] | None = None,
-                   reconcile: Reconcile | None = None, progress: ProgressCallback = no_progress,
-                   token: CancelToken | None = None, source_ae: str = "",
-                   report_dir: Path | None = None) -> ImportReport:
+def import_preview(
+    preview: Preview,
+    cache: Cache,
+    series_uids: Collection[str] | None = None,
+    reconcile: Reconcile | None = None,
+    progress: ProgressCallback = no_progress,
+    token: CancelToken | None = None,
+    source_ae: str = "",
+    report_dir: Path | None = None,
+) -> ImportReport:
     """Import the chosen series (all when None); never raises for one bad file."""
     token = token or CancelToken()
     report = ImportReport(source=preview.label, partial_medium=preview.partial)
@@ -98,13 +126,17 @@ def import_preview(preview: Preview, cache: Cache, series_uids: Collection[str] 
             break
         if preview.workdir is None or not found.path.is_relative_to(preview.workdir):
             if not _still_same_file(found):
-                report.add(found.name, "changed on the medium since the preview (now a link or gone)")
+                report.add(
+                    found.name, "changed on the medium since the preview (now a link or gone)"
+                )
                 continue
         try:
             stored = _import_one(cache, found, reconcile, source_ae, work)
         except StorageFullError as exc:
             report.add(found.name, exc.one_line())
-            report.not_imported.extend((f.name, "not imported: storage full") for f in chosen[done + 1:])
+            report.not_imported.extend(
+                (f.name, "not imported: storage full") for f in chosen[done + 1 :]
+            )
             break
         except (InvalidDicomError, StoreError) as exc:
             report.add(found.name, exc.one_line())
@@ -119,11 +151,22 @@ def import_preview(preview: Preview, cache: Cache, series_uids: Collection[str] 
     return report
 
 
-def import_path(path: str | os.PathLike[str], cache: Cache, reconcile: Reconcile | None = None,
-                progress: ProgressCallback = no_progress, token: CancelToken | None = None,
-                report_dir: Path | None = None) -> ImportReport:
+def import_path(
+    path: str | os.PathLike[str],
+    cache: Cache,
+    reconcile: Reconcile | None = None,
+    progress: ProgressCallback = no_progress,
+    token: CancelToken | None = None,
+    report_dir: Path | None = None,
+) -> ImportReport:
     """Preview and import everything importable (the CLI path)."""
     with preview(path, cache, progress, token) as found:
-        return import_preview(found, cache, None, reconcile, progress, token,
-                              report_dir=report_dir if report_dir is not None
-                              else cache.home.logs_dir / "imports")
+        return import_preview(
+            found,
+            cache,
+            None,
+            reconcile,
+            progress,
+            token,
+            report_dir=report_dir if report_dir is not None else cache.home.logs_dir / "imports",
+        )

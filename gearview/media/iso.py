@@ -48,7 +48,7 @@ class _Namer:
         n = 1
         while name in taken:
             suffix = f"_{n}"
-            name = base[:limit - len(suffix)] + suffix + (f".{ext}" if ext else "")
+            name = base[: limit - len(suffix)] + suffix + (f".{ext}" if ext else "")
             n += 1
         taken.add(name)
         return name
@@ -63,7 +63,9 @@ class _Namer:
 
     def file(self, parts: tuple[str, ...]) -> str:
         parent = self.directory(parts[:-1])
-        stem, _, ext = parts[-1].upper().rpartition(".") if "." in parts[-1] else (parts[-1].upper(), "", "")
+        stem, _, ext = (
+            parts[-1].upper().rpartition(".") if "." in parts[-1] else (parts[-1].upper(), "", "")
+        )
         name = self._unique(parent, _NOT_D.sub("_", stem), _NOT_D.sub("_", ext)[:3], 8)
         return f"{parent}/{name};1"
 
@@ -71,17 +73,29 @@ class _Namer:
 def _check_depth(files: list[MediaFile]) -> None:
     for media in files:
         if len(media.parts) > MAX_LEVEL1_DEPTH:
-            raise MediaWriteError(f"{media.name} is nested deeper than {MAX_LEVEL1_DEPTH} levels",
-                                  hint="flatten the portable viewer folder")
+            raise MediaWriteError(
+                f"{media.name} is nested deeper than {MAX_LEVEL1_DEPTH} levels",
+                hint="flatten the portable viewer folder",
+            )
 
 
-def write_iso(files: list[MediaFile], target: Path, label: str,
-              progress: ProgressCallback = no_progress, token: CancelToken | None = None) -> int:
+def write_iso(
+    files: list[MediaFile],
+    target: Path,
+    label: str,
+    progress: ProgressCallback = no_progress,
+    token: CancelToken | None = None,
+) -> int:
     """Write the image; returns its size. Raises MediaWriteError / StoreError, leaving nothing."""
     _check_depth(files)
     iso = pycdlib.PyCdlib()
-    iso.new(interchange_level=1, vol_ident=volume_label(label), joliet=3,
-            app_ident_str="GEARVIEW", preparer_ident_str="GEARVIEW")
+    iso.new(
+        interchange_level=1,
+        vol_ident=volume_label(label),
+        joliet=3,
+        app_ident_str="GEARVIEW",
+        preparer_ident_str="GEARVIEW",
+    )
     namer = _Namer()
     handles = []
     try:
@@ -89,8 +103,9 @@ def write_iso(files: list[MediaFile], target: Path, label: str,
             for depth in range(1, len(media.parts)):
                 dir_parts = media.parts[:depth]
                 if dir_parts not in namer.dirs:
-                    iso.add_directory(namer.directory(dir_parts),
-                                      joliet_path="/" + "/".join(dir_parts))
+                    iso.add_directory(
+                        namer.directory(dir_parts), joliet_path="/" + "/".join(dir_parts)
+                    )
             iso_path = namer.file(media.parts)
             joliet = "/" + "/".join(media.parts)
             if media.data is not None:
@@ -109,8 +124,9 @@ def write_iso(files: list[MediaFile], target: Path, label: str,
             pass
 
 
-def _write_atomically(iso: pycdlib.PyCdlib, target: Path, progress: ProgressCallback,
-                      token: CancelToken | None) -> int:
+def _write_atomically(
+    iso: pycdlib.PyCdlib, target: Path, progress: ProgressCallback, token: CancelToken | None
+) -> int:
     tmp = target.with_name(f".{target.name}.{uuid.uuid4().hex[:8]}.part")
 
     def report(done: int, total: int, _opaque: object) -> None:

@@ -49,7 +49,9 @@ def _to_8bit(arr: np.ndarray, ds: pydicom.Dataset) -> np.ndarray:
 
 def render_preview(path: str) -> bytes | None:
     """A small JPEG of an instance's first frame, or None when it cannot be decoded."""
-    from PIL import Image  # Pillow ships with the imaging stack; imported only when previews are made
+    from PIL import (
+        Image,
+    )  # Pillow ships with the imaging stack; imported only when previews are made
 
     try:
         ds = pydicom.dcmread(path)
@@ -91,11 +93,12 @@ def readme_text(layout: DiscLayout, label: str, has_viewer: bool) -> str:
     return "\r\n".join(lines) + "\r\n"
 
 
-def _series_entries(layout: DiscLayout, previews: bool) -> tuple[dict[str, list[_SeriesEntry]],
-                                                                  list[MediaFile]]:
+def _series_entries(
+    layout: DiscLayout, previews: bool
+) -> tuple[dict[str, list[_SeriesEntry]], list[MediaFile]]:
     by_series: dict[str, list[tuple[PlannedInstance, MediaFile]]] = {}
     dicom_files = [f for f in layout.files if f.parts[0] == "DICOM"]
-    for planned, media in zip(layout.instances, dicom_files):
+    for planned, media in zip(layout.instances, dicom_files, strict=True):
         by_series.setdefault(planned.series.series_uid, []).append((planned, media))
     out: dict[str, list[_SeriesEntry]] = {}
     images: list[MediaFile] = []
@@ -108,9 +111,15 @@ def _series_entries(layout: DiscLayout, previews: bool) -> tuple[dict[str, list[
             if data:
                 preview_name = f"S{len(images) + 1:04d}.JPG"
                 images.append(MediaFile((PDI_DIR, preview_name), len(data), data=data))
-        out.setdefault(planned.study.study_uid, []).append(_SeriesEntry(
-            planned.series.description, planned.series.modality, planned.series.number, len(members),
-            preview_name))
+        out.setdefault(planned.study.study_uid, []).append(
+            _SeriesEntry(
+                planned.series.description,
+                planned.series.modality,
+                planned.series.number,
+                len(members),
+                preview_name,
+            )
+        )
     return out, images
 
 
@@ -119,30 +128,43 @@ def index_html(layout: DiscLayout, label: str, series: dict[str, list[_SeriesEnt
     studies = {}
     for planned in layout.instances:
         studies.setdefault(planned.study.study_uid, planned.study)
-    parts = ["<!DOCTYPE html>", "<html><head><meta charset=\"utf-8\">",
-             f"<title>{esc(label)}</title>",
-             "<style>body{font-family:sans-serif}table{border-collapse:collapse}"
-             "td,th{border:1px solid #999;padding:4px}</style></head><body>",
-             f"<h1>{esc(label)}</h1>",
-             "<p>DICOM images on this disc. The previews below are not for diagnosis; "
-             "open the DICOMDIR in a DICOM viewer.</p>"]
+    parts = [
+        "<!DOCTYPE html>",
+        '<html><head><meta charset="utf-8">',
+        f"<title>{esc(label)}</title>",
+        "<style>body{font-family:sans-serif}table{border-collapse:collapse}"
+        "td,th{border:1px solid #999;padding:4px}</style></head><body>",
+        f"<h1>{esc(label)}</h1>",
+        "<p>DICOM images on this disc. The previews below are not for diagnosis; "
+        "open the DICOMDIR in a DICOM viewer.</p>",
+    ]
     for study in studies.values():
-        parts.append(f"<h2>{esc(study.patient_name.replace('^', ' '))} ({esc(study.patient_id)})</h2>")
-        parts.append(f"<p>Birth date {esc(study.birth_date)}, sex {esc(study.sex)}<br>"
-                     f"Study {esc(study.study_date)} {esc(study.description)}, "
-                     f"accession {esc(study.accession)}</p>")
-        parts.append("<table><tr><th>Series</th><th>Modality</th><th>Description</th>"
-                     "<th>Images</th><th>Preview</th></tr>")
+        parts.append(
+            f"<h2>{esc(study.patient_name.replace('^', ' '))} ({esc(study.patient_id)})</h2>"
+        )
+        parts.append(
+            f"<p>Birth date {esc(study.birth_date)}, sex {esc(study.sex)}<br>"
+            f"Study {esc(study.study_date)} {esc(study.description)}, "
+            f"accession {esc(study.accession)}</p>"
+        )
+        parts.append(
+            "<table><tr><th>Series</th><th>Modality</th><th>Description</th>"
+            "<th>Images</th><th>Preview</th></tr>"
+        )
         for entry in series.get(study.study_uid, []):
-            img = (f"<img src=\"{PDI_DIR}/{entry.preview}\" alt=\"preview\">" if entry.preview else "")
-            parts.append(f"<tr><td>{esc(str(entry.number or ''))}</td><td>{esc(entry.modality)}</td>"
-                         f"<td>{esc(entry.description)}</td><td>{entry.count}</td><td>{img}</td></tr>")
+            img = f'<img src="{PDI_DIR}/{entry.preview}" alt="preview">' if entry.preview else ""
+            parts.append(
+                f"<tr><td>{esc(str(entry.number or ''))}</td><td>{esc(entry.modality)}</td>"
+                f"<td>{esc(entry.description)}</td><td>{entry.count}</td><td>{img}</td></tr>"
+            )
         parts.append("</table>")
     parts.append("</body></html>")
     return "\n".join(parts) + "\n"
 
 
-def add_pdi_content(layout: DiscLayout, label: str, has_viewer: bool, previews: bool = True) -> None:
+def add_pdi_content(
+    layout: DiscLayout, label: str, has_viewer: bool, previews: bool = True
+) -> None:
     """Add README.TXT, INDEX.HTM and the IHE_PDI previews to a disc layout."""
     series, images = _series_entries(layout, previews)
     readme = readme_text(layout, label, has_viewer).encode("utf-8")

@@ -30,8 +30,10 @@ class Reconcile:
     def __post_init__(self) -> None:
         for label, value in (("patient ID", self.patient_id), ("issuer", self.issuer)):
             if len(value) > MAX_ID_LENGTH or "\\" in value or any(ord(c) < 32 for c in value):
-                raise InvalidValueError(f"invalid {label} {value!r}",
-                                        hint="at most 64 characters, no backslash or control characters")
+                raise InvalidValueError(
+                    f"invalid {label} {value!r}",
+                    hint="at most 64 characters, no backslash or control characters",
+                )
         if not self.patient_id.strip():
             raise InvalidValueError("the local patient ID is empty", hint="give the local MRN")
 
@@ -49,8 +51,10 @@ def reconcile_dataset(ds: Dataset, target: Reconcile) -> bool:
             item.IssuerOfPatientID = outside_issuer
         item.TypeOfPatientID = "TEXT"
         others = list(ds.get("OtherPatientIDsSequence", []))
-        if not any(o.get("PatientID") == outside_id and o.get("IssuerOfPatientID", "") == outside_issuer
-                   for o in others):
+        if not any(
+            o.get("PatientID") == outside_id and o.get("IssuerOfPatientID", "") == outside_issuer
+            for o in others
+        ):
             others.append(item)
         ds.OtherPatientIDsSequence = others
     ds.PatientID = target.patient_id
@@ -71,19 +75,28 @@ def reconcile_file(source: Path, target_path: Path, target: Reconcile) -> None:
         raise InvalidDicomError(f"cannot reconcile: {exc}") from None
 
 
-def demographic_warnings(conn: sqlite3.Connection, target: Reconcile, name: str, birth_date: str,
-                         sex: str) -> list[str]:
+def demographic_warnings(
+    conn: sqlite3.Connection, target: Reconcile, name: str, birth_date: str, sex: str
+) -> list[str]:
     """Differences between the outside demographics and the local record of the target ID."""
-    rows = conn.execute("SELECT patient_name, birth_date, sex FROM patient WHERE patient_id=? AND issuer=?",
-                        (target.patient_id, target.issuer)).fetchall()
+    rows = conn.execute(
+        "SELECT patient_name, birth_date, sex FROM patient WHERE patient_id=? AND issuer=?",
+        (target.patient_id, target.issuer),
+    ).fetchall()
     if not rows:
-        return [f"no local record for patient ID {target.patient_id!r}: the outside name, birth date "
-                "and sex are kept as they are"]
+        return [
+            f"no local record for patient ID {target.patient_id!r}: the outside name, birth date "
+            "and sex are kept as they are"
+        ]
     local = rows[0]
     warnings = []
-    for label, outside, here in (("name", name, local["patient_name"]),
-                                 ("birth date", birth_date, local["birth_date"]),
-                                 ("sex", sex, local["sex"])):
+    for label, outside, here in (
+        ("name", name, local["patient_name"]),
+        ("birth date", birth_date, local["birth_date"]),
+        ("sex", sex, local["sex"]),
+    ):
         if outside != here:
-            warnings.append(f"{label} differs from the local record: outside {outside!r}, local {here!r}")
+            warnings.append(
+                f"{label} differs from the local record: outside {outside!r}, local {here!r}"
+            )
     return warnings

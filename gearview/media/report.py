@@ -32,8 +32,10 @@ class ImportReport:
         self.not_imported.append((name, reason))
 
     def summary(self) -> str:
-        text = (f"imported {self.imported} instance(s) in {len(self.studies)} study(ies); "
-                f"{len(self.not_imported)} file(s) not imported")
+        text = (
+            f"imported {self.imported} instance(s) in {len(self.studies)} study(ies); "
+            f"{len(self.not_imported)} file(s) not imported"
+        )
         if self.cancelled:
             text += " (cancelled)"
         if self.partial_medium:
@@ -41,8 +43,12 @@ class ImportReport:
         return text
 
     def to_text(self) -> str:
-        lines = [f"gearview import report — {time.strftime('%Y-%m-%d %H:%M:%S')}",
-                 f"source: {self.source}", self.summary(), ""]
+        lines = [
+            f"gearview import report — {time.strftime('%Y-%m-%d %H:%M:%S')}",
+            f"source: {self.source}",
+            self.summary(),
+            "",
+        ]
         if self.warnings:
             lines.append("Warnings:")
             lines.extend(f"  - {w}" for w in self.warnings)

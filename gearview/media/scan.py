@@ -118,16 +118,26 @@ class Preview:
             key = (info.patient_id, info.issuer_of_patient_id, info.patient_name)
             patient = patients.get(key)
             if patient is None:
-                patient = patients[key] = PatientNode(info.patient_id, info.issuer_of_patient_id,
-                                                      info.patient_name, info.birth_date, info.sex)
+                patient = patients[key] = PatientNode(
+                    info.patient_id,
+                    info.issuer_of_patient_id,
+                    info.patient_name,
+                    info.birth_date,
+                    info.sex,
+                )
             study = patient.studies.get(info.study_instance_uid)
             if study is None:
                 study = patient.studies[info.study_instance_uid] = StudyNode(
-                    info.study_instance_uid, info.study_date, info.study_description, info.accession)
+                    info.study_instance_uid, info.study_date, info.study_description, info.accession
+                )
             series = study.series.get(info.series_instance_uid)
             if series is None:
                 series = study.series[info.series_instance_uid] = SeriesNode(
-                    info.series_instance_uid, info.modality, info.series_number, info.series_description)
+                    info.series_instance_uid,
+                    info.modality,
+                    info.series_number,
+                    info.series_description,
+                )
             series.instances.append(found)
         return list(patients.values())
 
@@ -170,8 +180,9 @@ def _describe_non_dicom(head: bytes, name: str) -> str:
 class _Scanner:
     """One scan of one source; keeps archive members in a private work folder."""
 
-    def __init__(self, source: MediaSource, work_parent: Path, progress: ProgressCallback,
-                 token: CancelToken) -> None:
+    def __init__(
+        self, source: MediaSource, work_parent: Path, progress: ProgressCallback, token: CancelToken
+    ) -> None:
         self.source = source
         self.progress = progress
         self.token = token
@@ -237,7 +248,9 @@ class _Scanner:
                 self.preview.partial = True
             return
         except OSError as exc:
-            self.preview.skipped.append(Skipped(entry.name, f"cannot read: {exc.strerror}", "unreadable"))
+            self.preview.skipped.append(
+                Skipped(entry.name, f"cannot read: {exc.strerror}", "unreadable")
+            )
             return
         keep = self._classify_file(entry, path)
         if owned and not keep:
@@ -249,11 +262,14 @@ class _Scanner:
             with open(path, "rb") as fh:
                 head = fh.read(HEAD_SIZE)
         except OSError as exc:
-            self.preview.skipped.append(Skipped(entry.name, f"cannot read: {exc.strerror}", "unreadable"))
+            self.preview.skipped.append(
+                Skipped(entry.name, f"cannot read: {exc.strerror}", "unreadable")
+            )
             return False
         if head[128:132] != b"DICM":
-            self.preview.skipped.append(Skipped(entry.name, _describe_non_dicom(head, entry.name),
-                                                "non-dicom"))
+            self.preview.skipped.append(
+                Skipped(entry.name, _describe_non_dicom(head, entry.name), "non-dicom")
+            )
             return False
         try:
             info = read_instance_info(path)
@@ -275,7 +291,9 @@ class _Scanner:
             try:
                 path, owned = self._materialize(entry)
             except (MemberError, OSError) as exc:
-                self.preview.skipped.append(Skipped(entry.name, f"unreadable DICOMDIR ({exc})", "dicomdir"))
+                self.preview.skipped.append(
+                    Skipped(entry.name, f"unreadable DICOMDIR ({exc})", "dicomdir")
+                )
                 continue
             reading = read_dicomdir(path, display_dir)
             if owned:
@@ -286,15 +304,22 @@ class _Scanner:
                 actual = folded.get(ref.upper())
                 if actual is None:
                     self.preview.skipped.append(
-                        Skipped(ref, "referenced by the DICOMDIR but missing on the medium", "dicomdir"))
+                        Skipped(
+                            ref, "referenced by the DICOMDIR but missing on the medium", "dicomdir"
+                        )
+                    )
                 else:
                     referenced.add(actual)
         for found in self.preview.instances:
             found.in_dicomdir = found.name in referenced
 
 
-def scan_source(source: MediaSource, work_parent: Path, progress: ProgressCallback = no_progress,
-                token: CancelToken | None = None) -> Preview:
+def scan_source(
+    source: MediaSource,
+    work_parent: Path,
+    progress: ProgressCallback = no_progress,
+    token: CancelToken | None = None,
+) -> Preview:
     """Classify every member of an open source (the caller closes the source)."""
     scanner = _Scanner(source, work_parent, progress, token or CancelToken())
     try:
@@ -304,9 +329,12 @@ def scan_source(source: MediaSource, work_parent: Path, progress: ProgressCallba
         raise
 
 
-def preview_path(path: str | os.PathLike[str], work_parent: Path,
-                 progress: ProgressCallback = no_progress,
-                 token: CancelToken | None = None) -> Preview:
+def preview_path(
+    path: str | os.PathLike[str],
+    work_parent: Path,
+    progress: ProgressCallback = no_progress,
+    token: CancelToken | None = None,
+) -> Preview:
     """Open a folder / DICOMDIR / ISO / zip and preview it."""
     with open_source(path) as source:
         preview = scan_source(source, work_parent, progress, token)

@@ -87,13 +87,13 @@ class MediaSource(ABC):
 
     @abstractmethod
     def copy_to(self, entry: Entry, out: BinaryIO, limit: int) -> int:
-        """Stream a member into `out` (at most `limit` bytes, else MemberError); returns the size."""
+        """Stream a member into `out` (at most `limit` bytes, else MemberError)."""
 
     def local_path(self, entry: Entry) -> Path | None:
         """A host path that may be read directly (folders only), or None."""
         return None
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 - folders hold no handle; others override
         """Release the medium's file handles."""
 
     def __enter__(self) -> MediaSource:
@@ -170,7 +170,9 @@ class FolderSource(MediaSource):
             return Refusal(name, f"cannot read: {exc.strerror}")
         if stat.S_ISDIR(st.st_mode):
             if depth + 1 > MAX_DEPTH:
-                return Refusal(name + "/", f"folder nested deeper than {MAX_DEPTH} levels: not read")
+                return Refusal(
+                    name + "/", f"folder nested deeper than {MAX_DEPTH} levels: not read"
+                )
             return None
         if not stat.S_ISREG(st.st_mode):
             return Refusal(name, "not a regular file (device, pipe or socket)")
@@ -257,14 +259,23 @@ class IsoSource(MediaSource):
                 if record is None or record.is_dot() or record.is_dotdot():
                     continue
                 name = self._name(record)
-                path = f"{iso_dir.rstrip('/')}/{name}" if self.facade != "iso_path" else \
-                    f"{iso_dir.rstrip('/')}/{record.file_identifier().decode('latin-1')}"
+                path = (
+                    f"{iso_dir.rstrip('/')}/{name}"
+                    if self.facade != "iso_path"
+                    else f"{iso_dir.rstrip('/')}/{record.file_identifier().decode('latin-1')}"
+                )
                 shown = f"{display}/{name}" if display else name
-                if self.facade == "rr_path" and record.rock_ridge is not None and record.rock_ridge.is_symlink():
+                if (
+                    self.facade == "rr_path"
+                    and record.rock_ridge is not None
+                    and record.rock_ridge.is_symlink()
+                ):
                     yield Refusal(shown, "symbolic link on the disc (Rock Ridge): not followed")
                 elif record.is_dir():
                     if depth + 1 > MAX_DEPTH:
-                        yield Refusal(shown + "/", f"folder nested deeper than {MAX_DEPTH} levels: not read")
+                        yield Refusal(
+                            shown + "/", f"folder nested deeper than {MAX_DEPTH} levels: not read"
+                        )
                     else:
                         subdirs.append((path, shown, depth + 1))
                 else:
@@ -346,7 +357,9 @@ class ZipSource(MediaSource):
             if info.is_dir():
                 continue
             if count >= MAX_ZIP_MEMBERS:
-                yield Refusal(info.filename, f"archive has more than {MAX_ZIP_MEMBERS} members: not read")
+                yield Refusal(
+                    info.filename, f"archive has more than {MAX_ZIP_MEMBERS} members: not read"
+                )
                 continue
             reason = self._refusal(info, total)
             if reason:
@@ -366,9 +379,13 @@ class ZipSource(MediaSource):
             return "encrypted (password-protected) member: cannot be read"
         if info.file_size > MAX_MEMBER_SIZE:
             return f"absurd size ({info.file_size} bytes): not read"
-        if info.file_size > ZIP_RATIO_FLOOR and info.file_size > MAX_ZIP_RATIO * max(info.compress_size, 1):
-            return (f"compression ratio over {MAX_ZIP_RATIO}:1 "
-                    f"({info.compress_size} -> {info.file_size} bytes): zip bomb refused")
+        if info.file_size > ZIP_RATIO_FLOOR and info.file_size > MAX_ZIP_RATIO * max(
+            info.compress_size, 1
+        ):
+            return (
+                f"compression ratio over {MAX_ZIP_RATIO}:1 "
+                f"({info.compress_size} -> {info.file_size} bytes): zip bomb refused"
+            )
         if total + info.file_size > MAX_ZIP_TOTAL:
             return f"archive expands past {MAX_ZIP_TOTAL >> 30} GiB: rest refused (zip bomb)"
         return None
@@ -381,8 +398,15 @@ class ZipSource(MediaSource):
                 return _copy_limited(member.read, out, min(limit, info.file_size))
         except MemberError:
             raise
-        except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError, ValueError,
-                NotImplementedError, RuntimeError) as exc:
+        except (
+            zipfile.BadZipFile,
+            zipfile.LargeZipFile,
+            OSError,
+            EOFError,
+            ValueError,
+            NotImplementedError,
+            RuntimeError,
+        ) as exc:
             raise MemberError(f"corrupt archive member ({exc})") from None
         except Exception as exc:  # zlib/bz2/lzma raise their own error types
             raise MemberError(f"corrupt archive member ({type(exc).__name__}: {exc})") from None
@@ -411,8 +435,10 @@ def sniff_kind(path: Path) -> str:
         return "iso"
     if head[:2] == b"PK" or zipfile.is_zipfile(path):
         return "zip"
-    raise MediaError(f"{path} is not a folder, DICOMDIR, ISO image or zip archive",
-                     hint="pick the disc's folder, its DICOMDIR, an .iso or a .zip file")
+    raise MediaError(
+        f"{path} is not a folder, DICOMDIR, ISO image or zip archive",
+        hint="pick the disc's folder, its DICOMDIR, an .iso or a .zip file",
+    )
 
 
 def open_source(path: str | os.PathLike[str]) -> MediaSource:
@@ -428,4 +454,3 @@ def open_source(path: str | os.PathLike[str]) -> MediaSource:
     if kind == "iso":
         return IsoSource(path)
     return ZipSource(path)
-

@@ -36,7 +36,14 @@ from gearview.config import Config
 from gearview.errors import Cancelled, GearviewError
 from gearview.jobs import CancelToken, Progress
 from gearview.media.burn import burn_image, list_burners
-from gearview.media.export import MEDIA_CAPACITY, BurnOptions, capacity, estimate, export_iso, viewer_files
+from gearview.media.export import (
+    MEDIA_CAPACITY,
+    BurnOptions,
+    capacity,
+    estimate,
+    export_iso,
+    viewer_files,
+)
 from gearview.media.fileset import DEFAULT_PROFILE, PROFILES, PlannedInstance, plan_instances
 from gearview.store import Cache
 from gearview.ui.workers import WorkerPool
@@ -49,8 +56,13 @@ def _describe(exc: BaseException) -> str:
 
 
 class BurnDialog(QDialog):
-    def __init__(self, cache: Cache, study_uids: list[str], config: Config | None = None,
-                 parent: QWidget | None = None) -> None:
+    def __init__(
+        self,
+        cache: Cache,
+        study_uids: list[str],
+        config: Config | None = None,
+        parent: QWidget | None = None,
+    ) -> None:
         super().__init__(parent)
         self.setWindowTitle("Burn patient disc (IHE PDI)")
         self.resize(640, 560)
@@ -64,8 +76,11 @@ class BurnDialog(QDialog):
         self.result_text = ""
         self._token: CancelToken | None = None
         self._build()
-        self.pool.submit(lambda: self.cache.studies_by_uid(self.study_uids), on_result=self._fill_studies,
-                         on_error=self._failed)
+        self.pool.submit(
+            lambda: self.cache.studies_by_uid(self.study_uids),
+            on_result=self._fill_studies,
+            on_error=self._failed,
+        )
         self.pool.submit(list_burners, on_result=self._fill_drives, on_error=lambda e: None)
         self.replan()
 
@@ -147,8 +162,10 @@ class BurnDialog(QDialog):
 
     def _fill_studies(self, studies: list[Any]) -> None:
         for study in studies:
-            self.studies.addItem(f"{study.patient_name} ({study.patient_id}) — {study.study_date} "
-                                 f"{study.description} — {study.instances} image(s)")
+            self.studies.addItem(
+                f"{study.patient_name} ({study.patient_id}) — {study.study_date} "
+                f"{study.description} — {study.instances} image(s)"
+            )
 
     def _fill_drives(self, drives: list[str]) -> None:
         for drive in drives:
@@ -156,16 +173,25 @@ class BurnDialog(QDialog):
                 self.drive.addItem(drive)
 
     def _pick_iso(self) -> None:
-        path, _ = QFileDialog.getSaveFileName(self, "ISO image", self.iso_path.text(), "ISO (*.iso)")
+        path, _ = QFileDialog.getSaveFileName(
+            self, "ISO image", self.iso_path.text(), "ISO (*.iso)"
+        )
         if path:
             self.iso_path.setText(path)
 
     def options(self) -> BurnOptions:
-        viewer = Path(self.config.media.portable_viewer).expanduser() \
-            if self.viewer.isChecked() and self.config.media.portable_viewer else None
-        return BurnOptions(medium=self.medium.currentText(), profile=self.profile.currentData(),
-                           label=self.label.text() or "GEARVIEW", viewer_dir=viewer,
-                           split=self.split.isChecked() and self.to_iso.isChecked())
+        viewer = (
+            Path(self.config.media.portable_viewer).expanduser()
+            if self.viewer.isChecked() and self.config.media.portable_viewer
+            else None
+        )
+        return BurnOptions(
+            medium=self.medium.currentText(),
+            profile=self.profile.currentData(),
+            label=self.label.text() or "GEARVIEW",
+            viewer_dir=viewer,
+            split=self.split.isChecked() and self.to_iso.isChecked(),
+        )
 
     # ---- capacity -----------------------------------------------------------
 
@@ -207,7 +233,9 @@ class BurnDialog(QDialog):
         self.burn_button.setEnabled(self.can_burn())
 
     def can_burn(self) -> bool:
-        return self.planned is not None and bool(self.planned) and (self.fits or self.options().split)
+        return (
+            self.planned is not None and bool(self.planned) and (self.fits or self.options().split)
+        )
 
     # ---- burning ------------------------------------------------------------
 
@@ -240,18 +268,23 @@ class BurnDialog(QDialog):
         def job(progress: Any, token: CancelToken) -> str:
             if target is not None:
                 result = export_iso(self.cache, self.study_uids, target, options, progress, token)
-                return (f"Written {result.instances} instance(s) to "
-                        f"{', '.join(str(p) for p in result.images)}")
+                return (
+                    f"Written {result.instances} instance(s) to "
+                    f"{', '.join(str(p) for p in result.images)}"
+                )
             work = Path(tempfile.mkdtemp(prefix="burn-", dir=self.cache.spool_dir))
             try:
-                result = export_iso(self.cache, self.study_uids, work / "disc.iso", options, progress, token)
+                result = export_iso(
+                    self.cache, self.study_uids, work / "disc.iso", options, progress, token
+                )
                 verified = burn_image(result.images[0], device, progress=progress, token=token)
             finally:
                 shutil.rmtree(work, ignore_errors=True)
             return f"Burned {result.instances} instance(s) to {device}: {verified.summary()}"
 
-        self._token = self.pool.submit_job(job, on_result=self._burned, on_error=self._failed,
-                                           on_progress=self._on_progress)[1]
+        self._token = self.pool.submit_job(
+            job, on_result=self._burned, on_error=self._failed, on_progress=self._on_progress
+        )[1]
 
     def _burned(self, text: str) -> None:
         self._busy(False)
@@ -260,8 +293,11 @@ class BurnDialog(QDialog):
 
     def _failed(self, exc: BaseException) -> None:
         self._busy(False)
-        self.status.setText("Cancelled: nothing was written." if isinstance(exc, Cancelled)
-                            else f"Failed: {_describe(exc)}")
+        self.status.setText(
+            "Cancelled: nothing was written."
+            if isinstance(exc, Cancelled)
+            else f"Failed: {_describe(exc)}"
+        )
 
     def done(self, result: int) -> None:  # noqa: D401 - Qt override
         self.cancel()

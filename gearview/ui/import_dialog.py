@@ -13,7 +13,6 @@ from typing import Any
 
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
-    QCheckBox,
     QComboBox,
     QDialog,
     QFileDialog,
@@ -72,7 +71,9 @@ class ImportDialog(QDialog):
         source = QHBoxLayout()
         self.drives = QComboBox()
         self.drives.setPlaceholderText("Mounted discs and USB sticks")
-        self.drives.activated.connect(lambda _i: self.path_edit.setText(self.drives.currentData() or ""))
+        self.drives.activated.connect(
+            lambda _i: self.path_edit.setText(self.drives.currentData() or "")
+        )
         self.path_edit = QLineEdit()
         self.path_edit.setPlaceholderText("Folder, DICOMDIR, .iso or .zip")
         folder = QPushButton("Folder…")
@@ -101,8 +102,12 @@ class ImportDialog(QDialog):
         self.issuer = QLineEdit()
         form.addRow("Local Patient ID", self.patient_id)
         form.addRow("Issuer of Patient ID", self.issuer)
-        form.addRow(QLabel("The outside ID is kept in Other Patient IDs; differences in name, "
-                           "birth date or sex are reported."))
+        form.addRow(
+            QLabel(
+                "The outside ID is kept in Other Patient IDs; differences in name, "
+                "birth date or sex are reported."
+            )
+        )
         layout.addWidget(box)
 
         bottom = QHBoxLayout()
@@ -135,8 +140,9 @@ class ImportDialog(QDialog):
             self.path_edit.setText(path)
 
     def _pick_file(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(self, "DICOMDIR, ISO image or zip", "",
-                                              "Media (DICOMDIR *.iso *.zip);;All files (*)")
+        path, _ = QFileDialog.getOpenFileName(
+            self, "DICOMDIR, ISO image or zip", "", "Media (DICOMDIR *.iso *.zip);;All files (*)"
+        )
         if path:
             self.path_edit.setText(path)
 
@@ -169,16 +175,21 @@ class ImportDialog(QDialog):
         self._busy(True)
         self._token = self.pool.submit_job(
             lambda progress, token: preview(path, self.cache, progress, token),
-            on_result=self._scanned, on_error=self._failed, on_progress=self._on_progress)[1]
+            on_result=self._scanned,
+            on_error=self._failed,
+            on_progress=self._on_progress,
+        )[1]
 
     def _scanned(self, found: Preview) -> None:
         self.preview = found
         self._busy(False)
         counts = found.counts()
-        text = (f"{counts['patients']} patient(s), {counts['studies']} study(ies), "
-                f"{counts['series']} series, {counts['instances']} DICOM file(s); "
-                f"{counts['non_dicom']} non-DICOM, {counts['unreadable']} unreadable, "
-                f"{counts['refused']} refused")
+        text = (
+            f"{counts['patients']} patient(s), {counts['studies']} study(ies), "
+            f"{counts['series']} series, {counts['instances']} DICOM file(s); "
+            f"{counts['non_dicom']} non-DICOM, {counts['unreadable']} unreadable, "
+            f"{counts['refused']} refused"
+        )
         if found.partial:
             text += " — the medium is damaged: the import will be partial"
         self.summary.setText(text)
@@ -186,15 +197,28 @@ class ImportDialog(QDialog):
 
     def _fill_tree(self, found: Preview) -> None:
         self.tree.clear()
-        flags = Qt.ItemFlag.ItemIsUserCheckable | Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemIsAutoTristate
+        flags = (
+            Qt.ItemFlag.ItemIsUserCheckable
+            | Qt.ItemFlag.ItemIsEnabled
+            | Qt.ItemFlag.ItemIsAutoTristate
+        )
         for patient in found.tree():
-            p_item = QTreeWidgetItem(self.tree, [f"{patient.name} ({patient.patient_id})",
-                                                 patient.birth_date, "", patient.sex])
+            p_item = QTreeWidgetItem(
+                self.tree,
+                [f"{patient.name} ({patient.patient_id})", patient.birth_date, "", patient.sex],
+            )
             p_item.setFlags(flags)
             p_item.setCheckState(0, Qt.CheckState.Checked)
             for study in patient.studies.values():
-                s_item = QTreeWidgetItem(p_item, [study.description or study.study_uid, study.date,
-                                                  str(study.instance_count), study.accession])
+                s_item = QTreeWidgetItem(
+                    p_item,
+                    [
+                        study.description or study.study_uid,
+                        study.date,
+                        str(study.instance_count),
+                        study.accession,
+                    ],
+                )
                 s_item.setFlags(flags)
                 s_item.setCheckState(0, Qt.CheckState.Checked)
                 for series in study.series.values():
@@ -205,7 +229,9 @@ class ImportDialog(QDialog):
                     se_item.setData(0, SERIES_ROLE, series.series_uid)
             p_item.setExpanded(True)
         if found.skipped:
-            other = QTreeWidgetItem(self.tree, [f"Not importable ({len(found.skipped)})", "", "", ""])
+            other = QTreeWidgetItem(
+                self.tree, [f"Not importable ({len(found.skipped)})", "", "", ""]
+            )
             for skipped in found.skipped[:MAX_SKIPPED_SHOWN]:
                 QTreeWidgetItem(other, [skipped.name, "", "", skipped.reason])
 
@@ -238,9 +264,13 @@ class ImportDialog(QDialog):
         self._busy(True)
         self.import_button.setEnabled(False)
         self._token = self.pool.submit_job(
-            lambda progress, token: import_preview(found, self.cache, chosen, target, progress, token,
-                                                   report_dir=self.report_dir),
-            on_result=self._imported, on_error=self._failed, on_progress=self._on_progress)[1]
+            lambda progress, token: import_preview(
+                found, self.cache, chosen, target, progress, token, report_dir=self.report_dir
+            ),
+            on_result=self._imported,
+            on_error=self._failed,
+            on_progress=self._on_progress,
+        )[1]
 
     def _imported(self, report: ImportReport) -> None:
         self.report = report
@@ -250,7 +280,9 @@ class ImportDialog(QDialog):
 
     def _failed(self, exc: BaseException) -> None:
         self._busy(False)
-        self.summary.setText("Cancelled." if isinstance(exc, Cancelled) else f"Failed: {_describe(exc)}")
+        self.summary.setText(
+            "Cancelled." if isinstance(exc, Cancelled) else f"Failed: {_describe(exc)}"
+        )
 
     # ---- teardown -----------------------------------------------------------
 

@@ -11,9 +11,9 @@ import pycdlib
 import pydicom
 import pydicom.data
 import pytest
+from factory import write_series
 from pydicom.uid import ExplicitVRLittleEndian, JPEG2000Lossless, RLELossless
 
-from factory import write_series
 from gearview.errors import Cancelled, StorageFullError
 from gearview.home import Home
 from gearview.jobs import CancelToken
@@ -40,7 +40,9 @@ def _read(iso_path: Path, joliet: str) -> bytes:
 def _listing(iso_path: Path) -> list[str]:
     iso = pycdlib.PyCdlib()
     iso.open(str(iso_path))
-    names = [f"{root.rstrip('/')}/{f}" for root, _d, files in iso.walk(joliet_path="/") for f in files]
+    names = [
+        f"{root.rstrip('/')}/{f}" for root, _d, files in iso.walk(joliet_path="/") for f in files
+    ]
     iso.close()
     return sorted(names)
 
@@ -68,8 +70,12 @@ def test_iso_has_fileset_pdi_and_round_trips_into_a_fresh_home(cache, tmp_path):
     try:
         report = import_path(tmp_path / "disc.iso", fresh)
         assert report.imported == 7
-        assert sorted((s.to_json() for s in fresh.studies()), key=str) == sorted((s.to_json() for s in cache.studies()), key=str)
-        assert sorted(i.sop_uid for i in fresh.instances()) == sorted(i.sop_uid for i in cache.instances())
+        assert sorted((s.to_json() for s in fresh.studies()), key=str) == sorted(
+            (s.to_json() for s in cache.studies()), key=str
+        )
+        assert sorted(i.sop_uid for i in fresh.instances()) == sorted(
+            i.sop_uid for i in cache.instances()
+        )
     finally:
         fresh.close()
 
@@ -84,9 +90,14 @@ def test_general_purpose_profile_decompresses_and_dvd_j2k_keeps(cache, tmp_path)
             ds = pydicom.dcmread(io.BytesIO(_read(tmp_path / "cd.iso", name)))
             assert ds.file_meta.TransferSyntaxUID == ExplicitVRLittleEndian
             assert ds.pixel_array.size
-    export_iso(cache, uids, tmp_path / "dvd.iso", BurnOptions(medium="DVD", profile="STD-GEN-DVD-J2K"))
-    syntaxes = {pydicom.dcmread(io.BytesIO(_read(tmp_path / "dvd.iso", n))).file_meta.TransferSyntaxUID
-                for n in _listing(tmp_path / "dvd.iso") if n.startswith("/DICOM/")}
+    export_iso(
+        cache, uids, tmp_path / "dvd.iso", BurnOptions(medium="DVD", profile="STD-GEN-DVD-J2K")
+    )
+    syntaxes = {
+        pydicom.dcmread(io.BytesIO(_read(tmp_path / "dvd.iso", n))).file_meta.TransferSyntaxUID
+        for n in _listing(tmp_path / "dvd.iso")
+        if n.startswith("/DICOM/")
+    }
     assert JPEG2000Lossless in syntaxes and RLELossless not in syntaxes
 
 
@@ -156,8 +167,12 @@ def test_cancel_while_writing_leaves_no_image(cache, tmp_path):
 def test_export_to_a_full_tmpfs_fails_cleanly(cache, tmp_path):
     mnt = tmp_path / "small"
     mnt.mkdir()
-    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=5m", "tmpfs", str(mnt)],
-                      capture_output=True).returncode != 0:
+    if (
+        subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", "size=5m", "tmpfs", str(mnt)], capture_output=True
+        ).returncode
+        != 0
+    ):
         pytest.skip("mounting a 5 MiB tmpfs is not permitted here (needs root)")
     try:
         for path in write_series(tmp_path / "big", 40, rows=256, cols=256):

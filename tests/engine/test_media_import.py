@@ -13,11 +13,11 @@ from pathlib import Path
 import pydicom
 import pydicom.data
 import pytest
-
 from factory import make_ct, write_series
+
 from gearview.errors import Cancelled
 from gearview.jobs import CancelToken
-from gearview.media.dicomdir import encode_dicomdir, new_record, DirNode
+from gearview.media.dicomdir import DirNode, encode_dicomdir, new_record
 from gearview.media.importer import Reconcile, import_path, import_preview, preview
 from gearview.media.sources import MediaError, open_source
 
@@ -45,21 +45,45 @@ def audit_opens():
 def _outside_instance(tmp_path: Path) -> Path:
     """A valid DICOM file beside the medium: importing it would prove we read outside."""
     outside = tmp_path / "OUTSIDE"
-    make_ct("1.2.3.4", "1.2.3.4.1", 1, sop_uid="1.2.3.4.1.99").save_as(outside, enforce_file_format=True)
+    make_ct("1.2.3.4", "1.2.3.4.1", 1, sop_uid="1.2.3.4.1.99").save_as(
+        outside, enforce_file_format=True
+    )
     return outside
 
 
 def _dicomdir_with(refs: list[list[str]]) -> bytes:
     """A DICOMDIR with one patient/study/series and one IMAGE record per File ID."""
-    leaves = [DirNode(new_record("IMAGE", InstanceNumber=i + 1, ReferencedFileID=ref,
-                                 ReferencedSOPClassUIDInFile="1.2.840.10008.5.1.4.1.1.2",
-                                 ReferencedSOPInstanceUIDInFile=f"1.2.3.{i}",
-                                 ReferencedTransferSyntaxUIDInFile="1.2.840.10008.1.2.1"))
-              for i, ref in enumerate(refs)]
-    series = DirNode(new_record("SERIES", Modality="CT", SeriesInstanceUID="1.2.3", SeriesNumber=1), leaves)
-    study = DirNode(new_record("STUDY", StudyDate="20240101", StudyTime="1200", StudyID="1",
-                               StudyInstanceUID="1.2", StudyDescription="", AccessionNumber=""), [series])
-    return encode_dicomdir([DirNode(new_record("PATIENT", PatientID="X", PatientName="X"), [study])])
+    leaves = [
+        DirNode(
+            new_record(
+                "IMAGE",
+                InstanceNumber=i + 1,
+                ReferencedFileID=ref,
+                ReferencedSOPClassUIDInFile="1.2.840.10008.5.1.4.1.1.2",
+                ReferencedSOPInstanceUIDInFile=f"1.2.3.{i}",
+                ReferencedTransferSyntaxUIDInFile="1.2.840.10008.1.2.1",
+            )
+        )
+        for i, ref in enumerate(refs)
+    ]
+    series = DirNode(
+        new_record("SERIES", Modality="CT", SeriesInstanceUID="1.2.3", SeriesNumber=1), leaves
+    )
+    study = DirNode(
+        new_record(
+            "STUDY",
+            StudyDate="20240101",
+            StudyTime="1200",
+            StudyID="1",
+            StudyInstanceUID="1.2",
+            StudyDescription="",
+            AccessionNumber="",
+        ),
+        [series],
+    )
+    return encode_dicomdir(
+        [DirNode(new_record("PATIENT", PatientID="X", PatientName="X"), [study])]
+    )
 
 
 def test_folder_import_counts_and_report(cache, tmp_path):
@@ -127,7 +151,7 @@ def test_zip_bomb_encrypted_and_size_lie(cache, tmp_path):
     data[cd + 8] |= 0x01
     # make LIAR's central directory declare a smaller size than its data
     cd_liar = data.rfind(b"PK\x01\x02")
-    data[cd_liar + 24:cd_liar + 28] = (100).to_bytes(4, "little")
+    data[cd_liar + 24 : cd_liar + 28] = (100).to_bytes(4, "little")
     archive.write_bytes(bytes(data))
     report = import_path(archive, cache)
     reasons = dict(report.not_imported)
@@ -152,7 +176,9 @@ def test_garbage_and_truncated_archives(cache, tmp_path):
 def test_truncated_iso_is_marked_partial(cache, tmp_path):
     write_series(tmp_path / "src" / "A", 6, rows=256, cols=256)
     iso = tmp_path / "t.iso"
-    subprocess.run(["genisoimage", "-quiet", "-J", "-r", "-o", str(iso), str(tmp_path / "src")], check=True)
+    subprocess.run(
+        ["genisoimage", "-quiet", "-J", "-r", "-o", str(iso), str(tmp_path / "src")], check=True
+    )
     data = iso.read_bytes()
     iso.write_bytes(data[: len(data) // 2])
     report = import_path(iso, cache)
@@ -166,9 +192,19 @@ def test_malicious_dicomdir_and_symlinks(cache, tmp_path, audit_opens):
     medium = tmp_path / "cd"
     write_series(medium / "DICOM", 1)
     good = ["DICOM", "IM000001.dcm"]
-    (medium / "DICOMDIR").write_bytes(_dicomdir_with([
-        good, ["..", "..", "etc", "passwd"], ["/etc/passwd"], ["..\\..\\tmp"], ["C:\\x"],
-        ["DICOM", "..", "..", "OUTSIDE"], ["DICOM", "MISSING"]]))
+    (medium / "DICOMDIR").write_bytes(
+        _dicomdir_with(
+            [
+                good,
+                ["..", "..", "etc", "passwd"],
+                ["/etc/passwd"],
+                ["..\\..\\tmp"],
+                ["C:\\x"],
+                ["DICOM", "..", "..", "OUTSIDE"],
+                ["DICOM", "MISSING"],
+            ]
+        )
+    )
     os.symlink("/etc/passwd", medium / "PASSWD")
     os.symlink("/", medium / "ROOT")
     os.symlink(outside, medium / "OUT")
@@ -179,7 +215,11 @@ def test_malicious_dicomdir_and_symlinks(cache, tmp_path, audit_opens):
     for fragment in ("'..\\\\..\\\\etc\\\\passwd'", "/etc/passwd", "C:", "MISSING", "OUTSIDE"):
         assert fragment in text, fragment
     reasons = dict(report.not_imported)
-    assert "outside" in reasons["PASSWD"] and "outside" in reasons["ROOT"] and "outside" in reasons["OUT"]
+    assert (
+        "outside" in reasons["PASSWD"]
+        and "outside" in reasons["ROOT"]
+        and "outside" in reasons["OUT"]
+    )
     assert cache.instance("1.2.3.4.1.99") is None
     assert any(p.endswith("IM000001.dcm") for p in audit_opens)  # the hook does see our reads
     assert not [p for p in audit_opens if p in ("/etc/passwd", str(outside))]
@@ -188,7 +228,9 @@ def test_malicious_dicomdir_and_symlinks(cache, tmp_path, audit_opens):
 def test_cyclic_dicomdir_is_detected_and_files_scanned(cache, tmp_path):
     medium = tmp_path / "cd"
     write_series(medium / "DICOM", 2)
-    (medium / "DICOMDIR").write_bytes(_dicomdir_with([["DICOM", "IM000001.dcm"], ["DICOM", "IM000002.dcm"]]))
+    (medium / "DICOMDIR").write_bytes(
+        _dicomdir_with([["DICOM", "IM000001.dcm"], ["DICOM", "IM000002.dcm"]])
+    )
     ds = pydicom.dcmread(medium / "DICOMDIR")
     last = ds.DirectoryRecordSequence[-1]
     last.OffsetOfTheNextDirectoryRecord = ds.DirectoryRecordSequence[0].seq_item_tell
@@ -207,7 +249,7 @@ def test_broken_dicomdir_falls_back_to_scanning(cache, tmp_path, damage):
     else:
         data = bytearray(_dicomdir_with([["DICOM", "IM000001.DCM"]]))
         ds = pydicom.dcmread(pydicom.filebase.DicomBytesIO(bytes(data)), force=True)
-        ds.OffsetOfTheFirstDirectoryRecordOfTheRootDirectoryEntity = 10 ** 8
+        ds.OffsetOfTheFirstDirectoryRecordOfTheRootDirectoryEntity = 10**8
         ds.save_as(medium / "DICOMDIR")
     report = import_path(medium, cache)
     assert report.imported == 2
@@ -217,7 +259,9 @@ def test_broken_dicomdir_falls_back_to_scanning(cache, tmp_path, damage):
 def test_missing_referenced_and_orphan_files(cache, tmp_path):
     medium = tmp_path / "cd"
     write_series(medium / "DICOM", 3)
-    (medium / "DICOMDIR").write_bytes(_dicomdir_with([["dicom", "im000001.dcm"], ["DICOM", "GONE"]]))
+    (medium / "DICOMDIR").write_bytes(
+        _dicomdir_with([["dicom", "im000001.dcm"], ["DICOM", "GONE"]])
+    )
     with preview(medium, cache) as found:
         orphans = [f.name for f in found.instances if not f.in_dicomdir]
         report = import_preview(found, cache)
@@ -268,7 +312,8 @@ def test_autorun_and_scripts_are_never_executed(cache, tmp_path):
     script.chmod(0o755)
     (medium / "IHE_PDI").mkdir()
     (medium / "IHE_PDI" / "INDEX.HTM").write_text(
-        f"<html><script>fetch('http://127.0.0.1:9/')</script><img src=file://{marker}></html>")
+        f"<html><script>fetch('http://127.0.0.1:9/')</script><img src=file://{marker}></html>"
+    )
     report = import_path(medium, cache)
     assert report.imported == 1
     assert len(report.not_imported) == 4
@@ -322,7 +367,9 @@ def test_selection_imports_only_ticked_series(cache, tmp_path):
         (patient,) = found.tree()
         assert sorted(s.instance_count for s in patient.studies.values()) == [2, 3]
         assert found.counts()["studies"] == 2
-        series_b = next(f.info.series_instance_uid for f in found.instances if f.name.startswith("B/"))
+        series_b = next(
+            f.info.series_instance_uid for f in found.instances if f.name.startswith("B/")
+        )
         report = import_preview(found, cache, series_uids={series_b})
     assert report.imported == 3
     assert sum(r == "not selected" for _, r in report.not_imported) == 2
@@ -356,4 +403,3 @@ def test_dicomdir_path_opens_its_folder(cache, tmp_path):
     write_series(tmp_path / "cd" / "DICOM", 2)
     (tmp_path / "cd" / "DICOMDIR").write_bytes(_dicomdir_with([["DICOM", "IM000001.dcm"]]))
     assert import_path(tmp_path / "cd" / "DICOMDIR", cache).imported == 2
-

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pydicom
 import pydicom.data
-
 from factory import write_series
+
 from gearview.cli import main
 from gearview.media.importer import import_path
 from gearview.store import Cache
@@ -29,15 +29,20 @@ def _fill(cache: Cache, tmp_path: Path) -> list[str]:
 
 def _extract(image: Path, out: Path) -> None:
     xorriso = require("xorriso")
-    subprocess.run([xorriso, "-osirrox", "on", "-indev", str(image), "-extract", "/", str(out)],
-                   check=True, capture_output=True)
+    subprocess.run(
+        [xorriso, "-osirrox", "on", "-indev", str(image), "-extract", "/", str(out)],
+        check=True,
+        capture_output=True,
+    )
 
 
 def _check_disc(root: Path, cache: Cache, uids: list[str]) -> None:
     dciodvfy, dcdirdmp, dcmdump = require("dciodvfy"), require("dcdirdmp"), require("dcmdump")
     checked = subprocess.run([dciodvfy, "DICOMDIR"], cwd=root, capture_output=True, text=True)
     assert not re.search(r"^Error", checked.stdout + checked.stderr, re.M), checked.stderr
-    listing = subprocess.run([dcdirdmp, "DICOMDIR"], cwd=root, capture_output=True, text=True, check=True)
+    listing = subprocess.run(
+        [dcdirdmp, "DICOMDIR"], cwd=root, capture_output=True, text=True, check=True
+    )
     text = listing.stdout + listing.stderr  # dcdirdmp writes its dump to stderr
     refs = re.findall(r"-> (\S+)", text)
     expected = sum(len(cache.instances(study_uid=u)) for u in uids)
@@ -81,7 +86,9 @@ def test_import_dcmtk_dcmmkdir_genisoimage_media(cache, tmp_path):
     (medium / "DICOM").mkdir(parents=True)
     for i, path in enumerate(write_series(tmp_path / "s", 6), 1):
         path.rename(medium / "DICOM" / f"IM{i:06d}")
-    subprocess.run([dcmmkdir, "+r", "DICOM"], cwd=medium, env=DCMTK_ENV, check=True, capture_output=True)
+    subprocess.run(
+        [dcmmkdir, "+r", "DICOM"], cwd=medium, env=DCMTK_ENV, check=True, capture_output=True
+    )
     assert (medium / "DICOMDIR").exists()
     iso = tmp_path / "dcmtk.iso"
     subprocess.run([genisoimage, "-quiet", "-J", "-r", "-o", str(iso), str(medium)], check=True)

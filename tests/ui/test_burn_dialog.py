@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
 from factory import write_series
+
 from gearview.media import export as export_mod
 from gearview.ui.burn_dialog import BurnDialog
 

@@ -1,12 +1,12 @@
-"""pytest-qt: the import dialog previews a medium as a checkable tree and imports the ticked series."""
+"""pytest-qt: the import dialog previews a medium as a checkable tree, imports ticked series."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+from factory import write_series
 from PySide6.QtCore import Qt
 
-from factory import write_series
 from gearview.ui.import_dialog import SERIES_ROLE, ImportDialog
 
 
@@ -32,7 +32,9 @@ def test_preview_tree_and_selective_import(qtbot, cache, tmp_path: Path) -> None
     top = [dialog.tree.topLevelItem(i) for i in range(dialog.tree.topLevelItemCount())]
     assert top[0].text(0) == "Doe^Jane (OUT1)"
     assert sorted(top[0].child(i).text(2) for i in range(top[0].childCount())) == ["2", "3"]
-    assert top[1].text(0) == "Not importable (1)" and top[1].child(0).text(3).startswith("not DICOM")
+    assert top[1].text(0) == "Not importable (1)" and top[1].child(0).text(3).startswith(
+        "not DICOM"
+    )
     assert "2 study(ies)" in dialog.summary.text() and "5 DICOM file(s)" in dialog.summary.text()
     series = _series_items(dialog)
     small = next(item for item in series if item.text(2) == "2")
