@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 
@@ -151,6 +151,7 @@ def rewrite_instances(
     reason_code: str = REASON_CORRECT,
     progress: ProgressCallback = no_progress,
     token: CancelToken | None = None,
+    complete_studies: Iterable[str] = (),
 ) -> RewriteResult:
     """Rewrite every record through `transform`, then swap all in at once (or raise: no change)."""
     token = token or CancelToken()
@@ -171,8 +172,13 @@ def rewrite_instances(
         progress(Progress(total, total, "swapping files into the cache"))
         if not results:
             return RewriteResult(changes=Changes(), undo_id=None, instances=[])
+        studies = set(complete_studies)
         changes = cache.replace_batch(
-            [rep for rep, _ in results], kind=kind, description=description, reason=reason
+            [rep for rep, _ in results],
+            kind=kind,
+            description=description,
+            reason=reason,
+            complete=(studies, {r.sop_uid for r in records}) if studies else None,
         )
     except BaseException:
         for rep, _ in results:

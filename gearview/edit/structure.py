@@ -110,6 +110,7 @@ def _run(
     reason: str,
     progress: ProgressCallback,
     token: CancelToken | None,
+    complete: frozenset[str] = frozenset(),
 ) -> RewriteResult:
     moved_series = {r.series_uid for r in moving}
     moving_uids = {r.sop_uid for r in moving}
@@ -132,6 +133,7 @@ def _run(
         reason_code=REASON_COERCE,
         progress=progress,
         token=token,
+        complete_studies=complete,
     )
     audit.append(
         cache.home,
@@ -243,4 +245,5 @@ def merge_studies(
         reason,
         progress,
         token,
+        complete=frozenset({source_study_uid}),  # nothing may stay behind in the source
     )

@@ -18,7 +18,11 @@ from gearview.edit.values import Field, python_value, validate_all
 from gearview.errors import InvalidValueError, NotFoundError
 from gearview.jobs import CancelToken, ProgressCallback, no_progress
 from gearview.store import Cache
+from gearview.store.batch import StudyChangedError
 from gearview.store.records import InstanceRecord
+
+#: An edit racing with arriving instances is redone this many times at most.
+ATTEMPTS = 3
 
 
 @dataclass
@@ -109,16 +113,25 @@ def edit_study(
     def transform(_: Dataset) -> Assignments:
         return assignments
 
-    result = rewrite_instances(
-        cache,
-        plan.instances,
-        transform,
-        kind="edit",
-        description=f"edit {', '.join(plan.keywords)}",
-        reason=reason,
-        progress=progress,
-        token=token,
-    )
+    for attempt in range(1, ATTEMPTS + 1):
+        try:
+            result = rewrite_instances(
+                cache,
+                plan.instances,
+                transform,
+                kind="edit",
+                description=f"edit {', '.join(plan.keywords)}",
+                reason=reason,
+                progress=progress,
+                token=token,
+                complete_studies={study_uid},
+            )
+            break
+        except StudyChangedError:
+            # instances arrived meanwhile: nothing changed; redo it with all of them
+            if attempt == ATTEMPTS:
+                raise
+            plan = EditPlan(study_uid, plan.values, cache.instances(study_uid=study_uid))
     if result.instances:
         audit.append(
             cache.home,

@@ -41,7 +41,7 @@ import shutil
 import sqlite3
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -69,6 +69,12 @@ PREPARED = "prepared"
 COMMITTED = "committed"
 #: Committed journals kept for undo; older ones are dropped (their old files with them).
 KEEP_JOURNALS = 50
+
+
+class StudyChangedError(StoreError):
+    """Instances arrived in a study while it was being edited; nothing was changed."""
+
+    hint = "run the edit again: it will include the new instances"
 
 
 @dataclass
@@ -158,14 +164,20 @@ def run_batch(
     description: str = "",
     reason: str = "",
     keep: bool = True,
+    complete: tuple[Iterable[str], Iterable[str]] | None = None,
 ) -> Changes:
     """Swap every replacement in, or none (see the module docstring); returns the Changes.
 
     The spool files are consumed either way. With `keep`, the journal stays as
-    the undo record and `Changes.undo_id` names it.
+    the undo record and `Changes.undo_id` names it. `complete` is (study UIDs,
+    SOP Instance UIDs the caller considered): if any of those studies now holds
+    an instance outside that set (it arrived during the edit), StudyChangedError
+    is raised and nothing changes, so an edit never reaches only part of a study.
     """
     try:
         with cache._write_lock:
+            if complete is not None:
+                _check_complete(cache.conn, *complete)
             changes = _run_locked(cache, replacements, kind, description, reason, keep)
     finally:
         for item in replacements:
@@ -173,6 +185,16 @@ def run_batch(
     if keep:
         prune_journals(cache)
     return changes
+
+
+def _check_complete(conn: sqlite3.Connection, studies: Iterable[str],
+                    considered: Iterable[str]) -> None:
+    known = set(considered)
+    for study in set(studies):
+        rows = conn.execute("SELECT sop_uid FROM instance WHERE study_uid=?", (study,))
+        if any(row[0] not in known for row in rows):
+            raise StudyChangedError("new instances arrived in the study during the edit; "
+                                    "nothing changed")
 
 
 def _run_locked(

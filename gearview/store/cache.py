@@ -195,17 +195,19 @@ class Cache:
         return self.remove_instances(uids)
 
     def replace_batch(self, replacements: list[batch_journal.Replacement], *, kind: str,
-                      description: str = "", reason: str = "", keep_undo: bool = True) -> Changes:
+                      description: str = "", reason: str = "", keep_undo: bool = True,
+                      complete: tuple[Iterable[str], Iterable[str]] | None = None) -> Changes:
         """Swap many spool files in at once, all or nothing, in ONE index transaction.
 
         Used by edits, structure fixes (paths change with the Study UID) and
         undo. The old files are kept in a journal until every new file is
         renamed and indexed; with `keep_undo` the journal stays as the undo
         record (`Changes.undo_id`). What a crash at each step leaves is
-        described in `gearview/store/batch.py`.
+        described in `gearview/store/batch.py`. `complete` = (study UIDs, SOP UIDs
+        considered) refuses the batch if those studies gained instances meanwhile.
         """
         changes = batch_journal.run_batch(self, replacements, kind=kind, description=description,
-                                          reason=reason, keep=keep_undo)
+                                          reason=reason, keep=keep_undo, complete=complete)
         if changes:
             self.bus.emit(ev.CACHE_CHANGED, changes=changes)
         return changes

@@ -420,3 +420,39 @@ def test_edit_with_nothing_to_change_writes_nothing(cache: Cache, tmp_path: Path
     result = edit_study(cache, study, {"PatientID": "SAME"})
     assert result.undo_id is None and not result.instances
     assert snapshot(cache) == before
+
+
+def test_instance_arriving_during_the_edit_is_included(cache: Cache, tmp_path: Path) -> None:
+    """A modality still sending: the edit is redone so it reaches the late instance too."""
+    study = generate_uid()
+    series = generate_uid()
+    paths = write_series(tmp_path / "src", 4, study_uid=study, series_uid=series, patient_id="OLD")
+    for path in paths[:3]:
+        cache.add_file(path)
+    arrived = []
+
+    def progress(p) -> None:
+        if p.total and p.done == p.total and not arrived:
+            arrived.append(cache.add_file(paths[3]))
+
+    result = edit_study(cache, study, {"PatientID": "NEW"}, progress=progress)
+    assert arrived and len(result.instances) == 4
+    ids = {pydicom.dcmread(r.path).PatientID for r in cache.instances(study_uid=study)}
+    assert ids == {"NEW"} and not cache.study(study).mismatch
+
+
+def test_batch_refused_when_study_grew(cache: Cache, tmp_path: Path) -> None:
+    from gearview.edit.apply import rewrite_instances
+    from gearview.store.batch import StudyChangedError
+
+    study = generate_uid()
+    paths = write_series(tmp_path / "src", 3, study_uid=study)
+    for path in paths[:2]:
+        cache.add_file(path)
+    records = cache.instances(study_uid=study)
+    cache.add_file(paths[2])
+    before = snapshot(cache)
+    with pytest.raises(StudyChangedError):
+        rewrite_instances(cache, records, lambda ds: {ds["PatientID"].tag: ("LO", "X")}, kind="edit",
+                          description="t", complete_studies={study})
+    assert snapshot(cache) == before and _spool_empty(cache)
