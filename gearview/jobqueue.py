@@ -215,8 +215,12 @@ class JobQueue:
             record.state = DONE
             record.message = record.message or "done"
         except Cancelled:
-            record.state = CANCELLED
-            record.message = "cancelled"
+            if self._stop.is_set():  # the app is quitting: resume at the next start
+                record.state = QUEUED
+                record.message = "interrupted; will resume"
+            else:
+                record.state = CANCELLED
+                record.message = "cancelled"
         except GearviewError as exc:
             record.state = FAILED
             record.error = exc.one_line()
@@ -267,12 +271,7 @@ class JobQueue:
                 self._wake.wait(1.0)
                 self._wake.clear()
                 continue
-            final = self.run(record.id)
-            if self._stop.is_set() and final.state == CANCELLED:
-                final.state = QUEUED
-                final.message = "interrupted; will resume"
-                with self._lock:
-                    self._save(final)
+            self.run(record.id)
 
     # ---- events ----------------------------------------------------------
 

@@ -1,0 +1,125 @@
+"""The persistent job queue: a send survives an app restart and resumes; cancel; retry."""
+
+from __future__ import annotations
+
+import json
+import threading
+from pathlib import Path
+
+import pytest
+from factory import make_ct
+from peers.storescp import StoreSCP
+from pydicom.uid import generate_uid
+
+from gearview import events as ev
+from gearview.config import load_config
+from gearview.jobqueue import CANCELLED, DONE, QUEUED, RUNNING, SEND, JobQueue
+from gearview.jobs import CancelToken
+from gearview.net.tasks import open_queue, send_params
+
+pytestmark = pytest.mark.peers
+
+
+def cached_study(cache, folder: Path, n: int) -> str:
+    folder.mkdir(parents=True, exist_ok=True)
+    study, series = generate_uid(), generate_uid()
+    for i in range(n):
+        path = folder / f"{i}.dcm"
+        make_ct(study, series, i + 1, rows=128, cols=128).save_as(path, enforce_file_format=True)
+        cache.add_file(path)
+    return study
+
+
+def test_interrupted_send_resumes_after_restart(home, cache, tmp_path):
+    study = cached_study(cache, tmp_path / "in", 40)
+    with StoreSCP(tmp_path / "out") as scp:
+        config = load_config(home)
+        config.nodes = [scp.node("STRICT")]
+        queue = open_queue(home, config, cache)
+        job = queue.submit(SEND, "send", send_params("STRICT", [study]))
+        stopped = threading.Event()
+
+        def quit_app(event: ev.Event) -> None:
+            if event.job.id == job.id and event.job.done >= 10 and not stopped.is_set():
+                stopped.set()
+                threading.Thread(target=queue.stop, daemon=True).start()
+
+        ev.bus.bind(ev.JOB_PROGRESS, quit_app)
+        try:
+            queue.start()
+            assert stopped.wait(30)
+            while queue._thread is not None:
+                stopped.wait(0.05)
+        finally:
+            ev.bus.unbind(ev.JOB_PROGRESS, quit_app)
+        on_disk = json.loads((Path(home.jobs_dir) / f"{job.id}.json").read_text())
+        assert on_disk["state"] == QUEUED and 10 <= len(on_disk["completed_uids"]) < 40
+        first = set(on_disk["completed_uids"])
+
+        restarted = open_queue(home, config, cache)
+        record = restarted.get(job.id)
+        assert record.state == QUEUED
+        finished = threading.Event()
+
+        def done(event: ev.Event) -> None:
+            if event.job.id == job.id:
+                finished.set()
+
+        ev.bus.bind(ev.JOB_FINISHED, done)
+        try:
+            restarted.start()
+            assert finished.wait(30)
+        finally:
+            ev.bus.unbind(ev.JOB_FINISHED, done)
+            restarted.stop()
+        record = restarted.get(job.id)
+        assert record.state == DONE, record.error
+        assert len(record.completed_uids) == 40 and first <= set(record.completed_uids)
+        assert all(count == 1 for count in scp.received().values())
+        assert len(scp.received()) == 40
+
+
+def test_crash_while_running_is_requeued(home, tmp_path):
+    """A job file left 'running' by a crash is queued again when the queue opens."""
+    config = load_config(home)
+    queue = JobQueue(home, config)
+    record = queue.submit(SEND, "send", send_params("X", ["1.2.3"]))
+    path = Path(home.jobs_dir) / f"{record.id}.json"
+    data = json.loads(path.read_text())
+    data["state"] = RUNNING
+    path.write_text(json.dumps(data))
+    (Path(home.jobs_dir) / "garbage.json").write_text("{not json")
+    reopened = JobQueue(home, config)
+    assert reopened.get(record.id).state == QUEUED
+    assert [j.id for j in reopened.jobs()] == [record.id]
+
+
+def test_cancel_running_send_then_retry(home, cache, tmp_path):
+    study = cached_study(cache, tmp_path / "in", 20)
+    with StoreSCP(tmp_path / "out") as scp:
+        config = load_config(home)
+        config.nodes = [scp.node("STRICT")]
+        queue = open_queue(home, config, cache)
+        job = queue.submit(SEND, "send", send_params("STRICT", [study]))
+        token = CancelToken()
+
+        def cancel_at_five(progress) -> None:
+            if progress.done >= 5:
+                token.cancel()
+
+        record = queue.run(job.id, cancel_at_five, token)
+        assert record.state == CANCELLED and 5 <= len(record.completed_uids) < 20
+        queue.retry(job.id)
+        record = queue.run(job.id)
+        assert record.state == DONE and len(record.completed_uids) == 20
+        assert len(scp.received()) == 20 and all(c == 1 for c in scp.received().values())
+
+
+def test_cancel_queued_job_and_remove(home):
+    queue = JobQueue(home, load_config(home))
+    record = queue.submit(SEND, "send", send_params("X", ["1.2.3"]))
+    queue.cancel(record.id)
+    assert queue.get(record.id).state == CANCELLED
+    queue.remove(record.id)
+    assert queue.jobs() == []
+    assert not (Path(home.jobs_dir) / f"{record.id}.json").exists()
