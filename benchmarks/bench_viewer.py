@@ -200,14 +200,42 @@ def main() -> int:
         bench = Bench(tmp / "home", args.cache_mb << 20)
         rows = []
 
+        # memory first, while the process holds nothing else
+        if args.memory_instances:
+            study_m = generate_uid()
+            bench.add(write_series(tmp / "mem", args.memory_instances, args.size, study_m))
+            baseline = rss_mb()
+            viewer, _ = bench.open(study_m)
+            fps_m, frames_m, peak = bench.scroll(viewer, memory=True)
+            cache_mb = viewer.frames.bytes / 2**20
+            viewer.shutdown()
+            limit = args.cache_mb + 300
+            rows.append(
+                (
+                    f"peak RSS scrolling {frames_m + 1} instances",
+                    f"{peak:.0f} MB",
+                    f"limit {limit} MB (cache {args.cache_mb} MiB + 300); before open "
+                    f"{baseline:.0f} MB; frame cache held {cache_mb:.0f} MiB; {fps_m:.0f} f/s",
+                )
+            )
+
         study = generate_uid()
         paths = write_series(tmp / "ct", args.instances, args.size, study)
         bench.add(paths)
-        viewer, first = bench.open(study)
+        opens = []
+        for _ in range(3):
+            viewer, first = bench.open(study)
+            opens.append(first)
+            viewer.shutdown()
+        viewer, _ = bench.open(study)
         fps, frames, _ = bench.scroll(viewer)
         viewer.shutdown()
         rows.append(
-            ("open study → first image painted", f"{first * 1000:.0f} ms", "target ≤ 300 ms")
+            (
+                f"open study ({args.instances} inst.) → first image painted",
+                f"{opens[0] * 1000:.0f} ms",
+                f"target ≤ 300 ms; reopened: {', '.join(f'{t * 1000:.0f}' for t in opens[1:])} ms",
+            )
         )
         unc_mf = multiframe(paths[: args.compressed], tmp / "unc_mf.dcm")
         dcmj = dcmtk_per_frame("dcmj2pnm", unc_mf, args.compressed, tmp / "pnm_unc")
@@ -248,23 +276,6 @@ def main() -> int:
                 )
             )
 
-        if args.memory_instances:
-            study_m = generate_uid()
-            bench.add(write_series(tmp / "mem", args.memory_instances, args.size, study_m))
-            baseline = rss_mb()
-            viewer, _ = bench.open(study_m)
-            fps_m, frames_m, peak = bench.scroll(viewer, memory=True)
-            cache_mb = viewer.frames.bytes / 2**20
-            viewer.shutdown()
-            limit = args.cache_mb + 300
-            rows.append(
-                (
-                    f"peak RSS scrolling {frames_m + 1} instances",
-                    f"{peak:.0f} MB",
-                    f"limit {limit} MB (cache {args.cache_mb} MiB + 300); before open "
-                    f"{baseline:.0f} MB; frame cache held {cache_mb:.0f} MiB; {fps_m:.0f} f/s",
-                )
-            )
         bench.cache.close()
 
     width = max(len(r[0]) for r in rows)
