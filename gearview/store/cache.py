@@ -13,7 +13,7 @@ import os
 import shutil
 import sqlite3
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from io import BytesIO
 from pathlib import Path
@@ -103,8 +103,14 @@ class Cache:
     # ---- writing -------------------------------------------------------
 
     def add_received(self, file_meta: FileMetaDataset, dataset: bytes | memoryview | BinaryIO,
-                     source_ae: str = "") -> StoredInstance:
-        """Store a data set exactly as received (no decoding), with our file meta."""
+                     source_ae: str = "",
+                     check: Callable[[InstanceInfo], None] | None = None) -> StoredInstance:
+        """Store a data set exactly as received (no decoding), with our file meta.
+
+        `check` sees the parsed header before the file is published; if it
+        raises, nothing is stored (the SCP refuses a UID mismatch this way
+        without parsing the data set twice).
+        """
         with spool_writer(self.spool_dir, "the received instance") as (spool, fh):
             fh.write(PREAMBLE)
             meta_buf = BytesIO()
@@ -114,7 +120,7 @@ class Cache:
                 fh.write(dataset)
             else:
                 shutil.copyfileobj(dataset, fh, COPY_CHUNK)
-        return self._accept_spool(spool, source_ae)
+        return self._accept_spool(spool, source_ae, check)
 
     def add_file(self, path: str | os.PathLike[str], source_ae: str = "") -> StoredInstance:
         """Copy a Part-10 file into the cache (the preamble is zeroed: never executable)."""
@@ -127,10 +133,13 @@ class Cache:
                 shutil.copyfileobj(src, fh, COPY_CHUNK)
         return self._accept_spool(spool, source_ae)
 
-    def _accept_spool(self, spool: Path, source_ae: str) -> StoredInstance:
+    def _accept_spool(self, spool: Path, source_ae: str,
+                      check: Callable[[InstanceInfo], None] | None = None) -> StoredInstance:
         try:
             info = read_instance_info(spool)
-        except InvalidDicomError:
+            if check is not None:
+                check(info)
+        except BaseException:
             spool.unlink(missing_ok=True)
             raise
         return self._publish_and_index(spool, info, source_ae)

@@ -1,0 +1,55 @@
+"""`gearview serve`: run the DICOM server headless until SIGINT/SIGTERM."""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import threading
+
+from gearview.cli.common import context
+from gearview.config import validate_ae_title, validate_port
+from gearview.net.server import Server
+from gearview.store import Cache
+
+COMMAND = "serve"
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    parser = sub.add_parser(COMMAND, help="run the DICOM server (Storage, Verification, Q/R) headless")
+    parser.add_argument("--port", type=int, help="port to listen on (0: any free port, printed)")
+    parser.add_argument("--aet", help="our AE title (default: server.ae_title)")
+    parser.add_argument("--bind", metavar="ADDR", help="address to listen on (default: all)")
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    home, config = context()
+    if args.port is not None:
+        config.server.port = validate_port("--port", args.port, allow_zero=True)
+    if args.aet is not None:
+        config.server.ae_title = validate_ae_title("--aet", args.aet)
+    if args.bind is not None:
+        config.server.bind_address = args.bind
+    cache = Cache(home, config)
+    server = Server(home, config, cache)
+    stop = threading.Event()
+
+    def on_signal(signum: int, frame: object) -> None:
+        stop.set()
+
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        server.start()
+        state = server.state
+        print(f"listening on {state.ae_title}@{config.server.bind_address or '0.0.0.0'}:{state.port}",
+              flush=True)
+        while not stop.wait(0.5):
+            pass
+    finally:
+        server.stop()
+        cache.close()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    print("stopped", file=sys.stderr)
+    return 0

@@ -1,0 +1,298 @@
+"""Socket-level guards pynetdicom (3.0.4) does not give us (FACTS.md "Network").
+
+pynetdicom reads a PDU with blocking `recv` calls and no overall limit, so a
+peer that sends half a PDU and goes quiet holds a thread forever; it checks
+the association limit only after a complete A-ASSOCIATE-RQ, so half-open
+sockets are uncounted; and it accepts a P-DATA-TF far larger than the
+maximum length we declared. This module adds, under pynetdicom's own
+classes:
+
+- a deadline per PDU (ACSE timeout before the association is established,
+  network timeout after), enforced inside `recv`;
+- a hard cap on a PDU's declared length (no allocation is made from it);
+- a cap on open sockets: when it is reached the oldest connection that has
+  not completed an association is dropped, so floods of half-open sockets
+  never starve a legitimate peer;
+- TLS handshakes on the connection's own thread with a deadline (pynetdicom
+  does them on the accepting thread, where one silent client blocks all);
+- TCP_NODELAY on every accepted socket, and a bigger, copy-free `recv`.
+
+Refusals are logged as "Security Alert" lines with the peer address.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import ssl
+import struct
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from pynetdicom.pdu import A_ABORT_RQ
+from pynetdicom.transport import AssociationSocket, RequestHandler, ThreadedAssociationServer
+
+log = logging.getLogger("gearview.net.server")
+
+PDU_HEADER = 6
+ASSOCIATE_RQ = 0x01
+P_DATA_TF = 0x04
+#: An A-ASSOCIATE-RQ is small (contexts + user items); 1 MiB is far beyond any real one.
+MAX_ASSOCIATE_RQ = 1 << 20
+#: With `max_pdu = 0` (unlimited) we still refuse to buffer more than this per PDU.
+MAX_UNLIMITED_PDU = 64 << 20
+#: First allocation for a PDU body; grown as bytes really arrive.
+INITIAL_BUFFER = 1 << 20
+
+
+def escape(text: object) -> str:
+    """Printable form of a peer-controlled value (AE title, address) for a log line."""
+    return "".join(c if 32 <= ord(c) < 127 and c != "\\" else f"\\x{ord(c):02x}" for c in str(text))
+
+
+@dataclass
+class Limits:
+    """The per-connection limits, derived from the server configuration."""
+
+    acse_timeout: float
+    network_timeout: float
+    max_pdu: int
+    max_sockets: int
+
+    def max_pdu_length(self, pdu_type: int) -> int:
+        if pdu_type == P_DATA_TF:
+            return self.max_pdu if self.max_pdu else MAX_UNLIMITED_PDU
+        return MAX_ASSOCIATE_RQ
+
+
+@dataclass
+class Connection:
+    """One accepted socket as the guard sees it."""
+
+    sock: socket.socket
+    address: str
+    opened: float = field(default_factory=time.monotonic)
+    established: bool = False
+    pdus: int = 0
+
+
+def security_alert(message: str, *args: Any) -> None:
+    log.warning("Security Alert: " + message, *args)
+
+
+class GuardedSocket(AssociationSocket):
+    """AssociationSocket whose `recv` has a deadline and a size cap."""
+
+    connection: Connection
+    limits: Limits
+    _pdu_deadline: float = 0.0
+
+    def _abort_and_close(self) -> None:
+        """Send an A-ABORT (source: service provider) and shut the socket down."""
+        abort = A_ABORT_RQ()
+        abort.source = 0x02
+        abort.reason_diagnostic = 0x00
+        sock = self.socket
+        if sock is None:
+            return
+        try:
+            sock.settimeout(1.0)
+            sock.sendall(abort.encode())
+        except OSError:
+            pass
+        try:
+            sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+
+    def _header(self) -> bytearray:
+        conn = self.connection
+        timeout = self.limits.network_timeout if conn.established else self.limits.acse_timeout
+        self._pdu_deadline = time.monotonic() + timeout
+        data = self._read(PDU_HEADER)
+        if len(data) < PDU_HEADER:
+            return data
+        pdu_type, _, length = struct.unpack(">BBL", data)
+        conn.pdus += 1
+        if conn.pdus == 1 and pdu_type != ASSOCIATE_RQ:
+            security_alert("%s sent PDU type 0x%02X before an A-ASSOCIATE-RQ; aborted",
+                           conn.address, pdu_type)
+            self._abort_and_close()
+            return bytearray()
+        self._expected = length
+        self._limit = self.limits.max_pdu_length(pdu_type)
+        return data
+
+    def recv(self, nr_bytes: int) -> bytearray:
+        """Read one PDU header or body; pynetdicom calls this with 6, then the PDU length.
+
+        A short return makes pynetdicom close the connection (Evt17) without
+        logging a traceback, which is how every refusal here ends.
+        """
+        if nr_bytes == PDU_HEADER and not getattr(self, "_expected", None):
+            return self._header()
+        self._expected = 0
+        if nr_bytes > self._limit:
+            security_alert("%s declared a %d-byte PDU (limit %d); aborted",
+                           self.connection.address, nr_bytes, self._limit)
+            self._abort_and_close()
+            return bytearray()
+        return self._read(nr_bytes)
+
+    def _read(self, nr_bytes: int) -> bytearray:
+        """Read up to nr_bytes before the PDU deadline; fewer means the peer failed."""
+        sock = self.socket
+        if sock is None:
+            return bytearray()
+        buf = bytearray(min(nr_bytes, INITIAL_BUFFER))
+        view = memoryview(buf)
+        got = 0
+        try:
+            while got < nr_bytes:
+                remaining = self._pdu_deadline - time.monotonic()
+                if remaining <= 0:
+                    raise TimeoutError
+                if got == len(buf):
+                    view.release()
+                    buf.extend(bytes(min(len(buf), nr_bytes - len(buf))))
+                    view = memoryview(buf)
+                sock.settimeout(remaining)
+                n = sock.recv_into(view[got:])
+                if not n:
+                    break
+                got += n
+        except (TimeoutError, socket.timeout):
+            security_alert("%s did not complete a PDU within the deadline; dropped",
+                           self.connection.address)
+            self._abort_and_close()
+        except (OSError, ssl.SSLError):
+            pass
+        finally:
+            view.release()
+        if self.socket is not None:
+            try:
+                self.socket.settimeout(self.limits.network_timeout)
+            except OSError:
+                pass
+        del buf[got:]
+        return buf
+
+
+class GuardedRequestHandler(RequestHandler):
+    """Gives each association our GuardedSocket."""
+
+    server: GuardedServer
+
+    def _create_association(self):  # noqa: ANN202 - pynetdicom's Association
+        assoc = super()._create_association()
+        sock = assoc.dul.socket
+        # Re-class the socket pynetdicom just wrapped (re-creating it would
+        # queue a second transport-connected event).
+        sock.__class__ = GuardedSocket
+        sock.connection = self.server.connection_for(self.request)
+        sock.limits = self.server.limits
+        sock._expected = 0
+        sock._limit = MAX_ASSOCIATE_RQ
+        return assoc
+
+
+class GuardedServer(ThreadedAssociationServer):
+    """ThreadedAssociationServer with a socket cap, TCP_NODELAY and deferred TLS handshakes."""
+
+    daemon_threads = True
+    block_on_close = False
+    limits: Limits
+
+    def __init__(self, *args: Any, limits: Limits, **kwargs: Any) -> None:
+        self.limits = limits
+        self._conn_lock = threading.Lock()
+        self._connections: dict[int, Connection] = {}
+        super().__init__(*args, request_handler=GuardedRequestHandler, **kwargs)
+
+    def get_request(self) -> tuple[socket.socket, Any]:
+        assert self.socket is not None
+        client, address = self.socket.accept()
+        client.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        if self.ssl_context:
+            client = self.ssl_context.wrap_socket(client, server_side=True,
+                                                  do_handshake_on_connect=False)
+        return client, address
+
+    def connection_for(self, sock: socket.socket) -> Connection:
+        with self._conn_lock:
+            return self._connections[id(sock)]
+
+    def open_connections(self) -> int:
+        with self._conn_lock:
+            return len(self._connections)
+
+    def mark_established(self, sock: socket.socket | None) -> None:
+        with self._conn_lock:
+            conn = self._connections.get(id(sock))
+            if conn is not None:
+                conn.established = True
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        address = escape(f"{client_address[0]}:{client_address[1]}")
+        victim = None
+        with self._conn_lock:
+            if len(self._connections) >= self.limits.max_sockets:
+                pending = [c for c in self._connections.values() if not c.established]
+                if not pending:
+                    victim = None
+                    refuse = True
+                else:
+                    victim = min(pending, key=lambda c: c.opened)
+                    refuse = False
+            else:
+                refuse = False
+            if not refuse:
+                self._connections[id(request)] = Connection(request, address)
+        if refuse:
+            security_alert("%s refused: %d sockets already open", address, self.limits.max_sockets)
+            self.shutdown_request(request)
+            return
+        if victim is not None:
+            security_alert("%s dropped: socket limit reached and it had not associated after %.1f s",
+                           victim.address, time.monotonic() - victim.opened)
+            try:
+                victim.sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+        super().process_request(request, client_address)
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        try:
+            if isinstance(request, ssl.SSLSocket) and not self._handshake(request):
+                self.shutdown_request(request)
+                return
+            super().process_request_thread(request, client_address)
+        finally:
+            with self._conn_lock:
+                self._connections.pop(id(request), None)
+
+    def _handshake(self, request: ssl.SSLSocket) -> bool:
+        conn = self.connection_for(request)
+        try:
+            request.settimeout(self.limits.acse_timeout)
+            request.do_handshake()
+            return True
+        except (OSError, ssl.SSLError, ValueError) as exc:
+            security_alert("%s TLS handshake refused: %s", conn.address, escape(exc))
+            return False
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        log.warning("connection from %s ended with an error", escape(client_address),
+                    exc_info=log.isEnabledFor(logging.DEBUG))
+
+    def close_all(self) -> None:
+        """Shut every open socket down (server stop): their threads then end."""
+        with self._conn_lock:
+            conns = list(self._connections.values())
+        for conn in conns:
+            try:
+                conn.sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
