@@ -403,3 +403,33 @@ def test_dicomdir_path_opens_its_folder(cache, tmp_path):
     write_series(tmp_path / "cd" / "DICOM", 2)
     (tmp_path / "cd" / "DICOMDIR").write_bytes(_dicomdir_with([["DICOM", "IM000001.dcm"]]))
     assert import_path(tmp_path / "cd" / "DICOMDIR", cache).imported == 2
+
+
+def test_rock_ridge_symlinks_on_an_iso_are_refused(cache, tmp_path):
+    src = tmp_path / "src"
+    write_series(src / "DICOM", 1)
+    os.symlink("/etc/passwd", src / "PASSWD")
+    os.symlink("/", src / "ROOT")
+    iso = tmp_path / "rr.iso"
+    subprocess.run(["genisoimage", "-quiet", "-J", "-r", "-o", str(iso), str(src)], check=True)
+    report = import_path(iso, cache)
+    reasons = dict(report.not_imported)
+    assert report.imported == 1
+    assert "symbolic link" in reasons["PASSWD"] and "symbolic link" in reasons["ROOT"]
+
+
+def test_zip_with_many_members_shows_progress_and_cancels(cache, tmp_path):
+    archive = tmp_path / "many.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        for i in range(20_000):
+            zf.writestr(f"F{i:05d}", b"")
+    with preview(archive, cache) as found:
+        assert len(found.by_category("unreadable")) == 20_000
+    token = CancelToken()
+
+    def cancel_soon(progress):
+        if progress.total and progress.done >= 500:
+            token.cancel()
+
+    with pytest.raises(Cancelled):
+        preview(archive, cache, cancel_soon, token)

@@ -96,3 +96,19 @@ def test_import_dcmtk_dcmmkdir_genisoimage_media(cache, tmp_path):
     assert report.imported == 6
     assert report.not_imported == []
     assert cache.counts()["instance"] == 6
+
+
+def test_dicomdir_with_non_ascii_names_passes_dciodvfy(cache, tmp_path):
+    for path in write_series(tmp_path / "s", 2):
+        ds = pydicom.dcmread(path)
+        ds.SpecificCharacterSet = "ISO_IR 192"
+        ds.PatientName = "Ωμέγα^Søren"
+        ds.StudyID = ""
+        ds.save_as(path)
+        cache.add_file(path)
+    uids = [s.study_uid for s in cache.studies()]
+    assert main(["burn", *uids, "--iso", str(tmp_path / "utf8.iso")]) == 0
+    _extract(tmp_path / "utf8.iso", tmp_path / "x")
+    _check_disc(tmp_path / "x", cache, uids)
+    ds = pydicom.dcmread(tmp_path / "x" / "DICOMDIR")
+    assert str(ds.DirectoryRecordSequence[0].PatientName) == "Ωμέγα^Søren"
