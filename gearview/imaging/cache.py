@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from collections.abc import Hashable
+from collections.abc import Callable, Hashable
 
 import numpy as np
 
@@ -54,6 +54,14 @@ class FrameCache:
             while self._bytes > self.max_bytes and self._items:
                 _, dropped = self._items.popitem(last=False)
                 self._bytes -= dropped.nbytes
+
+    def discard(self, predicate: Callable[[Hashable], bool]) -> int:
+        """Drop every frame whose key matches (the instance changed); returns how many."""
+        with self._lock:
+            keys = [k for k in self._items if predicate(k)]
+            for key in keys:
+                self._bytes -= self._items.pop(key).nbytes
+        return len(keys)
 
     def clear(self) -> None:
         with self._lock:

@@ -178,6 +178,8 @@ def test_frame_cache_is_bounded_in_bytes_and_lru():
     assert cache.bytes == 3000
     cache.put("big", np.zeros(5000, dtype=np.uint8))
     assert "big" not in cache and cache.bytes == 3000
+    assert cache.discard(lambda key: key in (0, 2)) == 2
+    assert cache.bytes == 1000 and 3 in cache
 
 
 def test_png_round_trip(tmp_path):

@@ -342,3 +342,20 @@ def test_absurd_header_shows_cannot_display(qtbot, viewer_for, cache, tmp_path):
     vp = viewer.active
     qtbot.waitUntil(lambda: vp.last is not None, timeout=10000)
     assert vp.last.image is None and "cannot display: one frame would need" in vp.view.placeholder
+
+
+def test_open_viewer_follows_new_instances(qtbot, window, tmp_path):
+    study = generate_uid()
+    series = generate_uid()
+    first = make_ct(study, series, 1)
+    first.save_as(tmp_path / "1.dcm", enforce_file_format=True)
+    window.cache.add_file(tmp_path / "1.dcm", "TEST")
+    window.study_activated.emit(study)
+    viewer = window.tabs.currentWidget()
+    qtbot.waitUntil(lambda: viewer.active.last is not None, timeout=10000)
+    assert viewer.active.count == 1
+    second = make_ct(study, series, 2)
+    second.save_as(tmp_path / "2.dcm", enforce_file_format=True)
+    window.cache.add_file(tmp_path / "2.dcm", "TEST")
+    qtbot.waitUntil(lambda: viewer.active.count == 2, timeout=10000)
+    assert viewer.slider.maximum() == 1

@@ -48,8 +48,17 @@ def close_viewer(window: Any, viewer: ViewerWindow) -> None:
     viewer.deleteLater()
 
 
+def _cache_changed(window: Any, changes: Any) -> None:
+    for i in range(window.tabs.count()):
+        widget = window.tabs.widget(i)
+        if isinstance(widget, ViewerWindow):
+            widget.on_cache_changed(changes)
+
+
 def install(window: Any) -> None:
-    """Open the viewer on double-click / Enter in the study list and from the Study menu."""
+    """Open the viewer on double-click / Enter in the study list and from the Study menu;
+    open viewers follow the cache (new, edited and removed instances)."""
+    window.bridge.cache_changed.connect(lambda changes: _cache_changed(window, changes))
     window.study_activated.connect(lambda uid: open_study(window, uid))
     window.add_study_action(
         "Open in viewer", lambda uids: [open_study(window, u) for u in uids[:4]]

@@ -107,6 +107,11 @@ class SourceCache:
         self._items: OrderedDict[str, ImageSource] = OrderedDict()
         self._lock = threading.Lock()
 
+    def forget(self, sop_uids: set[str]) -> None:
+        with self._lock:
+            for uid in sop_uids:
+                self._items.pop(uid, None)
+
     def get(self, record: InstanceRecord) -> ImageSource:
         with self._lock:
             src = self._items.get(record.sop_uid)
@@ -156,6 +161,11 @@ class Decoder:
         self.sources = sources or SourceCache()
         self._inflight: dict[tuple[str, int], threading.Event] = {}
         self._lock = threading.Lock()
+
+    def forget(self, sop_uids: set[str]) -> None:
+        """Drop headers and frames of instances that changed on disk."""
+        self.sources.forget(sop_uids)
+        self.frames.discard(lambda key: key[0] in sop_uids)
 
     def stored(self, record: InstanceRecord, frame: int) -> tuple[ImageSource, np.ndarray]:
         """Stored values of one frame, from the cache, another thread's decode, or decoded here."""

@@ -41,6 +41,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from gearview.changes import Changes
 from gearview.config import Config, ViewerConfig
 from gearview.imaging import FrameCache, RenderOptions, Window
 from gearview.imaging import gsps as gsps_mod
@@ -270,13 +271,33 @@ class ViewerWindow(QMainWindow):
     # ---- study loading ---------------------------------------------------------------------
 
     def _study_loaded(self, model: StudyModel) -> None:
+        first_load = self.model is None
         self.model = model
         if model.record is not None:
             self.setWindowTitle(f"{model.record.patient_name} — {model.record.description}")
         if not model.series:
             self._study_failed("the study has no instances in the local cache")
             return
-        self._presentations_pending = [s for s in model.series if s.kind == KIND_GSPS]
+        self._fill_thumbnails(model)
+        if first_load:
+            self._presentations.clear()
+            for series in (s for s in model.series if s.kind == KIND_GSPS):
+                self.pool.submit(
+                    pydicom.dcmread,
+                    str(series.instances[0].path),
+                    on_result=self._presentation_loaded,
+                )
+            first = next((s for s in model.series if s.kind == KIND_IMAGE), model.series[0])
+            images = [s for s in model.series if s.kind == KIND_IMAGE] or model.series
+            for i, viewport in enumerate(self.viewports):
+                viewport.set_series(images[i % len(images)] if i else first)
+        else:
+            self._keep_viewports(model)
+        self._sync_slider()
+        self.study_loaded.emit()
+
+    def _fill_thumbnails(self, model: StudyModel) -> None:
+        self.thumbs.clear()
         for series in model.series:
             item = QListWidgetItem(
                 self._kind_icon(series.kind), f"{series.title}\n{len(series.slices)} im"
@@ -286,15 +307,43 @@ class ViewerWindow(QMainWindow):
             self.thumbs.addItem(item)
             if series.kind == KIND_IMAGE:
                 self._load_thumbnail(item, series)
-        for series in self._presentations_pending:
+
+    def _keep_viewports(self, model: StudyModel) -> None:
+        """After a reload, each viewport stays on its series and slice where they still exist."""
+        by_uid = {s.record.series_uid: s for s in model.series}
+        for viewport in self.viewports:
+            old = viewport.series
+            new = by_uid.get(old.record.series_uid) if old is not None else None
+            if new is None:
+                viewport.set_series(model.series[0])
+            elif new.kind == KIND_IMAGE and old.kind == KIND_IMAGE:
+                viewport.series = new
+                viewport.show_position(min(viewport.position, len(new.slices) - 1))
+            else:
+                viewport.set_series(new)
+
+    def reload(self) -> None:
+        """Re-read the study from the index (instances arrived, were edited or removed)."""
+        if not self._closed:
             self.pool.submit(
-                pydicom.dcmread, str(series.instances[0].path), on_result=self._presentation_loaded
+                load_study,
+                self.cache,
+                self.study_uid,
+                on_result=self._study_loaded,
+                on_error=lambda exc: self._study_failed(str(exc)),
             )
-        first = next((s for s in model.series if s.kind == KIND_IMAGE), model.series[0])
-        images = [s for s in model.series if s.kind == KIND_IMAGE] or model.series
-        for i, viewport in enumerate(self.viewports):
-            viewport.set_series(images[i % len(images)] if i else first)
-        self.study_loaded.emit()
+
+    def on_cache_changed(self, changes: Changes) -> None:
+        """Follow the cache: forget changed instances' headers and frames, then reload."""
+        if self.study_uid not in changes.studies:
+            return
+        stale = changes.instances_updated | changes.instances_removed
+        if stale:
+            self.decoder.forget(stale)
+        if self.study_uid in changes.studies_removed:
+            self._study_failed("the study was removed from the local cache")
+            return
+        self.reload()
 
     def _study_failed(self, message: str) -> None:
         for viewport in self.viewports:
