@@ -223,7 +223,13 @@ class ImportDialog(QDialog):
                 s_item.setCheckState(0, Qt.CheckState.Checked)
                 for series in study.series.values():
                     label = f"{series.modality} {series.number or ''} {series.description}".strip()
-                    se_item = QTreeWidgetItem(s_item, [label, "", str(len(series.instances)), ""])
+                    orphans = sum(not f.in_dicomdir for f in series.instances)
+                    details = (
+                        f"{orphans} not in the DICOMDIR" if found.has_dicomdir and orphans else ""
+                    )
+                    se_item = QTreeWidgetItem(
+                        s_item, [label, "", str(len(series.instances)), details]
+                    )
                     se_item.setFlags(flags)
                     se_item.setCheckState(0, Qt.CheckState.Checked)
                     se_item.setData(0, SERIES_ROLE, series.series_uid)
