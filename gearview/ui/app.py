@@ -27,6 +27,7 @@ from gearview.home import Home
 from gearview.jobs import Progress
 from gearview.store import Cache
 from gearview.store.check import RebuildReport, rebuild_index
+from gearview.ui.index_repair import ask_rebuild
 from gearview.ui.main_window import MainWindow, describe_error
 from gearview.ui.workers import WorkerPool
 
@@ -34,7 +35,6 @@ log = logging.getLogger(__name__)
 
 ICON_PATH = Path(__file__).resolve().parent.parent / "resources" / "gearview.svg"
 LOG_BYTES = 5 << 20
-REBUILD_TEXT = "Rebuild index from files"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -96,23 +96,6 @@ def probe_index(cache: Cache) -> None:
         ) from None
     if result != "ok":
         raise IndexCorruptError(f"the index {cache.home.index_file.name} is damaged: {result}")
-
-
-def ask_rebuild(error: GearviewError, parent: QWidget | None = None) -> bool:
-    """The corrupt-index dialog: True when the user chose to rebuild."""
-    box = QMessageBox(parent)
-    box.setIcon(QMessageBox.Icon.Warning)
-    box.setWindowTitle("gearview — the local index is damaged")
-    box.setText("The index of the local image cache cannot be read.")
-    box.setInformativeText(
-        f"{error.message}\n\ngearview can rebuild the index from the image files. No image file "
-        "is deleted: the damaged index is kept beside the new one for inspection."
-    )
-    rebuild = box.addButton(REBUILD_TEXT, QMessageBox.ButtonRole.AcceptRole)
-    box.addButton("Quit", QMessageBox.ButtonRole.RejectRole)
-    box.setDefaultButton(rebuild)
-    box.exec()
-    return box.clickedButton() is rebuild
 
 
 def rebuild_with_progress(

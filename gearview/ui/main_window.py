@@ -10,6 +10,7 @@ shared `cache`, `home`, `config` and `bridge`.
 from __future__ import annotations
 
 import logging
+import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -28,12 +29,14 @@ from PySide6.QtWidgets import (
 
 from gearview import __version__, events
 from gearview.config import Config, save_config
-from gearview.errors import Cancelled, GearviewError
+from gearview.errors import Cancelled, GearviewError, IndexCorruptError
 from gearview.events import EventBus
 from gearview.home import Home
 from gearview.jobs import CancelToken, Progress
 from gearview.store import Cache
+from gearview.store.check import RebuildReport, rebuild_index
 from gearview.ui.bridge import Bridge
+from gearview.ui.index_repair import ask_rebuild
 from gearview.ui.settings_dialog import EchoFn, SettingsDialog
 from gearview.ui.status import JobStatus, ServerStatus
 from gearview.ui.study_list import StudyListWidget
@@ -90,6 +93,9 @@ class MainWindow(QMainWindow):
         self._jobs: dict[int, JobHandle] = {}
         self._settings: SettingsDialog | None = None
         self._shut_down = False
+        self._rebuilding = False
+        #: the damaged-index question (tests replace it).
+        self.ask_rebuild = ask_rebuild
 
         self.setWindowTitle(f"gearview {__version__}")
         self.resize(1200, 720)
@@ -139,6 +145,11 @@ class MainWindow(QMainWindow):
         self.quit_action.triggered.connect(self.close)
         file_menu.addAction(self.refresh_action)
         file_menu.addAction(self.settings_action)
+        self.rebuild_action = QAction(
+            qta.icon("mdi6.database-refresh"), "Re&build index from files…", self
+        )
+        self.rebuild_action.triggered.connect(lambda: self.rebuild_index(confirm=True))
+        file_menu.addAction(self.rebuild_action)
         file_menu.addSeparator()
         file_menu.addAction(self.quit_action)
 
@@ -384,6 +395,63 @@ class MainWindow(QMainWindow):
 
     def _on_load_failed(self, exc: BaseException) -> None:
         self.statusBar().showMessage(f"Could not read the local index: {describe_error(exc)}")
+        damaged = isinstance(exc, (IndexCorruptError, sqlite3.DatabaseError))
+        if damaged and not self._rebuilding and self.ask_rebuild(exc, self, "Not now"):
+            self.rebuild_index(confirm=False)
+
+    # ---- index rebuild ----------------------------------------------------------------
+
+    def rebuild_index(self, confirm: bool = True) -> JobHandle | None:
+        """Recreate the index from the files (server paused meanwhile; no file is deleted)."""
+        if self._rebuilding:
+            return None
+        if confirm and QMessageBox.question(
+            self, "Rebuild index",
+            "Rebuild the index of the local cache from the image files?\n\nThe DICOM server "
+            "pauses while it runs. No image file is deleted.",
+        ) != QMessageBox.StandardButton.Yes:
+            return None
+        self._rebuilding = True
+        return self.run_job(self._rebuild_blocking, "Rebuilding index", on_done=self._rebuilt,
+                            on_error=self._rebuild_failed)
+
+    def _rebuild_blocking(self, progress: Callable[[Progress], None],
+                          token: CancelToken) -> tuple[RebuildReport | None, GearviewError | None]:
+        if self.server is not None:
+            self.server.stop()
+        report: RebuildReport | None = None
+        try:
+            report = rebuild_index(self.home, self.cache.files_dir, progress=progress, token=token)
+        finally:
+            # every thread reconnects to the new index file on its next query
+            self.cache.index.close_all()
+            restart_error = self._restart_server_after_rebuild()
+        return report, restart_error
+
+    def _restart_server_after_rebuild(self) -> GearviewError | None:
+        if self.server is None:
+            return None
+        try:
+            self.server.start()
+        except GearviewError as exc:
+            return exc
+        return None
+
+    def _rebuilt(self, result: tuple[RebuildReport | None, GearviewError | None]) -> None:
+        self._rebuilding = False
+        report, error = result
+        self.study_list.refresh()
+        if report is not None:
+            message = (f"Index rebuilt: {report.indexed} instances; "
+                       f"{len(report.skipped)} unreadable files skipped")
+            if error is not None:
+                message += f"; the DICOM server did not restart: {error.one_line()}"
+            self.statusBar().showMessage(message, 0 if error else STATUS_MESSAGE_MS)
+
+    def _rebuild_failed(self, exc: BaseException) -> None:
+        self._rebuilding = False
+        self.study_list.refresh()
+        self.statusBar().showMessage(f"Index rebuild failed: {describe_error(exc)}")
 
     # ---- shutdown -------------------------------------------------------------------
 

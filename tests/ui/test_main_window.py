@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import socket
+import sqlite3
 import subprocess
 from pathlib import Path
 
@@ -19,7 +20,7 @@ from gearview.config import load_config
 from gearview.jobs import Progress
 from gearview.net.server import Server
 from gearview.store import Cache
-from gearview.ui import app
+from gearview.ui import app, index_repair
 from gearview.ui.main_window import MainWindow
 from gearview.ui.study_list import MISMATCH_TOOLTIP
 
@@ -231,11 +232,11 @@ def test_corrupt_index_dialog_offers_rebuild(qtbot):
         )
         seen["buttons"] = [b.text() for b in box.buttons()]
         seen["text"] = box.informativeText()
-        next(b for b in box.buttons() if b.text() == app.REBUILD_TEXT).click()
+        next(b for b in box.buttons() if b.text() == index_repair.REBUILD_TEXT).click()
 
     QTimer.singleShot(100, click_rebuild)
-    assert app.ask_rebuild(IndexCorruptError("index broken")) is True
-    assert app.REBUILD_TEXT in seen["buttons"]
+    assert index_repair.ask_rebuild(IndexCorruptError("index broken")) is True
+    assert index_repair.REBUILD_TEXT in seen["buttons"]
     assert "No image file is deleted" in seen["text"]
 
 
@@ -326,3 +327,38 @@ def test_demographic_mismatch_from_real_instances_is_flagged(qtbot, window: Main
     qtbot.waitUntil(lambda: model.rowCount() == 1 and model.record(0).instances == 2)
     assert model.record(0).mismatch
     assert model.index(0, 0).data(Qt.ItemDataRole.ToolTipRole) == MISMATCH_TOOLTIP
+
+
+def test_rebuild_index_from_the_running_window(qtbot, window: MainWindow, tmp_path: Path):
+    for path in write_series(tmp_path / "s", 4):
+        window.cache.add_file(path)
+    model = window.study_list.model
+    qtbot.waitUntil(lambda: model.rowCount() == 1 and not window.study_list.loading)
+    files = sorted(window.cache.files_dir.rglob("*.dcm"))
+    job = window.rebuild_index(confirm=False)
+    assert job is not None
+    qtbot.waitUntil(
+        lambda: "Index rebuilt: 4 instances" in window.statusBar().currentMessage(), timeout=15_000
+    )
+    qtbot.waitUntil(lambda: not window.study_list.loading and model.rowCount() == 1)
+    assert model.record(0).instances == 4
+    assert window.server.state.running
+    assert sorted(window.cache.files_dir.rglob("*.dcm")) == files
+    window.cache.add_file(write_series(tmp_path / "after", 1)[0])  # the new index takes writes
+    qtbot.waitUntil(lambda: model.rowCount() == 2)
+
+
+def test_a_damaged_index_while_running_offers_the_rebuild(qtbot, window: MainWindow, monkeypatch):
+    asked: list[str] = []
+    window.ask_rebuild = lambda exc, parent, reject: asked.append(str(exc)) or False
+    original = window.cache.studies
+
+    def broken(*args, **kwargs):
+        raise sqlite3.DatabaseError("database disk image is malformed")
+
+    monkeypatch.setattr(window.cache, "studies", broken)
+    window.study_list.refresh()
+    qtbot.waitUntil(lambda: bool(asked))
+    assert "malformed" in asked[0]
+    assert "Could not read the local index" in window.statusBar().currentMessage()
+    monkeypatch.setattr(window.cache, "studies", original)
