@@ -359,3 +359,22 @@ def test_open_viewer_follows_new_instances(qtbot, window, tmp_path):
     window.cache.add_file(tmp_path / "2.dcm", "TEST")
     qtbot.waitUntil(lambda: viewer.active.count == 2, timeout=10000)
     assert viewer.slider.maximum() == 1
+
+
+def test_overlays_drawn_and_toggled(qtbot, viewer_for, cache):
+    path = Path(get_testdata_file("MR-SIEMENS-DICOM-WithOverlays.dcm", download=False))
+    stored = cache.add_file(path, "TEST")
+    viewer = viewer_for(stored.info.study_instance_uid)
+    vp = viewer.active
+    qtbot.waitUntil(lambda: vp.last is not None and vp.last.rendered is not None, timeout=10000)
+    with_overlay = vp.last.rendered.pixels.copy()
+    viewer.toggle_overlays()
+    qtbot.waitUntil(
+        lambda: (
+            not vp.overlays
+            and vp.last.rendered.pixels is not None
+            and not np.array_equal(vp.last.rendered.pixels, with_overlay)
+        ),
+        timeout=10000,
+    )
+    assert (with_overlay == 255).sum() > (vp.last.rendered.pixels == 255).sum()

@@ -112,6 +112,7 @@ class Viewport(QStackedWidget):
         self.window_override: Window | None = None
         self.window_index = 0
         self.invert = False
+        self.overlays = True
         self.last: FrameResult | None = None
         self.corner_info: Callable[[Viewport], tuple[str, str, str, str]] | None = None
         self._generation = 0
@@ -209,7 +210,10 @@ class Viewport(QStackedWidget):
 
     def options(self) -> RenderOptions:
         return RenderOptions(
-            window=self.window_override, window_index=self.window_index, invert=self.invert
+            window=self.window_override,
+            window_index=self.window_index,
+            invert=self.invert,
+            overlays=self.overlays,
         )
 
     def request(self) -> None:
@@ -293,6 +297,10 @@ class Viewport(QStackedWidget):
     def use_file_window(self, index: int) -> None:
         self.window_override = None
         self.window_index = index
+        self.request()
+
+    def toggle_overlays(self) -> None:
+        self.overlays = not self.overlays
         self.request()
 
     def toggle_invert(self) -> None:

@@ -14,7 +14,7 @@ import pydicom
 import qtawesome as qta
 from pydicom.dataelem import RawDataElement
 from pydicom.dataset import Dataset
-from PySide6.QtCore import QSize, Qt, QTimer, Signal
+from PySide6.QtCore import QCoreApplication, QSize, Qt, QTimer, Signal
 from PySide6.QtGui import (
     QAction,
     QActionGroup,
@@ -113,6 +113,9 @@ class ViewerWindow(QMainWindow):
         self.cine = QTimer(self)
         self.cine.timeout.connect(self._cine_tick)
         self._closed = False
+        app = QCoreApplication.instance()
+        if app is not None:
+            app.aboutToQuit.connect(self.shutdown)
         self.setWindowTitle("gearview viewer")
         self.resize(1100, 760)
         self._build()
@@ -223,6 +226,7 @@ class ViewerWindow(QMainWindow):
             lambda: self._on_view(lambda v: v.flip(False)),
         )
         self._action(bar, "mdi6.invert-colors", "Invert (I)", self.toggle_invert)
+        self._action(bar, "mdi6.layers-off-outline", "Overlays on/off (O)", self.toggle_overlays)
         self._action(bar, "mdi6.restore", "Reset (0)", self.reset)
         bar.addSeparator()
         self.play_action = self._action(
@@ -255,6 +259,7 @@ class ViewerWindow(QMainWindow):
             ("H", lambda: self._on_view(lambda v: v.flip(True))),
             ("V", lambda: self._on_view(lambda v: v.flip(False))),
             ("I", self.toggle_invert),
+            ("O", self.toggle_overlays),
             ("T", self.toggle_tags),
             ("Space", self.toggle_cine),
             ("0", self.reset),
@@ -434,6 +439,10 @@ class ViewerWindow(QMainWindow):
     def set_tool(self, tool: str) -> None:
         for viewport in self.viewports:
             viewport.view.tool = tool
+
+    def toggle_overlays(self) -> None:
+        if self.active is not None:
+            self.active.toggle_overlays()
 
     def toggle_invert(self) -> None:
         if self.active is not None:
