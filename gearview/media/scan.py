@@ -15,8 +15,8 @@ import logging
 import os
 import shutil
 import tempfile
+import time
 import uuid
-from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -29,6 +29,8 @@ from gearview.store.inspect import InstanceInfo, read_instance_info
 log = logging.getLogger(__name__)
 HEAD_SIZE = 132
 PROGRESS_EVERY = 64
+#: An extraction folder this old belongs to no running import (a crash left it).
+STALE_SECONDS = 24 * 3600
 
 #: Kinds of non-DICOM content recognised by their first bytes (for the report only).
 _SIGNATURES = (
@@ -329,6 +331,24 @@ def scan_source(
         raise
 
 
+def sweep_stale(work_parent: Path, max_age: float = STALE_SECONDS) -> int:
+    """Remove extraction folders left by a crashed import (older than `max_age`)."""
+    removed = 0
+    try:
+        children = list(work_parent.glob("import-*"))
+    except OSError:
+        return 0
+    now = time.time()
+    for child in children:
+        try:
+            if now - child.stat().st_mtime > max_age:
+                shutil.rmtree(child, ignore_errors=True)
+                removed += 1
+        except OSError:
+            continue
+    return removed
+
+
 def preview_path(
     path: str | os.PathLike[str],
     work_parent: Path,
@@ -336,14 +356,8 @@ def preview_path(
     token: CancelToken | None = None,
 ) -> Preview:
     """Open a folder / DICOMDIR / ISO / zip and preview it."""
+    sweep_stale(work_parent)
     with open_source(path) as source:
         preview = scan_source(source, work_parent, progress, token)
     log.info("previewed %s: %s", preview.label, preview.counts())
     return preview
-
-
-def group_by_study(instances: list[FoundInstance]) -> dict[str, list[FoundInstance]]:
-    out: dict[str, list[FoundInstance]] = defaultdict(list)
-    for found in instances:
-        out[found.info.study_instance_uid].append(found)
-    return out

@@ -433,3 +433,18 @@ def test_zip_with_many_members_shows_progress_and_cancels(cache, tmp_path):
 
     with pytest.raises(Cancelled):
         preview(archive, cache, cancel_soon, token)
+
+
+def test_extraction_leftovers_of_a_crash_are_swept(cache, tmp_path):
+    work = cache.spool_dir / "media-import"
+    stale = work / "import-crashed"
+    stale.mkdir(parents=True)
+    (stale / "member").write_bytes(b"x" * 100)
+    old = 1_000_000_000
+    os.utime(stale, (old, old))
+    fresh = work / "import-running"
+    fresh.mkdir()
+    write_series(tmp_path / "cd", 1)
+    with preview(tmp_path / "cd", cache):
+        pass
+    assert not stale.exists() and fresh.exists()
