@@ -11,9 +11,10 @@ from __future__ import annotations
 import argparse
 import logging
 import logging.handlers
+import os
 import sqlite3
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from PySide6.QtCore import QEventLoop, Qt
@@ -50,6 +51,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--no-server", action="store_true", help="do not start the embedded DICOM server"
     )
     return parser
+
+
+def display_available(env: Mapping[str, str], platform: str) -> bool:
+    """False on a Linux/BSD console with no X/Wayland display (Qt would abort instead)."""
+    if platform.startswith(("win", "darwin")) or env.get("QT_QPA_PLATFORM"):
+        return True
+    return bool(env.get("DISPLAY") or env.get("WAYLAND_DISPLAY"))
 
 
 def setup_logging(home: Home) -> logging.Handler:
@@ -193,6 +201,13 @@ def main(argv: list[str] | None = None) -> int:
         args = build_parser().parse_args(sys.argv[1:] if argv is None else argv)
     except SystemExit as exc:  # --help / --version / bad option
         return int(exc.code or 0)
+    if QApplication.instance() is None and not display_available(os.environ, sys.platform):
+        print(
+            "gearview: no display to open the window on (DISPLAY/WAYLAND_DISPLAY unset); "
+            "use `gearview serve` to run the DICOM server headless",
+            file=sys.stderr,
+        )
+        return 1
     app = QApplication.instance() or QApplication([sys.argv[0]])
     app.setApplicationName("gearview")
     app.setApplicationDisplayName("gearview")

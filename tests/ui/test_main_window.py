@@ -6,6 +6,7 @@ import os
 import socket
 import sqlite3
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -362,3 +363,21 @@ def test_a_damaged_index_while_running_offers_the_rebuild(qtbot, window: MainWin
     assert "malformed" in asked[0]
     assert "Could not read the local index" in window.statusBar().currentMessage()
     monkeypatch.setattr(window.cache, "studies", original)
+
+
+def test_no_display_is_a_one_line_error_not_an_abort():
+    assert not app.display_available({}, "linux")
+    assert app.display_available({"DISPLAY": ":0"}, "linux")
+    assert app.display_available({"WAYLAND_DISPLAY": "wayland-0"}, "linux")
+    assert app.display_available({"QT_QPA_PLATFORM": "offscreen"}, "linux")
+    assert app.display_available({}, "win32") and app.display_available({}, "darwin")
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM")
+    }
+    launcher = Path(sys.executable).with_name("gearview")
+    done = subprocess.run([str(launcher)], env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1
+    assert "no display" in done.stderr and "gearview serve" in done.stderr
+    assert "Traceback" not in done.stderr
