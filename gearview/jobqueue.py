@@ -17,7 +17,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +34,8 @@ QUEUED, RUNNING, DONE, FAILED, CANCELLED = "queued", "running", "done", "failed"
 FINISHED = (DONE, FAILED, CANCELLED)
 SEND, RETRIEVE = "send", "retrieve"
 SAVE_INTERVAL = 0.5
+#: Progress events are rate-limited: a fast send reports hundreds of instances a second.
+EMIT_INTERVAL = 0.1
 
 
 @dataclass
@@ -62,6 +64,12 @@ class JobRecord:
     @property
     def finished(self) -> bool:
         return self.state in FINISHED
+
+    def snapshot(self) -> JobRecord:
+        """A copy for other threads (the worker keeps mutating the original)."""
+        return replace(self, params=dict(self.params), completed_uids=list(self.completed_uids),
+                       failures=dict(self.failures), warnings=dict(self.warnings),
+                       result=dict(self.result))
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> JobRecord:
@@ -203,11 +211,16 @@ class JobQueue:
                 self._save(record)
             last_save[0] = time.monotonic()
 
+        last_emit = [0.0]
+
         def report(p: Progress) -> None:
             record.done, record.total, record.message = p.done, p.total or 0, p.message
-            if time.monotonic() - last_save[0] > SAVE_INTERVAL:
+            now = time.monotonic()
+            if now - last_save[0] > SAVE_INTERVAL:
                 save()
-            self._emit_progress(record)
+            if now - last_emit[0] > EMIT_INTERVAL or (p.total and p.done >= p.total):
+                last_emit[0] = now
+                self._emit_progress(record)
             progress(p)
 
         try:
@@ -276,7 +289,7 @@ class JobQueue:
     # ---- events ----------------------------------------------------------
 
     def _emit_progress(self, record: JobRecord) -> None:
-        self.bus.emit(ev.JOB_PROGRESS, job=record)
+        self.bus.emit(ev.JOB_PROGRESS, job=record.snapshot())
 
     def _emit_finished(self, record: JobRecord) -> None:
-        self.bus.emit(ev.JOB_FINISHED, job=record)
+        self.bus.emit(ev.JOB_FINISHED, job=record.snapshot())

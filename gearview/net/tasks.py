@@ -7,6 +7,7 @@ raises on failure so the queue marks the job failed with a one-line reason.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from gearview.config import Config
@@ -31,11 +32,14 @@ def retrieve_params(node: str, study_uid: str, series_uid: str | None = None) ->
     return {"node": node, "study_uid": study_uid, "series_uid": series_uid or ""}
 
 
-def make_runners(config: Config, cache) -> dict[str, Runner]:
-    """Runners bound to this configuration and cache."""
+def make_runners(config: Config | Callable[[], Config], cache) -> dict[str, Runner]:
+    """Runners bound to a cache; `config` may be a callable so that a long-lived
+    queue (the GUI's) always uses the current settings."""
+    current = config if callable(config) else (lambda: config)
 
     def run_send(ctx: JobContext) -> None:
         record = ctx.record
+        config = current()
         node = resolve_node(config, record.params["node"])
         items = items_for(cache, record.params["targets"])
         completed = set(record.completed_uids)
@@ -65,6 +69,7 @@ def make_runners(config: Config, cache) -> dict[str, Runner]:
 
     def run_retrieve(ctx: JobContext) -> None:
         record = ctx.record
+        config = current()
         params = record.params
         node = resolve_node(config, params["node"])
         result = retrieve_to_cache(node, config, cache, params["study_uid"],
@@ -83,6 +88,6 @@ def make_runners(config: Config, cache) -> dict[str, Runner]:
     return {SEND: run_send, RETRIEVE: run_retrieve}
 
 
-def open_queue(home, config: Config, cache) -> JobQueue:
+def open_queue(home, config: Config | Callable[[], Config], cache) -> JobQueue:
     """The job queue with the network runners installed."""
-    return JobQueue(home, config, make_runners(config, cache))
+    return JobQueue(home, config() if callable(config) else config, make_runners(config, cache))

@@ -197,9 +197,12 @@ class MainWindow(QMainWindow):
 
     def _install_features(self) -> None:
         """Each feature registers itself here with one import and one `install(self)` call."""
+        from gearview.ui.activity_panel import install as install_activity
         from gearview.ui.burn_dialog import install as install_burn
         from gearview.ui.edit_dialog import install as install_edit
         from gearview.ui.import_dialog import install as install_import
+        from gearview.ui.query_panel import install as install_query
+        from gearview.ui.send_dialog import install as install_send
         from gearview.ui.tag_editor import install as install_tags
         from gearview.ui.viewer import install as install_viewer
 
@@ -208,6 +211,9 @@ class MainWindow(QMainWindow):
         install_import(self)
         install_burn(self)
         install_tags(self)
+        install_activity(self)
+        install_query(self)
+        install_send(self)
 
     def add_tab(self, widget: QWidget, title: str, icon: QIcon | None = None) -> int:
         """Add a main tab (e.g. the viewer or the query page); returns its index."""

@@ -1,0 +1,191 @@
+"""The Activity panel: retrieve and send jobs from the persistent queue.
+
+Shows every job with its progress, state and message; Cancel, Retry (a send
+resends only what is missing) and Remove act on the selected job; the
+per-instance failures and warnings of a job are listed below the table.
+Updates arrive as engine events through the bridge (queued to the GUI
+thread); the queue's own worker thread runs the jobs, so nothing here blocks.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from typing import Any
+
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QHBoxLayout,
+    QHeaderView,
+    QPlainTextEdit,
+    QProgressBar,
+    QPushButton,
+    QSplitter,
+    QTableWidget,
+    QTableWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
+
+from gearview.errors import GearviewError
+from gearview.jobqueue import FAILED, FINISHED, QUEUED, RUNNING, JobQueue, JobRecord
+from gearview.net.tasks import open_queue
+
+log = logging.getLogger(__name__)
+COLUMNS = ("Job", "State", "Progress", "Message", "Started")
+
+
+def job_queue(window: Any) -> JobQueue:
+    """The window's job queue, created and started on first use (stopped at shutdown)."""
+    queue = getattr(window, "job_queue", None)
+    if queue is None:
+        queue = open_queue(window.home, lambda: window.config, window.cache)
+        queue.start()
+        window.job_queue = queue
+        original_shutdown = window.shutdown
+
+        def shutdown() -> None:
+            # Interrupted jobs stay queued on disk and resume at the next start.
+            queue.stop()
+            original_shutdown()
+
+        window.shutdown = shutdown
+    return queue
+
+
+class ActivityPanel(QWidget):
+    """A table of jobs with Cancel / Retry / Remove and the selected job's details."""
+
+    def __init__(self, queue: JobQueue, bridge: Any, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.queue = queue
+        self.table = QTableWidget(0, len(COLUMNS), self)
+        self.table.setHorizontalHeaderLabels(COLUMNS)
+        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.table.verticalHeader().hide()
+        self.table.horizontalHeader().setSectionResizeMode(3, QHeaderView.ResizeMode.Stretch)
+        self.details = QPlainTextEdit(self)
+        self.details.setReadOnly(True)
+        self.details.setPlaceholderText("Per-instance failures and warnings of the selected job")
+        self.cancel_button = QPushButton("Cancel", self)
+        self.retry_button = QPushButton("Retry", self)
+        self.remove_button = QPushButton("Remove", self)
+        buttons = QHBoxLayout()
+        for button in (self.cancel_button, self.retry_button, self.remove_button):
+            buttons.addWidget(button)
+        buttons.addStretch(1)
+        splitter = QSplitter(Qt.Orientation.Vertical, self)
+        splitter.addWidget(self.table)
+        splitter.addWidget(self.details)
+        layout = QVBoxLayout(self)
+        layout.addLayout(buttons)
+        layout.addWidget(splitter)
+        self._rows: dict[str, int] = {}
+        self._records: dict[str, JobRecord] = {}
+        self.cancel_button.clicked.connect(lambda: self._act(self.queue.cancel))
+        self.retry_button.clicked.connect(lambda: self._act(self.queue.retry))
+        self.remove_button.clicked.connect(self._remove)
+        self.table.itemSelectionChanged.connect(self._selection_changed)
+        bridge.job_progress.connect(self._on_job)
+        bridge.job_finished.connect(self._on_job)
+        for record in queue.jobs():
+            self.show_job(record.snapshot())
+        self._selection_changed()
+
+    def _on_job(self, data: Any) -> None:
+        record = data.get("job") if isinstance(data, dict) else data
+        if isinstance(record, JobRecord):
+            self.show_job(record)
+
+    def show_job(self, record: JobRecord) -> None:
+        """Add or update the row of one job."""
+        self._records[record.id] = record
+        row = self._rows.get(record.id)
+        if row is None:
+            row = self.table.rowCount()
+            self.table.insertRow(row)
+            self._rows[record.id] = row
+            bar = QProgressBar(self.table)
+            bar.setTextVisible(True)
+            self.table.setCellWidget(row, 2, bar)
+        started = dt.datetime.fromtimestamp(record.created).strftime("%H:%M:%S")
+        message = record.error if record.state == FAILED else record.message
+        for column, text in ((0, record.title), (1, record.state), (3, message), (4, started)):
+            item = self.table.item(row, column)
+            if item is None:
+                item = QTableWidgetItem()
+                self.table.setItem(row, column, item)
+            item.setText(text)
+            item.setToolTip(text)
+            item.setData(Qt.ItemDataRole.UserRole, record.id)
+        bar = self.table.cellWidget(row, 2)
+        if isinstance(bar, QProgressBar):
+            bar.setRange(0, max(record.total, 1))
+            bar.setValue(min(record.done, max(record.total, 1)) if record.total else
+                         (1 if record.state in FINISHED else 0))
+            bar.setFormat(f"{record.done}/{record.total}" if record.total else "%p%")
+        if record.id == self.selected_job_id():
+            self._selection_changed()
+
+    def selected_job_id(self) -> str | None:
+        rows = {index.row() for index in self.table.selectionModel().selectedRows()}
+        for job_id, row in self._rows.items():
+            if row in rows:
+                return job_id
+        return None
+
+    def job_state(self, job_id: str) -> str:
+        return self._records[job_id].state
+
+    def _act(self, action: Any) -> None:
+        job_id = self.selected_job_id()
+        if job_id is None:
+            return
+        try:
+            record = action(job_id)
+        except GearviewError as exc:
+            self.details.setPlainText(exc.one_line())
+            return
+        if isinstance(record, JobRecord):
+            self.show_job(record.snapshot())
+
+    def _remove(self) -> None:
+        job_id = self.selected_job_id()
+        if job_id is None:
+            return
+        try:
+            self.queue.remove(job_id)
+        except GearviewError as exc:
+            self.details.setPlainText(exc.one_line())
+            return
+        row = self._rows.pop(job_id)
+        self._records.pop(job_id, None)
+        self.table.removeRow(row)
+        self._rows = {j: (r - 1 if r > row else r) for j, r in self._rows.items()}
+
+    def _selection_changed(self) -> None:
+        job_id = self.selected_job_id()
+        record = self._records.get(job_id) if job_id else None
+        self.cancel_button.setEnabled(record is not None and record.state in (QUEUED, RUNNING))
+        self.retry_button.setEnabled(record is not None and record.state in FINISHED
+                                     and record.state != "done")
+        self.remove_button.setEnabled(record is not None and record.state != RUNNING)
+        if record is None:
+            self.details.clear()
+            return
+        lines = [f"{record.title} - {record.state}", record.error or record.message]
+        if record.result:
+            lines.append(", ".join(f"{k}: {v}" for k, v in record.result.items()))
+        lines += [f"failed   {uid}: {text}" for uid, text in record.failures.items()]
+        lines += [f"warning  {uid}: {text}" for uid, text in record.warnings.items()]
+        self.details.setPlainText("\n".join(line for line in lines if line))
+
+
+def install(window: Any) -> None:
+    """Dock the Activity panel (bottom) and start the job queue."""
+    panel = ActivityPanel(job_queue(window), window.bridge, window)
+    window.activity_panel = panel
+    window.add_dock(panel, "Activity", Qt.DockWidgetArea.BottomDockWidgetArea)
