@@ -33,6 +33,7 @@ MAX_ZIP_RATIO = 200
 ZIP_RATIO_FLOOR = 16 << 20
 #: Zip: total declared uncompressed size and member count limits.
 MAX_ZIP_TOTAL = 32 << 30
+ZIP_TOTAL_FLOOR = 1 << 30
 MAX_ZIP_MEMBERS = 200_000
 #: Folders: directories deeper than this are not descended into.
 MAX_DEPTH = 64
@@ -228,6 +229,9 @@ class IsoSource(MediaSource):
             self._fh.close()
             raise MediaError(f"not a readable ISO image ({exc})") from None
         self._image_size = os.fstat(self._fh.fileno()).st_size
+        #: Files may share extents; past this total they are an "ISO bomb".
+        self._total_limit = 2 * self._image_size + (64 << 20)
+        self._total = 0
         if self.iso.has_rock_ridge():
             self.facade = "rr_path"
         elif self.iso.has_joliet():
@@ -289,6 +293,11 @@ class IsoSource(MediaSource):
         extent = record.extent_location() * self.iso.logical_block_size  # type: ignore[attr-defined]
         if size and extent + size > self._image_size:
             return Refusal(shown, "the image ends before this file does (truncated ISO)")
+        if self._total + size > self._total_limit:
+            return Refusal(
+                shown, "files overlap far beyond the image size: rest refused (ISO bomb)"
+            )
+        self._total += size
         return Entry(shown, size, path)
 
     def copy_to(self, entry: Entry, out: BinaryIO, limit: int) -> int:
@@ -346,8 +355,11 @@ class ZipSource(MediaSource):
         super().__init__(path)
         try:
             self.zip = zipfile.ZipFile(path)
+            archive_size = path.stat().st_size
         except (zipfile.BadZipFile, OSError, ValueError, EOFError) as exc:
             raise MediaError(f"not a readable zip archive ({exc})") from None
+        #: Many members just under the per-member ratio still make a bomb together.
+        self.total_limit = min(MAX_ZIP_TOTAL, max(ZIP_TOTAL_FLOOR, MAX_ZIP_RATIO * archive_size))
 
     def scan(self, token: CancelToken | None = None) -> Iterator[ScanItem]:
         total = 0
@@ -368,8 +380,7 @@ class ZipSource(MediaSource):
             total += info.file_size
             yield Entry(info.filename, info.file_size, info)
 
-    @staticmethod
-    def _refusal(info: zipfile.ZipInfo, total: int) -> str | None:
+    def _refusal(self, info: zipfile.ZipInfo, total: int) -> str | None:
         unsafe = unsafe_member_name(info.filename)
         if unsafe:
             return unsafe
@@ -386,8 +397,11 @@ class ZipSource(MediaSource):
                 f"compression ratio over {MAX_ZIP_RATIO}:1 "
                 f"({info.compress_size} -> {info.file_size} bytes): zip bomb refused"
             )
-        if total + info.file_size > MAX_ZIP_TOTAL:
-            return f"archive expands past {MAX_ZIP_TOTAL >> 30} GiB: rest refused (zip bomb)"
+        if total + info.file_size > self.total_limit:
+            return (
+                f"archive expands past {self.total_limit >> 20} MiB "
+                f"(over {MAX_ZIP_RATIO}x its size): rest refused (zip bomb)"
+            )
         return None
 
     def copy_to(self, entry: Entry, out: BinaryIO, limit: int) -> int:

@@ -448,3 +448,35 @@ def test_extraction_leftovers_of_a_crash_are_swept(cache, tmp_path):
     with preview(tmp_path / "cd", cache):
         pass
     assert not stale.exists() and fresh.exists()
+
+
+def test_many_members_just_under_the_ratio_are_a_bomb_together(cache, tmp_path, monkeypatch):
+    from gearview.media import sources
+
+    monkeypatch.setattr(sources, "ZIP_TOTAL_FLOOR", 8 << 20)
+    archive = tmp_path / "spread.zip"
+    with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as zf:
+        for i in range(12):
+            zf.writestr(f"Z{i:02d}", b"\0" * (1 << 20))
+    with preview(archive, cache) as found:
+        refused = [s for s in found.by_category("refused") if "zip bomb" in s.reason]
+    assert len(refused) == 4  # 8 MiB pass (as non-DICOM), the rest is refused
+
+
+def test_iso_with_overlapping_files_is_refused_past_a_limit(cache, tmp_path):
+    import io
+
+    import pycdlib
+
+    iso = pycdlib.PyCdlib()
+    iso.new(interchange_level=1)
+    data = b"\0" * (1 << 20)
+    iso.add_fp(io.BytesIO(data), len(data), "/BIG.;1")
+    for i in range(100):
+        iso.add_hard_link(iso_old_path="/BIG.;1", iso_new_path=f"/L{i:03d}.;1")
+    iso.write(str(tmp_path / "bomb.iso"))
+    iso.close()
+    with preview(tmp_path / "bomb.iso", cache) as found:
+        refused = [s for s in found.by_category("refused") if "ISO bomb" in s.reason]
+        read = found.files_seen - len(found.by_category("refused"))
+    assert refused and read < 70
