@@ -8,14 +8,11 @@ checksum verified before success is reported.
 from __future__ import annotations
 
 import argparse
-import shutil
-import tempfile
 from pathlib import Path
 
 from gearview.cli.common import ProgressBar, context
 from gearview.errors import InvalidValueError
-from gearview.media.burn import burn_image
-from gearview.media.export import MEDIA_CAPACITY, BurnOptions, export_iso
+from gearview.media.export import MEDIA_CAPACITY, BurnOptions, burn_disc, export_iso
 from gearview.media.fileset import DEFAULT_PROFILE, PROFILES
 from gearview.store import Cache
 
@@ -79,17 +76,9 @@ def run(args: argparse.Namespace) -> int:
                 print(image)
             print(f"{result.instances} instance(s) on {len(result.images)} disc image(s)")
             return 0
-        workdir = Path(tempfile.mkdtemp(prefix="burn-", dir=cache.spool_dir))
-        try:
-            result = export_iso(cache, args.study_uids, workdir / "disc.iso", options, bar)
-            verified = burn_image(result.images[0], args.device, progress=bar)
-        finally:
-            shutil.rmtree(workdir, ignore_errors=True)
+        result, verified = burn_disc(cache, args.study_uids, args.device, options, progress=bar)
         bar.close()
-        print(
-            f"burned {result.instances} instance(s) to {args.device}; "
-            f"{verified.summary() if verified else 'not verified'}"
-        )
+        print(f"burned {result.instances} instance(s) to {args.device}; {verified.summary()}")
         return 0
     finally:
         bar.close()

@@ -18,12 +18,15 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from gearview.edit import audit
 from gearview.errors import GearviewError
 from gearview.jobs import CancelToken, Progress, ProgressCallback, no_progress
+from gearview.media.burn import BurnBackend, VerifyResult, burn_image
 from gearview.media.fileset import (
     DEFAULT_PROFILE,
     DiscLayout,
     MediaFile,
+    MediaWriteError,
     PlannedInstance,
     add_dicomdir,
     build_layout,
@@ -205,4 +208,52 @@ def export_iso(
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     log.info("exported %d instance(s) to %d image(s)", result.instances, len(result.images))
+    audit.append(
+        cache.home,
+        "media.export",
+        studies=list(study_uids),
+        profile=options.profile,
+        images=[str(p) for p in result.images],
+        instances=result.instances,
+    )
     return result
+
+
+def burn_disc(
+    cache: Cache,
+    study_uids: list[str],
+    device: str,
+    options: BurnOptions | None = None,
+    backend: BurnBackend | None = None,
+    progress: ProgressCallback = no_progress,
+    token: CancelToken | None = None,
+) -> tuple[ExportResult, VerifyResult]:
+    """Build the disc image in the spool, burn it, read it back; audited only when verified."""
+    options = options or BurnOptions()
+    if options.split:
+        raise GearviewError(
+            "splitting works for ISO files only", hint="write ISO images, then burn each"
+        )
+    cache.spool_dir.mkdir(parents=True, exist_ok=True)
+    workdir = Path(tempfile.mkdtemp(prefix="burn-", dir=cache.spool_dir))
+    try:
+        planned = plan(cache, study_uids, options)[0]
+        layout = build_disc(cache, planned, options, options.label, workdir, progress, token)
+        image = workdir / "disc.iso"
+        write_iso(layout.files, image, options.label, progress, token)
+        verified = burn_image(image, device, backend, progress, token)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    if verified is None:  # burn_image verifies by default; never report an unverified disc
+        raise MediaWriteError("the disc was not verified")
+    result = ExportResult(images=[], discs=[layout])
+    audit.append(
+        cache.home,
+        "media.burn",
+        studies=list(study_uids),
+        device=device,
+        profile=options.profile,
+        instances=result.instances,
+        verified=verified.files,
+    )
+    return result, verified

@@ -15,6 +15,7 @@ import uuid
 from collections.abc import Collection
 from pathlib import Path
 
+from gearview.edit import audit
 from gearview.errors import InvalidDicomError, StorageFullError, StoreError
 from gearview.jobs import CancelToken, Progress, ProgressCallback, no_progress
 from gearview.media.reconcile import Reconcile, demographic_warnings, reconcile_file
@@ -148,7 +149,29 @@ def import_preview(
     progress(Progress(total, total, "import finished"))
     if report_dir is not None:
         report.save(report_dir)
+    if report.imported:
+        _audit(cache, report, chosen, reconcile)
     return report
+
+
+def _audit(
+    cache: Cache, report: ImportReport, chosen: list[FoundInstance], reconcile: Reconcile | None
+) -> None:
+    """One audit record per import; a reconciliation names the outside IDs it replaced."""
+    fields: dict[str, object] = {
+        "source": report.source,
+        "imported": report.imported,
+        "studies": sorted(report.studies),
+        "not_imported": len(report.not_imported),
+        "report": str(report.path) if report.path else None,
+    }
+    if reconcile is not None:
+        fields["reconciled_to"] = {"patient_id": reconcile.patient_id, "issuer": reconcile.issuer}
+        fields["outside_ids"] = sorted(
+            {(f.info.patient_id, f.info.issuer_of_patient_id) for f in chosen}
+        )
+        fields["warnings"] = report.warnings
+    audit.append(cache.home, "media.import", **fields)
 
 
 def import_path(

@@ -8,8 +8,6 @@ selection that does not fit unless splitting across discs is ticked.
 
 from __future__ import annotations
 
-import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -35,10 +33,11 @@ from PySide6.QtWidgets import (
 from gearview.config import Config
 from gearview.errors import Cancelled, GearviewError
 from gearview.jobs import CancelToken, Progress
-from gearview.media.burn import burn_image, list_burners
+from gearview.media.burn import list_burners
 from gearview.media.export import (
     MEDIA_CAPACITY,
     BurnOptions,
+    burn_disc,
     capacity,
     estimate,
     export_iso,
@@ -272,14 +271,9 @@ class BurnDialog(QDialog):
                     f"Written {result.instances} instance(s) to "
                     f"{', '.join(str(p) for p in result.images)}"
                 )
-            work = Path(tempfile.mkdtemp(prefix="burn-", dir=self.cache.spool_dir))
-            try:
-                result = export_iso(
-                    self.cache, self.study_uids, work / "disc.iso", options, progress, token
-                )
-                verified = burn_image(result.images[0], device, progress=progress, token=token)
-            finally:
-                shutil.rmtree(work, ignore_errors=True)
+            result, verified = burn_disc(
+                self.cache, self.study_uids, device, options, progress=progress, token=token
+            )
             return f"Burned {result.instances} instance(s) to {device}: {verified.summary()}"
 
         self._token = self.pool.submit_job(

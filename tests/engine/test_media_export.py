@@ -14,13 +14,14 @@ import pytest
 from factory import write_series
 from pydicom.uid import ExplicitVRLittleEndian, JPEG2000Lossless, RLELossless
 
+from gearview.edit import audit
 from gearview.errors import Cancelled, StorageFullError
 from gearview.home import Home
 from gearview.jobs import CancelToken
 from gearview.media import export as export_mod
-from gearview.media.burn import BurnBackend, XorrisoBackend, burn_image, verify
+from gearview.media.burn import BurnBackend, XorrisoBackend, verify
 from gearview.media.dicomdir import file_id_is_conformant
-from gearview.media.export import BurnOptions, CapacityError, export_iso, plan
+from gearview.media.export import BurnOptions, CapacityError, burn_disc, export_iso, plan
 from gearview.media.fileset import MediaWriteError
 from gearview.media.importer import import_path
 from gearview.store import Cache
@@ -200,9 +201,34 @@ class _KilledBurner(BurnBackend):
 
 def test_burner_killed_mid_write_is_a_failed_burn(cache, tmp_path):
     uids = _two_studies(cache, tmp_path)
-    (image,) = export_iso(cache, uids, tmp_path / "d.iso").images
+    before = sorted((i.sop_uid, i.path.stat().st_size) for i in cache.instances())
     with pytest.raises(MediaWriteError, match="failed"):
-        burn_image(image, str(tmp_path / "drive.img"), backend=_KilledBurner())
+        burn_disc(cache, uids, str(tmp_path / "drive.img"), backend=_KilledBurner())
+    assert not [r for r in audit.read(cache.home) if r["action"] == "media.burn"]
+    assert not list(cache.spool_dir.glob("burn-*"))
+    assert sorted((i.sop_uid, i.path.stat().st_size) for i in cache.instances()) == before
+
+
+def test_verified_burn_is_audited(cache, tmp_path):
+    uids = _two_studies(cache, tmp_path)
+    result, verified = burn_disc(
+        cache, uids, f"stdio:{tmp_path / 'drive.img'}", backend=_CopyBurner()
+    )
+    assert verified.ok and result.instances == 7
+    (record,) = [r for r in audit.read(cache.home) if r["action"] == "media.burn"]
+    assert record["instances"] == 7 and sorted(record["studies"]) == sorted(uids)
+
+
+class _CopyBurner(BurnBackend):
+    """An emulated drive written with `cp` (the xorriso backend is tested with the peers)."""
+
+    name = "copy"
+
+    def available(self) -> bool:
+        return True
+
+    def command(self, image: Path, device: str) -> list[str]:
+        return ["cp", str(image), device.removeprefix("stdio:")]
 
 
 def test_verify_detects_a_corrupted_disc(cache, tmp_path):

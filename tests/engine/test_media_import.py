@@ -15,6 +15,7 @@ import pydicom.data
 import pytest
 from factory import make_ct, write_series
 
+from gearview.edit import audit
 from gearview.errors import Cancelled
 from gearview.jobs import CancelToken
 from gearview.media.dicomdir import DirNode, encode_dicomdir, new_record
@@ -388,6 +389,9 @@ def test_reconcile_keeps_outside_id_and_warns(cache, tmp_path):
     assert ds.PatientID == "MRN42"
     assert ds.OtherPatientIDsSequence[0].PatientID == "OUT-7"
     assert str(ds.PatientName) == "Outside^Name"
+    (record,) = [r for r in audit.read(cache.home) if r["action"] == "media.import"]
+    assert record["reconciled_to"] == {"patient_id": "MRN42", "issuer": ""}
+    assert record["outside_ids"] == [["OUT-7", ""]] and record["warnings"]
 
 
 def test_open_source_refuses_unknown_input(tmp_path):
