@@ -10,15 +10,19 @@ that point removes the spool files: the cache never changed.
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 from collections.abc import Callable, Iterable
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 
+from pydicom.datadict import keyword_for_tag
 from pydicom.dataelem import DataElement
 from pydicom.dataset import Dataset
-from pydicom.tag import BaseTag
+from pydicom.filebase import DicomBytesIO
+from pydicom.filereader import read_dataset
+from pydicom.tag import BaseTag, Tag
 
 from gearview.changes import Changes
 from gearview.edit.charset import CHARSET_VRS, needs_utf8, switch_to_utf8
@@ -27,13 +31,14 @@ from gearview.edit.provenance import (
     append_original_attributes,
     modification_datetime,
 )
-from gearview.edit.rewrite import Header, read_header, write_rewritten
-from gearview.errors import Cancelled, InvalidDicomError
+from gearview.edit.rewrite import Header, copy_range, read_header, write_rewritten
+from gearview.edit.splice import NotSpliceable, SplitFile, splice_header, split_file
+from gearview.errors import Cancelled, InvalidDicomError, NotFoundError, StoreError
 from gearview.jobs import CancelToken, Progress, ProgressCallback, no_progress
 from gearview.store import Cache
 from gearview.store.atomic import spool_writer
 from gearview.store.batch import Replacement
-from gearview.store.inspect import _info_from_dataset
+from gearview.store.inspect import InstanceInfo, _info_from_dataset
 from gearview.store.records import InstanceRecord
 
 log = logging.getLogger(__name__)
@@ -42,6 +47,7 @@ Assignments = dict[BaseTag, tuple[str, object]]
 #: Computes the assignments for one instance from its header (may vary per instance).
 Transform = Callable[[Dataset], Assignments]
 MAX_WORKERS = 4
+CHARSET = Tag("SpecificCharacterSet")
 
 
 @dataclass
@@ -94,6 +100,160 @@ def _apply(ds: Dataset, assignments: Assignments, reason: str, when: str) -> Ins
     )
 
 
+class Static:
+    """A transform that sets the same values on every instance (eligible for the fast splice)."""
+
+    def __init__(self, assignments: Assignments) -> None:
+        self.assignments = assignments
+
+    def __call__(self, _: Dataset) -> Assignments:
+        return self.assignments
+
+
+#: InstanceInfo fields the index keeps for an attribute an edit may set.
+INFO_FIELDS = {
+    "PatientName": "patient_name",
+    "PatientID": "patient_id",
+    "IssuerOfPatientID": "issuer_of_patient_id",
+    "PatientBirthDate": "birth_date",
+    "PatientSex": "sex",
+    "StudyDate": "study_date",
+    "StudyTime": "study_time",
+    "AccessionNumber": "accession",
+    "StudyID": "study_id",
+    "StudyDescription": "study_description",
+    "ReferringPhysicianName": "referring_physician",
+    "InstitutionName": "institution",
+    "Modality": "modality",
+    "SeriesNumber": "series_number",
+    "SeriesDescription": "series_description",
+    "BodyPartExamined": "body_part",
+    "InstanceNumber": "instance_number",
+}
+INT_FIELDS = {"series_number", "instance_number"}
+_INFO_QUERY = """
+SELECT i.*, se.modality, se.number AS series_number, se.description AS series_description,
+       se.body_part, st.study_date, st.study_time, st.accession, st.study_id,
+       st.description AS study_description, st.referring_physician, st.institution
+FROM instance i JOIN series se ON se.series_uid = i.series_uid
+JOIN study st ON st.study_uid = i.study_uid WHERE i.sop_uid = ?"""
+
+
+def _info_from_index(cache: Cache, sop_uid: str, assignments: Assignments) -> InstanceInfo:
+    """The index row of an instance with the edited values applied (no file parse)."""
+    row = cache.conn.execute(_INFO_QUERY, (sop_uid,)).fetchone()
+    if row is None:
+        raise NotFoundError("an instance was removed from the cache during the edit")
+    info = InstanceInfo(
+        sop_instance_uid=row["sop_uid"],
+        sop_class_uid=row["sop_class"],
+        study_instance_uid=row["study_uid"],
+        series_instance_uid=row["series_uid"],
+        transfer_syntax_uid=row["transfer_syntax"],
+        patient_name=row["patient_name"],
+        patient_id=row["patient_id"],
+        issuer_of_patient_id=row["issuer"],
+        birth_date=row["birth_date"],
+        sex=row["sex"],
+        study_date=row["study_date"],
+        study_time=row["study_time"],
+        accession=row["accession"],
+        study_id=row["study_id"],
+        study_description=row["study_description"],
+        referring_physician=row["referring_physician"],
+        institution=row["institution"],
+        modality=row["modality"],
+        series_number=row["series_number"],
+        series_description=row["series_description"],
+        body_part=row["body_part"],
+        instance_number=row["instance_number"],
+        frames=row["frames"],
+        rows=row["rows"],
+        columns=row["columns"],
+        charset=row["charset"],
+        has_pixels=row["rows"] is not None,
+    )
+    for tag, (_, value) in assignments.items():
+        name = INFO_FIELDS.get(keyword_for_tag(tag))
+        if name is not None:
+            text = "" if value is None else str(value).strip()
+            setattr(info, name, (int(text) if text else None) if name in INT_FIELDS else text)
+    return info
+
+
+def _splice_one(
+    cache: Cache, record: InstanceRecord, assignments: Assignments, reason: str, when: str
+) -> tuple[Replacement, InstanceChange] | None:
+    """The fast path: header spliced at the byte level, pixel data copied raw."""
+    try:
+        with open(record.path, "rb") as src:
+            stat = os.fstat(src.fileno())
+            parts = split_file(src, stat.st_size)
+            if parts.sop_uid != record.sop_uid:
+                raise NotSpliceable("the file does not match the index")
+            spliced = splice_header(
+                parts.header, parts.implicit, parts.little, assignments, reason, when
+            )
+            if spliced is None:
+                return None
+            header, old = spliced
+            with spool_writer(cache.spool_dir, "an edited instance") as (spool, fh):
+                fh.write(parts.meta)
+                fh.write(header)
+                fh.flush()
+                copy_range(src, fh, parts.tail_offset, parts.size - parts.tail_offset)
+    except StoreError:
+        raise
+    except OSError as exc:
+        raise InvalidDicomError(f"cannot read an instance file: {exc.strerror or exc}") from None
+    info = _info_from_index(cache, record.sop_uid, assignments)
+    previous = {keyword_for_tag(tag) or str(Tag(tag)): "" for tag in old}
+    change = InstanceChange(
+        sop_uid=record.sop_uid, previous=_old_texts(old, parts, previous), charset_switched=False
+    )
+    return (
+        Replacement(
+            spool=spool,
+            info=info,
+            old_sop_uid=record.sop_uid,
+            old_stat=(stat.st_ino, stat.st_size, stat.st_mtime_ns),
+        ),
+        change,
+    )
+
+
+def _old_texts(old: dict[int, bytes], parts: SplitFile, names: dict[str, str]) -> dict[str, str]:
+    """Old values as text for the audit log (decoded from their raw element bytes)."""
+    texts = dict(names)
+    texts.update(
+        _decode_elements(
+            parts.implicit,
+            parts.little,
+            tuple(parts.charsets),
+            b"".join(old[t] for t in sorted(old)),
+        )
+    )
+    return texts
+
+
+@functools.lru_cache(maxsize=256)
+def _decode_elements(
+    implicit: bool, little: bool, charsets: tuple[str, ...], data: bytes
+) -> dict[str, str]:
+    """Decode raw elements once per distinct byte string (a study's old values repeat)."""
+    try:
+        ds = read_dataset(DicomBytesIO(data), implicit, little)
+        ds.SpecificCharacterSet = list(charsets) if len(charsets) > 1 else charsets[0]
+        return {
+            elem.keyword or str(elem.tag): "" if elem.value is None else str(elem.value)
+            for elem in ds
+            if elem.tag != CHARSET
+        }
+    except Exception:  # the audit keeps the keywords even if an old value cannot be decoded
+        log.debug("could not decode old values for the audit log", exc_info=True)
+        return {}
+
+
 @dataclass
 class RewriteResult:
     changes: Changes
@@ -111,6 +271,11 @@ def _rewrite_one(
 ) -> tuple[Replacement, InstanceChange] | None:
     for token in tokens:
         token.check()
+    if isinstance(transform, Static):
+        try:
+            return _splice_one(cache, record, transform.assignments, reason, when)
+        except NotSpliceable as exc:
+            log.debug("full rewrite of %s: %s", record.sop_uid, exc)
     header: Header = read_header(record.path)
     if str(header.ds.SOPInstanceUID) != record.sop_uid:
         raise InvalidDicomError(

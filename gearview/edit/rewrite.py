@@ -170,17 +170,17 @@ def write_rewritten(header: Header, out: BinaryIO) -> None:
     if header.has_tail:
         out.flush()
         with open(header.source, "rb") as src:
-            _copy_range(src, out, header.tail_offset, header.size - header.tail_offset)
+            copy_range(src, out, header.tail_offset, header.size - header.tail_offset)
 
 
-def _copy_range(src: BinaryIO, dst: BinaryIO, offset: int, count: int) -> None:
+def copy_range(src: BinaryIO, dst: BinaryIO, offset: int, count: int) -> None:
     """Copy bytes [offset, offset+count), kernel-side when the OS and file system allow it."""
     copied = 0
-    copy_range = getattr(os, "copy_file_range", None)
-    if copy_range is not None:
+    kernel_copy = getattr(os, "copy_file_range", None)
+    if kernel_copy is not None:
         try:
             while copied < count:
-                done = copy_range(src.fileno(), dst.fileno(), count - copied, offset + copied)
+                done = kernel_copy(src.fileno(), dst.fileno(), count - copied, offset + copied)
                 if done == 0:
                     raise InvalidDicomError("an instance file shrank while it was being rewritten")
                 copied += done

@@ -10,10 +10,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from pydicom.dataset import Dataset
-
 from gearview.edit import audit
-from gearview.edit.apply import Assignments, RewriteResult, rewrite_instances
+from gearview.edit.apply import Assignments, RewriteResult, Static, rewrite_instances
 from gearview.edit.values import Field, python_value, validate_all
 from gearview.errors import InvalidValueError, NotFoundError
 from gearview.jobs import CancelToken, ProgressCallback, no_progress
@@ -74,7 +72,7 @@ def edit_instances(
     result = rewrite_instances(
         cache,
         records,
-        lambda _: assignments,
+        Static(assignments),
         kind="edit",
         description=f"edit {', '.join(keywords)} ({scope})",
         reason=reason,
@@ -110,9 +108,7 @@ def edit_study(
     plan = values if isinstance(values, EditPlan) else plan_edit(cache, study_uid, values)
     assignments = assignments_for(plan.values)
 
-    def transform(_: Dataset) -> Assignments:
-        return assignments
-
+    transform = Static(assignments)
     for attempt in range(1, ATTEMPTS + 1):
         try:
             result = rewrite_instances(

@@ -453,6 +453,77 @@ def test_batch_refused_when_study_grew(cache: Cache, tmp_path: Path) -> None:
     cache.add_file(paths[2])
     before = snapshot(cache)
     with pytest.raises(StudyChangedError):
-        rewrite_instances(cache, records, lambda ds: {ds["PatientID"].tag: ("LO", "X")}, kind="edit",
-                          description="t", complete_studies={study})
+        rewrite_instances(
+            cache,
+            records,
+            lambda ds: {ds["PatientID"].tag: ("LO", "X")},
+            kind="edit",
+            description="t",
+            complete_studies={study},
+        )
     assert snapshot(cache) == before and _spool_empty(cache)
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "CT_small.dcm",
+        "MR_small_implicit.dcm",
+        "MR_small_bigendian.dcm",
+        "emri_small_RLE.dcm",
+        "SC_rgb_jpeg_dcmtk.dcm",
+    ],
+)
+def test_fast_splice_equals_full_rewrite(tmp_path: Path, name: str) -> None:
+    """The byte-level splice writes exactly what the pydicom rewrite writes (dcmdump of both)."""
+    from pydicom.data import get_testdata_file
+
+    from gearview.edit.apply import _apply
+    from gearview.edit.rewrite import write_rewritten
+    from gearview.edit.splice import splice_header, split_file
+    from gearview.edit.study_edit import assignments_for
+    from gearview.edit.values import validate_all
+
+    require("dcmdump")
+    source = Path(get_testdata_file(name, download=False))
+    assignments = assignments_for(
+        validate_all({"PatientName": "Fast^Path", "PatientID": "F1", "OtherPatientIDs": "A\\B"})
+    )
+    header = read_header(source)
+    _apply(header.ds, assignments, "CORRECT", "20240102030405.000000+0000")
+    full = tmp_path / "full.dcm"
+    with open(full, "wb") as fh:
+        write_rewritten(header, fh)
+    with open(source, "rb") as src:
+        parts = split_file(src, source.stat().st_size)
+        spliced, _ = splice_header(
+            parts.header,
+            parts.implicit,
+            parts.little,
+            assignments,
+            "CORRECT",
+            "20240102030405.000000+0000",
+        )
+        src.seek(parts.tail_offset)
+        tail = src.read()
+    fast = tmp_path / "fast.dcm"
+    fast.write_bytes(b"\x00" * 128 + parts.meta[128:] + spliced + tail)
+    assert dcmdump(fast) == dcmdump(full)
+
+
+def test_second_edit_appends_a_second_original_attributes_item(
+    cache: Cache, tmp_path: Path
+) -> None:
+    study = generate_uid()
+    for path in write_series(tmp_path / "src", 2, study_uid=study, patient_id="FIRST"):
+        cache.add_file(path)
+    edit_study(cache, study, {"PatientID": "SECOND"})
+    edit_study(cache, study, {"PatientID": "THIRD"})
+    for record in cache.instances(study_uid=study):
+        items = pydicom.dcmread(record.path).OriginalAttributesSequence
+        assert [i.ModifiedAttributesSequence[0].PatientID for i in items] == ["FIRST", "SECOND"]
+        read_instance_info(record.path)
+    assert [r["old"] for r in audit.read(cache.home)] == [
+        {"PatientID": ["FIRST"]},
+        {"PatientID": ["SECOND"]},
+    ]
