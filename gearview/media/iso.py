@@ -67,7 +67,8 @@ class _Namer:
             parts[-1].upper().rpartition(".") if "." in parts[-1] else (parts[-1].upper(), "", "")
         )
         name = self._unique(parent, _NOT_D.sub("_", stem), _NOT_D.sub("_", ext)[:3], 8)
-        return f"{parent}/{name};1"
+        # ECMA-119 7.5.1: the "." separator is present even without an extension
+        return f"{parent}/{name if '.' in name else name + '.'};1"
 
 
 def _check_depth(files: list[MediaFile]) -> None:

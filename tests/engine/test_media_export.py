@@ -4,6 +4,7 @@ burner failures (RELIABILITY 33, 40)."""
 from __future__ import annotations
 
 import io
+import re
 import subprocess
 from pathlib import Path
 
@@ -246,3 +247,14 @@ def test_verify_detects_a_corrupted_disc(cache, tmp_path):
 def test_xorriso_command_is_an_argument_list():
     cmd = XorrisoBackend().command(Path("/x/a b.iso"), "stdio:/tmp/o; rm -rf /")
     assert cmd[0] == "xorriso" and "dev=stdio:/tmp/o; rm -rf /" in cmd
+
+
+def test_iso9660_names_are_level_1_with_separator(cache, tmp_path):
+    uids = _two_studies(cache, tmp_path)
+    export_iso(cache, uids, tmp_path / "l1.iso")
+    iso = pycdlib.PyCdlib()
+    iso.open(str(tmp_path / "l1.iso"))
+    names = [f for _root, _dirs, files in iso.walk(iso_path="/") for f in files]
+    iso.close()
+    assert "DICOMDIR.;1" in names and "README.TXT;1" in names
+    assert all(re.fullmatch(r"[A-Z0-9_]{1,8}\.[A-Z0-9_]{0,3};1", n) for n in names), names

@@ -484,3 +484,19 @@ def test_iso_with_overlapping_files_is_refused_past_a_limit(cache, tmp_path):
         refused = [s for s in found.by_category("refused") if "ISO bomb" in s.reason]
         read = found.files_seen - len(found.by_category("refused"))
     assert refused and read < 70
+
+
+def test_plain_iso9660_image_without_joliet_or_rock_ridge(cache, tmp_path):
+    import pycdlib
+
+    paths = write_series(tmp_path / "s", 2)
+    iso = pycdlib.PyCdlib()
+    iso.new(interchange_level=1)
+    iso.add_directory("/DICOM")
+    for i, path in enumerate(paths, 1):
+        iso.add_file(str(path), f"/DICOM/IM{i:06d}.;1")
+    iso.write(str(tmp_path / "plain.iso"))
+    iso.close()
+    with preview(tmp_path / "plain.iso", cache) as found:
+        assert sorted(f.name for f in found.instances) == ["DICOM/IM000001", "DICOM/IM000002"]
+        assert import_preview(found, cache).imported == 2
