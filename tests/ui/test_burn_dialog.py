@@ -49,3 +49,13 @@ def test_burn_to_iso_file(qtbot, cache, study_uids, tmp_path: Path) -> None:
     assert "6 instance(s)" in dialog.result_text
     assert (tmp_path / "out.iso").stat().st_size > 0
     dialog.reject()
+
+
+def test_main_window_has_import_and_burn_entries(qtbot, window) -> None:
+    from PySide6.QtGui import QAction
+
+    texts = {a.text() for a in window.findChildren(QAction)}
+    assert "Burn disc…" in texts and "Import from disc / folder / ISO / zip…" in texts
+    burn = next(a for a in window.findChildren(QAction) if a.text() == "Burn disc…")
+    burn.trigger()  # nothing selected: a hint, no dialog
+    assert "Select one or more studies" in window.statusBar().currentMessage()
