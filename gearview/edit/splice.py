@@ -127,6 +127,8 @@ class _Walker:
                 pos += size + length
             if pos > len(self.data):
                 raise NotSpliceable("element runs past the header")
+            if found and tag <= found[-1].tag:  # out of order: misparsed or non-conformant
+                raise NotSpliceable("elements out of order")
             found.append(RawElement(tag, start, pos, start + size, length))
         return found, pos
 

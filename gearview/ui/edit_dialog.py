@@ -14,21 +14,25 @@ from typing import TYPE_CHECKING, Any
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
     QCheckBox,
+    QComboBox,
     QDialog,
     QDialogButtonBox,
     QFormLayout,
     QLabel,
     QLineEdit,
+    QListWidget,
+    QListWidgetItem,
     QMessageBox,
     QVBoxLayout,
     QWidget,
 )
 
+from gearview.edit.structure import merge_studies, move_series, split_study
 from gearview.edit.study_edit import edit_study
 from gearview.edit.undo import undo_last
 from gearview.edit.values import COMMON_FIELDS, resolve_field, validate
 from gearview.errors import GearviewError
-from gearview.store.records import StudyRecord
+from gearview.store.records import SeriesRecord, StudyRecord
 
 if TYPE_CHECKING:
     from gearview.ui.main_window import MainWindow
@@ -216,7 +220,133 @@ def _failed(window: MainWindow, exc: BaseException) -> None:
     QMessageBox.warning(window, "Edit study", f"Nothing was changed.\n\n{message}")
 
 
+class SeriesDialog(QDialog):
+    """Pick series of a study (split / move) and, for a move, the target study."""
+
+    def __init__(
+        self,
+        title: str,
+        series: list[SeriesRecord],
+        targets: list[StudyRecord] | None = None,
+        parent: QWidget | None = None,
+    ) -> None:
+        super().__init__(parent)
+        self.setWindowTitle(title)
+        layout = QVBoxLayout(self)
+        layout.addWidget(QLabel("Series:"))
+        self.series = QListWidget()
+        for record in series:
+            item = QListWidgetItem(
+                f"#{record.number or '-'} {record.modality} {record.description} "
+                f"({record.instances} instances)"
+            )
+            item.setData(Qt.ItemDataRole.UserRole, record.series_uid)
+            item.setFlags(item.flags() | Qt.ItemFlag.ItemIsUserCheckable)
+            item.setCheckState(Qt.CheckState.Unchecked)
+            self.series.addItem(item)
+        self.series.itemChanged.connect(self._changed)
+        layout.addWidget(self.series)
+        self.target = QComboBox()
+        for study in targets or []:
+            self.target.addItem(
+                f"{study.patient_name} ({study.patient_id}) {study.study_date} {study.description}",
+                study.study_uid,
+            )
+        if targets is not None:
+            layout.addWidget(QLabel("Into study:"))
+            layout.addWidget(self.target)
+        self.reason = QLineEdit()
+        self.reason.setPlaceholderText("reason (audit log)")
+        layout.addWidget(self.reason)
+        self.buttons = QDialogButtonBox(
+            QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel
+        )
+        self.buttons.accepted.connect(self.accept)
+        self.buttons.rejected.connect(self.reject)
+        layout.addWidget(self.buttons)
+        self._changed()
+
+    def checked(self) -> list[str]:
+        return [
+            self.series.item(i).data(Qt.ItemDataRole.UserRole)
+            for i in range(self.series.count())
+            if self.series.item(i).checkState() == Qt.CheckState.Checked
+        ]
+
+    def check(self, series_uid: str) -> None:
+        for i in range(self.series.count()):
+            if self.series.item(i).data(Qt.ItemDataRole.UserRole) == series_uid:
+                self.series.item(i).setCheckState(Qt.CheckState.Checked)
+
+    def _changed(self, *_: Any) -> None:
+        ok = self.buttons.button(QDialogButtonBox.StandardButton.Ok)
+        ok.setEnabled(
+            bool(self.checked()) and (self.target.count() > 0 or not self.target.isVisibleTo(self))
+        )
+
+
+def _open_series_dialog(window: MainWindow, uids: list[str], move: bool) -> None:
+    uid = _selected(window, uids)
+    if uid is None:
+        return
+
+    def load() -> tuple[list[SeriesRecord], list[StudyRecord]]:
+        others = [s for s in window.cache.studies() if s.study_uid != uid] if move else []
+        return window.cache.series(uid), others
+
+    def show(result: tuple[list[SeriesRecord], list[StudyRecord]]) -> None:
+        series, others = result
+        dialog = SeriesDialog(
+            "Move series" if move else "Split study", series, others if move else None, window
+        )
+        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+
+        def run() -> None:
+            chosen, reason, target = (
+                dialog.checked(),
+                dialog.reason.text().strip(),
+                dialog.target.currentData(),
+            )
+
+            def job(progress: Any, token: Any) -> Any:
+                if move:
+                    return move_series(
+                        window.cache, chosen, target, reason=reason, progress=progress, token=token
+                    )
+                return split_study(
+                    window.cache, uid, chosen, reason=reason, progress=progress, token=token
+                )
+
+            window.run_job(
+                job, "Move series" if move else "Split study", on_error=lambda e: _failed(window, e)
+            )
+
+        dialog.accepted.connect(run)
+        window._series_dialog = dialog  # noqa: SLF001 - reachable for tests and kept alive
+        dialog.open()
+
+    window.pool.submit(load, on_result=show, on_error=lambda e: _failed(window, e))
+
+
+def _merge(window: MainWindow, uids: list[str]) -> None:
+    """Merge the first selected study into the second (same patient required)."""
+    if len(uids) != 2:
+        window.statusBar().showMessage("Select exactly two studies of one patient to merge", 5000)
+        return
+    source, target = uids
+
+    def job(progress: Any, token: Any) -> Any:
+        return merge_studies(window.cache, source, target, progress=progress, token=token)
+
+    window.run_job(job, "Merge studies", on_error=lambda e: _failed(window, e))
+
+
 def install(window: MainWindow) -> None:
-    """Study menu + list context menu: Edit study…, Undo last edit."""
+    """Study menu + list context menu: edit, undo and the structure fixes."""
     window.add_study_action("Edit study…", lambda uids: open_edit_dialog(window, uids), "Ctrl+E")
     window.add_study_action("Undo last edit", lambda uids: _undo(window, uids))
+    window.add_study_action("Split study…", lambda uids: _open_series_dialog(window, uids, False))
+    window.add_study_action(
+        "Move series to study…", lambda uids: _open_series_dialog(window, uids, True)
+    )
+    window.add_study_action("Merge studies", lambda uids: _merge(window, uids))

@@ -79,3 +79,24 @@ def test_successful_edit_updates_the_list(qtbot, window, tmp_path: Path) -> None
     qtbot.waitUntil(
         lambda: model.record(model.row_of(study)).patient_name == "Doe^Jon", timeout=15_000
     )
+
+
+def test_split_study_from_the_list(qtbot, window, tmp_path: Path) -> None:
+    study, keep, split = generate_uid(), generate_uid(), generate_uid()
+    for folder, series, number in (("a", keep, 1), ("b", split, 2)):
+        for path in write_series(
+            tmp_path / folder, 2, study_uid=study, series_uid=series, series_number=number
+        ):
+            window.cache.add_file(path)
+    model = window.study_list.model
+    qtbot.waitUntil(lambda: model.row_of(study) is not None, timeout=10_000)
+    assert window.study_list.select_study(study)
+    next(a for a in window._study_actions if a.text() == "Split study…").trigger()
+    qtbot.waitUntil(lambda: getattr(window, "_series_dialog", None) is not None, timeout=10_000)
+    dialog = window._series_dialog
+    assert not dialog.buttons.button(dialog.buttons.StandardButton.Ok).isEnabled()
+    dialog.check(split)
+    dialog.accept()
+    qtbot.waitUntil(lambda: model.rowCount() == 2, timeout=15_000)
+    qtbot.waitUntil(lambda: not window.running_jobs, timeout=10_000)
+    assert {r.study_uid for r in window.cache.instances(series_uid=split)} != {study}
