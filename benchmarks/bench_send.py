@@ -30,8 +30,12 @@ from gearview.store import Cache  # noqa: E402
 
 def run_storescu(files: list[Path], port: int) -> float:
     start = time.perf_counter()
-    subprocess.run(["storescu", "-aec", "STORESCP", "127.0.0.1", str(port),
-                    *map(str, files)], env=DCMTK_ENV, check=True, capture_output=True)
+    subprocess.run(
+        ["storescu", "-aec", "STORESCP", "127.0.0.1", str(port), *map(str, files)],
+        env=DCMTK_ENV,
+        check=True,
+        capture_output=True,
+    )
     return time.perf_counter() - start
 
 
@@ -73,19 +77,27 @@ def main() -> int:
                 rows.append((dcmtk, ours))
             shutil.rmtree(out)
         cache.close()
-        print(f"send {args.instances} x 512x512 16-bit CT ({size / 1e6:.0f} MB) to storescp, "
-              f"TCP_NODELAY=1, {args.repeat} runs")
-        print(f"{'run':>3}  {'storescu s':>10}  {'gearview s':>10}  {'storescu MB/s':>13}  "
-              f"{'gearview MB/s':>13}  {'ratio':>6}")
+        print(
+            f"send {args.instances} x 512x512 16-bit CT ({size / 1e6:.0f} MB) to storescp, "
+            f"TCP_NODELAY=1, {args.repeat} runs"
+        )
+        print(
+            f"{'run':>3}  {'storescu s':>10}  {'gearview s':>10}  {'storescu MB/s':>13}  "
+            f"{'gearview MB/s':>13}  {'ratio':>6}"
+        )
         for i, (dcmtk, ours) in enumerate(rows, 1):
-            print(f"{i:>3}  {dcmtk:>10.2f}  {ours:>10.2f}  {size / 1e6 / dcmtk:>13.0f}  "
-                  f"{size / 1e6 / ours:>13.0f}  {dcmtk / ours:>6.2f}")
+            print(
+                f"{i:>3}  {dcmtk:>10.2f}  {ours:>10.2f}  {size / 1e6 / dcmtk:>13.0f}  "
+                f"{size / 1e6 / ours:>13.0f}  {dcmtk / ours:>6.2f}"
+            )
         best_d = min(r[0] for r in rows)
         best_g = min(r[1] for r in rows)
         ratio = best_d / best_g
-        print(f"best: storescu {best_d:.2f} s, gearview {best_g:.2f} s, "
-              f"gearview throughput = {ratio:.2f}x storescu (target >= 0.80) "
-              f"{'PASS' if ratio >= 0.8 else 'MISS'}")
+        print(
+            f"best: storescu {best_d:.2f} s, gearview {best_g:.2f} s, "
+            f"gearview throughput = {ratio:.2f}x storescu (target >= 0.80) "
+            f"{'PASS' if ratio >= 0.8 else 'MISS'}"
+        )
     return 0
 
 

@@ -67,9 +67,14 @@ class JobRecord:
 
     def snapshot(self) -> JobRecord:
         """A copy for other threads (the worker keeps mutating the original)."""
-        return replace(self, params=dict(self.params), completed_uids=list(self.completed_uids),
-                       failures=dict(self.failures), warnings=dict(self.warnings),
-                       result=dict(self.result))
+        return replace(
+            self,
+            params=dict(self.params),
+            completed_uids=list(self.completed_uids),
+            failures=dict(self.failures),
+            warnings=dict(self.warnings),
+            result=dict(self.result),
+        )
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> JobRecord:
@@ -93,8 +98,13 @@ class JobContext:
 class JobQueue:
     """Jobs on disk plus an optional worker thread that runs queued ones in order."""
 
-    def __init__(self, home: Home, config: Config, runners: dict[str, Runner] | None = None,
-                 bus: ev.EventBus = ev.bus) -> None:
+    def __init__(
+        self,
+        home: Home,
+        config: Config,
+        runners: dict[str, Runner] | None = None,
+        bus: ev.EventBus = ev.bus,
+    ) -> None:
         self.home = home.ensure()
         self.config = config
         self.dir = Path(home.jobs_dir)
@@ -151,7 +161,9 @@ class JobQueue:
         with self._lock:
             matches = [r for i, r in self._jobs.items() if i == job_id or i.startswith(job_id)]
         if len(matches) != 1:
-            raise NotFoundError(f"no job {job_id!r}" if not matches else f"job id {job_id!r} is ambiguous")
+            raise NotFoundError(
+                f"no job {job_id!r}" if not matches else f"job id {job_id!r} is ambiguous"
+            )
         return matches[0]
 
     def cancel(self, job_id: str) -> None:
@@ -188,8 +200,12 @@ class JobQueue:
             self._jobs.pop(record.id, None)
             self._path(record.id).unlink(missing_ok=True)
 
-    def run(self, job_id: str, progress: ProgressCallback = no_progress,
-            token: CancelToken | None = None) -> JobRecord:
+    def run(
+        self,
+        job_id: str,
+        progress: ProgressCallback = no_progress,
+        token: CancelToken | None = None,
+    ) -> JobRecord:
         """Run one job in the calling thread (the CLI does this); returns the final record."""
         record = self.get(job_id)
         runner = self.runners.get(record.kind)
@@ -259,13 +275,17 @@ class JobQueue:
         self._thread.start()
         self._wake.set()
 
-    def stop(self, timeout: float = 10.0) -> None:
-        """Cancel the running job and stop the worker; the job resumes at the next start."""
+    def request_stop(self) -> None:
+        """Ask the worker to stop (from any thread, never blocks); see `stop`."""
         self._stop.set()
         with self._lock:
             for token in self._tokens.values():
                 token.cancel()
         self._wake.set()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Cancel the running job and stop the worker; the job resumes at the next start."""
+        self.request_stop()
         if self._thread is not None:
             self._thread.join(timeout)
             self._thread = None

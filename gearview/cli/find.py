@@ -15,7 +15,9 @@ COMMAND = "find"
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    parser = sub.add_parser(COMMAND, help="query one or more nodes for studies (C-FIND, STUDY level)")
+    parser = sub.add_parser(
+        COMMAND, help="query one or more nodes for studies (C-FIND, STUDY level)"
+    )
     parser.add_argument("nodes", nargs="+", metavar="NODE", help="node names or AET@HOST:PORT")
     parser.add_argument("--patient-name", default="", help="wildcards * and ? allowed")
     parser.add_argument("--patient-id", default="")
@@ -30,10 +32,15 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     _, config = context()
-    query = StudyQuery(patient_name=args.patient_name, patient_id=args.patient_id,
-                       accession=args.accession, study_date=args.study_date,
-                       modality=args.modality, birth_date=args.birth_date,
-                       study_uid=args.study_uid).validate()
+    query = StudyQuery(
+        patient_name=args.patient_name,
+        patient_id=args.patient_id,
+        accession=args.accession,
+        study_date=args.study_date,
+        modality=args.modality,
+        birth_date=args.birth_date,
+        study_uid=args.study_uid,
+    ).validate()
     nodes = [resolve_node(config, name) for name in args.nodes]
     result = find_on_nodes(nodes, config, query)
     for name, error in result.errors.items():
@@ -43,9 +50,33 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print_json([s.to_json() for s in result.studies])
     else:
-        print_table(("PATIENT", "ID", "BIRTH", "DATE", "MOD", "ACCESSION", "INST", "DESCRIPTION",
-                     "SOURCES", "STUDY UID"),
-                    [(s.patient_name, s.patient_id, s.birth_date, s.study_date,
-                      ",".join(s.modalities), s.accession, s.instances, s.description,
-                      ",".join(s.sources), s.study_uid) for s in result.studies])
+        print_table(
+            (
+                "PATIENT",
+                "ID",
+                "BIRTH",
+                "DATE",
+                "MOD",
+                "ACCESSION",
+                "INST",
+                "DESCRIPTION",
+                "SOURCES",
+                "STUDY UID",
+            ),
+            [
+                (
+                    s.patient_name,
+                    s.patient_id,
+                    s.birth_date,
+                    s.study_date,
+                    ",".join(s.modalities),
+                    s.accession,
+                    s.instances,
+                    s.description,
+                    ",".join(s.sources),
+                    s.study_uid,
+                )
+                for s in result.studies
+            ],
+        )
     return 0

@@ -25,7 +25,9 @@ log = logging.getLogger(__name__)
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    parser = sub.add_parser(COMMAND, help="retrieve studies from a node into the local cache (C-MOVE)")
+    parser = sub.add_parser(
+        COMMAND, help="retrieve studies from a node into the local cache (C-MOVE)"
+    )
     parser.add_argument("node", help="a configured node name or AET@HOST:PORT")
     parser.add_argument("study_uids", nargs="+", metavar="STUDY_UID")
     parser.set_defaults(run=run)
@@ -43,8 +45,9 @@ def station_server(home, config, cache, needed: bool) -> Iterator[None]:
     try:
         server.start()
     except NetworkError as exc:
-        log.info("not starting a server (%s); assuming this station's server is running",
-                 exc.one_line())
+        log.info(
+            "not starting a server (%s); assuming this station's server is running", exc.one_line()
+        )
         yield
         return
     try:
@@ -62,8 +65,11 @@ def run(args: argparse.Namespace) -> int:
         queue = open_queue(home, config, cache)
         with station_server(home, config, cache, needed="get" not in node.roles):
             for study_uid in args.study_uids:
-                job = queue.submit(RETRIEVE, f"Retrieve {study_uid} from {node.name}",
-                                   retrieve_params(args.node, study_uid))
+                job = queue.submit(
+                    RETRIEVE,
+                    f"Retrieve {study_uid} from {node.name}",
+                    retrieve_params(args.node, study_uid),
+                )
                 bar = ProgressBar(f"move {study_uid[-12:]}")
                 try:
                     record = queue.run(job.id, bar)
@@ -71,8 +77,10 @@ def run(args: argparse.Namespace) -> int:
                     bar.close()
                 if record.state != DONE:
                     failed += 1
-                    print(f"gearview: error: {record.error or record.message} (job {record.id})",
-                          file=sys.stderr)
+                    print(
+                        f"gearview: error: {record.error or record.message} (job {record.id})",
+                        file=sys.stderr,
+                    )
                     if record.state == "cancelled":
                         return 130
                 else:

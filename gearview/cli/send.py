@@ -22,9 +22,15 @@ COMMAND = "send"
 def add_parser(sub: argparse._SubParsersAction) -> None:
     parser = sub.add_parser(COMMAND, help="send studies, series or files to a node (C-STORE)")
     parser.add_argument("node", nargs="?", help="a configured node name or AET@HOST:PORT")
-    parser.add_argument("targets", nargs="*", metavar="STUDY_UID|PATH",
-                        help="study/series UIDs in the cache, or DICOM files/folders")
-    parser.add_argument("--retry", metavar="JOB", help="resend what is missing from an earlier send job")
+    parser.add_argument(
+        "targets",
+        nargs="*",
+        metavar="STUDY_UID|PATH",
+        help="study/series UIDs in the cache, or DICOM files/folders",
+    )
+    parser.add_argument(
+        "--retry", metavar="JOB", help="resend what is missing from an earlier send job"
+    )
     parser.set_defaults(run=run)
 
 
@@ -37,8 +43,9 @@ def run(args: argparse.Namespace) -> int:
             job = queue.retry(args.retry)
         else:
             if not args.node or not args.targets:
-                raise InvalidValueError("give a node and what to send",
-                                        hint="gearview send NODE STUDY_UID|PATH...")
+                raise InvalidValueError(
+                    "give a node and what to send", hint="gearview send NODE STUDY_UID|PATH..."
+                )
             node = resolve_node(config, args.node)
             targets = [str(t) for t in args.targets]
             job = queue.submit(SEND, f"Send to {node.name}", send_params(args.node, targets))
@@ -52,12 +59,16 @@ def run(args: argparse.Namespace) -> int:
         for uid, text in record.failures.items():
             print(f"failed: {uid}: {text}", file=sys.stderr)
         if record.state == CANCELLED:
-            print(f"gearview: cancelled (retry with `gearview send --retry {record.id}`)",
-                  file=sys.stderr)
+            print(
+                f"gearview: cancelled (retry with `gearview send --retry {record.id}`)",
+                file=sys.stderr,
+            )
             return 130
         if record.state != DONE:
-            print(f"gearview: error: {record.error} (retry with `gearview send --retry {record.id}`)",
-                  file=sys.stderr)
+            print(
+                f"gearview: error: {record.error} (retry with `gearview send --retry {record.id}`)",
+                file=sys.stderr,
+            )
             return 1
         print(f"{record.message} (job {record.id})")
         return 0

@@ -90,34 +90,51 @@ def _describe_failure(assoc: Association, node: Node) -> NetworkError:
         primitive = assoc.acceptor.primitive if assoc.acceptor else None
         if primitive is not None and primitive.result_str is not None:
             reason = f": {primitive.reason_str}" if primitive.reason_str else ""
-        return NetworkError(f"{where} rejected the association{reason}",
-                            hint="check that the node knows our AE title "
-                                 "and that its AE title is spelt right")
+        return NetworkError(
+            f"{where} rejected the association{reason}",
+            hint="check that the node knows our AE title and that its AE title is spelt right",
+        )
     detail = _CONNECT_ERRORS.pop(assoc.dul.ident)
     if "CERTIFICATE_VERIFY_FAILED" in detail or "certificate verify failed" in detail:
-        return NetworkError(f"TLS: the certificate of {where} is not trusted ({detail})",
-                            hint="check the CA configured for TLS, or the node's certificate")
+        return NetworkError(
+            f"TLS: the certificate of {where} is not trusted ({detail})",
+            hint="check the CA configured for TLS, or the node's certificate",
+        )
     if "SSL" in detail or "TLS" in detail:
-        return NetworkError(f"TLS handshake with {where} failed ({detail})",
-                            hint="check that the node expects TLS and our certificates")
+        return NetworkError(
+            f"TLS handshake with {where} failed ({detail})",
+            hint="check that the node expects TLS and our certificates",
+        )
     if "refused" in detail.lower():
-        return NetworkError(f"{where} refused the connection",
-                            hint="is the peer running and listening on that port?")
+        return NetworkError(
+            f"{where} refused the connection",
+            hint="is the peer running and listening on that port?",
+        )
     if "timed out" in detail.lower():
-        return NetworkError(f"{where} did not answer (timed out)",
-                            hint="check the host, port and firewall, or raise the node's timeout")
+        return NetworkError(
+            f"{where} did not answer (timed out)",
+            hint="check the host, port and firewall, or raise the node's timeout",
+        )
     if detail:
         return NetworkError(f"cannot connect to {where}: {detail}")
     if assoc.is_aborted:
-        return NetworkError(f"{where} aborted the association",
-                            hint="the peer refused our request; check its logs")
-    return NetworkError(f"no association with {where}: no answer within the timeout",
-                        hint="check the host, port and firewall, or raise the node's timeout")
+        return NetworkError(
+            f"{where} aborted the association", hint="the peer refused our request; check its logs"
+        )
+    return NetworkError(
+        f"no association with {where}: no answer within the timeout",
+        hint="check the host, port and firewall, or raise the node's timeout",
+    )
 
 
-def open_association(node: Node, config: Config, contexts: Sequence[PresentationContext],
-                     *, ext_neg: list | None = None,
-                     evt_handlers: list | None = None) -> Association:
+def open_association(
+    node: Node,
+    config: Config,
+    contexts: Sequence[PresentationContext],
+    *,
+    ext_neg: list | None = None,
+    evt_handlers: list | None = None,
+) -> Association:
     """Associate with `node` proposing `contexts`; raise NetworkError when not established."""
     ae = make_ae(node, config)
     ae.requested_contexts = list(contexts)
@@ -127,9 +144,15 @@ def open_association(node: Node, config: Config, contexts: Sequence[Presentation
 
         tls_args = (client_context(config), node.host)
     handlers = [(evt.EVT_CONN_OPEN, _set_nodelay), *(evt_handlers or [])]
-    assoc = ae.associate(node.host, node.port, ae_title=node.ae_title,
-                         max_pdu=config.client.max_pdu, ext_neg=ext_neg,
-                         tls_args=tls_args, evt_handlers=handlers)
+    assoc = ae.associate(
+        node.host,
+        node.port,
+        ae_title=node.ae_title,
+        max_pdu=config.client.max_pdu,
+        ext_neg=ext_neg,
+        tls_args=tls_args,
+        evt_handlers=handlers,
+    )
     assoc.dul._run_loop_delay = RUN_LOOP_DELAY
     if not assoc.is_established:
         error = _describe_failure(assoc, node)
@@ -139,8 +162,9 @@ def open_association(node: Node, config: Config, contexts: Sequence[Presentation
 
 
 @contextlib.contextmanager
-def association(node: Node, config: Config, contexts: Sequence[PresentationContext],
-                **kwargs: object) -> Iterator[Association]:
+def association(
+    node: Node, config: Config, contexts: Sequence[PresentationContext], **kwargs: object
+) -> Iterator[Association]:
     """`open_association` released on exit (aborted if the block raised)."""
     assoc = open_association(node, config, contexts, **kwargs)  # type: ignore[arg-type]
     try:
@@ -163,8 +187,12 @@ def lost(assoc: Association, node: Node, what: str) -> NetworkError:
     while not assoc.is_aborted and assoc.is_established and time.monotonic() < deadline:
         time.sleep(0.01)
     if assoc.is_aborted:
-        return NetworkError(f"{node.name} aborted the association during {what}",
-                            hint="the peer refused the request (does it know our AE title?) "
-                                 "or stopped; check its logs")
-    return NetworkError(f"{node.name} stopped answering during {what}",
-                        hint="the peer went away or timed out; retry later")
+        return NetworkError(
+            f"{node.name} aborted the association during {what}",
+            hint="the peer refused the request (does it know our AE title?) "
+            "or stopped; check its logs",
+        )
+    return NetworkError(
+        f"{node.name} stopped answering during {what}",
+        hint="the peer went away or timed out; retry later",
+    )

@@ -62,15 +62,22 @@ def echo(node: Node, config: Config) -> float:
         if not status or "Status" not in status:
             raise lost(assoc, node, "C-ECHO")
         if status.Status != STATUS_SUCCESS:
-            raise NetworkError(f"{node.name} answered C-ECHO with {describe_status('C-ECHO', status.Status)}")
+            raise NetworkError(
+                f"{node.name} answered C-ECHO with {describe_status('C-ECHO', status.Status)}"
+            )
     return time.perf_counter() - start
 
 
 # ---- C-FIND ---------------------------------------------------------------
 
 
-def find(node: Node, config: Config, identifier: Dataset, token: CancelToken | None = None,
-         model: str = QR_FIND) -> list[Dataset]:
+def find(
+    node: Node,
+    config: Config,
+    identifier: Dataset,
+    token: CancelToken | None = None,
+    model: str = QR_FIND,
+) -> list[Dataset]:
     """One Study Root C-FIND; the matches as data sets (cancel sends C-CANCEL)."""
     matches: list[Dataset] = []
     with association(node, config, [build_context(model)]) as assoc:
@@ -91,31 +98,42 @@ def find(node: Node, config: Config, identifier: Dataset, token: CancelToken | N
             if code == STATUS_CANCEL or cancelled:
                 raise Cancelled("query cancelled")
             if code != STATUS_SUCCESS:
-                raise NetworkError(f"{node.name} refused the query: {describe_status('C-FIND', code)}")
+                raise NetworkError(
+                    f"{node.name} refused the query: {describe_status('C-FIND', code)}"
+                )
     return matches
 
 
-def find_studies(node: Node, config: Config, query: StudyQuery,
-                 token: CancelToken | None = None) -> list[StudyRecord]:
+def find_studies(
+    node: Node, config: Config, query: StudyQuery, token: CancelToken | None = None
+) -> list[StudyRecord]:
     """STUDY-level C-FIND with the SPEC §2.5 keys; one `StudyRecord` per match."""
     idents = find(node, config, query.to_dataset(), token)
     return [found_study(ds, node.name) for ds in idents if ds.get("StudyInstanceUID")]
 
 
-def find_series(node: Node, config: Config, study_uid: str,
-                token: CancelToken | None = None) -> list[Dataset]:
+def find_series(
+    node: Node, config: Config, study_uid: str, token: CancelToken | None = None
+) -> list[Dataset]:
     """SERIES-level drill-down of one study."""
     ds = Dataset()
     ds.QueryRetrieveLevel = "SERIES"
     ds.StudyInstanceUID = study_uid
-    for keyword in ("SeriesInstanceUID", "Modality", "SeriesNumber", "SeriesDescription",
-                    "NumberOfSeriesRelatedInstances", "BodyPartExamined"):
+    for keyword in (
+        "SeriesInstanceUID",
+        "Modality",
+        "SeriesNumber",
+        "SeriesDescription",
+        "NumberOfSeriesRelatedInstances",
+        "BodyPartExamined",
+    ):
         setattr(ds, keyword, "")
     return find(node, config, ds, token)
 
 
-def find_images(node: Node, config: Config, study_uid: str, series_uid: str,
-                token: CancelToken | None = None) -> list[Dataset]:
+def find_images(
+    node: Node, config: Config, study_uid: str, series_uid: str, token: CancelToken | None = None
+) -> list[Dataset]:
     """IMAGE-level drill-down of one series."""
     ds = Dataset()
     ds.QueryRetrieveLevel = "IMAGE"
@@ -134,8 +152,9 @@ class MultiFindResult:
     errors: dict[str, str] = field(default_factory=dict)
 
 
-def find_on_nodes(nodes: Iterable[Node], config: Config, query: StudyQuery,
-                  token: CancelToken | None = None) -> MultiFindResult:
+def find_on_nodes(
+    nodes: Iterable[Node], config: Config, query: StudyQuery, token: CancelToken | None = None
+) -> MultiFindResult:
     """Query several nodes in parallel; merge by Study Instance UID.
 
     A node that is down or times out is reported in `errors` and never fails
@@ -169,7 +188,6 @@ class RetrieveRefused(NetworkError):
     """The peer ended a C-MOVE/C-GET with a failure status."""
 
 
-
 @dataclass
 class RetrieveResult:
     """Final counts of a C-MOVE / C-GET (PS3.4 C.4.2.1.5)."""
@@ -188,8 +206,9 @@ class RetrieveResult:
         return self.status == STATUS_SUCCESS and not self.failed
 
 
-def retrieve_identifier(study_uid: str, series_uid: str | None = None,
-                        sop_uids: Iterable[str] | None = None) -> Dataset:
+def retrieve_identifier(
+    study_uid: str, series_uid: str | None = None, sop_uids: Iterable[str] | None = None
+) -> Dataset:
     ds = Dataset()
     ds.StudyInstanceUID = study_uid
     ds.QueryRetrieveLevel = "STUDY"
@@ -206,18 +225,26 @@ def retrieve_identifier(study_uid: str, series_uid: str | None = None,
 
 
 def _counts(status: Dataset, result: RetrieveResult) -> None:
-    for attr, keyword in (("completed", "NumberOfCompletedSuboperations"),
-                          ("failed", "NumberOfFailedSuboperations"),
-                          ("warning", "NumberOfWarningSuboperations"),
-                          ("remaining", "NumberOfRemainingSuboperations")):
+    for attr, keyword in (
+        ("completed", "NumberOfCompletedSuboperations"),
+        ("failed", "NumberOfFailedSuboperations"),
+        ("warning", "NumberOfWarningSuboperations"),
+        ("remaining", "NumberOfRemainingSuboperations"),
+    ):
         value = status.get(keyword)
         if value is not None:
             setattr(result, attr, int(value))
 
 
-def _drive(responses: Iterator[tuple[Dataset, Dataset | None]], service: str, node: Node,
-           assoc, context_id: int, progress: ProgressCallback,
-           token: CancelToken | None) -> RetrieveResult:
+def _drive(
+    responses: Iterator[tuple[Dataset, Dataset | None]],
+    service: str,
+    node: Node,
+    assoc,
+    context_id: int,
+    progress: ProgressCallback,
+    token: CancelToken | None,
+) -> RetrieveResult:
     """Consume pending C-MOVE/C-GET responses, reporting progress and sending C-CANCEL."""
     result = RetrieveResult()
     cancel_sent = False
@@ -228,8 +255,13 @@ def _drive(responses: Iterator[tuple[Dataset, Dataset | None]], service: str, no
         _counts(status, result)
         if code in PENDING:
             done = result.completed + result.failed + result.warning
-            progress(Progress(done, done + result.remaining,
-                              f"{result.completed} received, {result.failed} failed"))
+            progress(
+                Progress(
+                    done,
+                    done + result.remaining,
+                    f"{result.completed} received, {result.failed} failed",
+                )
+            )
             if token is not None and token.cancelled and not cancel_sent:
                 assoc.send_c_cancel(1, context_id)
                 cancel_sent = True
@@ -243,8 +275,10 @@ def _drive(responses: Iterator[tuple[Dataset, Dataset | None]], service: str, no
     if result.cancelled:
         return result
     if result.status not in (STATUS_SUCCESS, STATUS_SUBOPS_WARNING):
-        raise RetrieveRefused(f"{node.name} could not {service} the study: {result.message}",
-                           hint=_retrieve_hint(service, result.status))
+        raise RetrieveRefused(
+            f"{node.name} could not {service} the study: {result.message}",
+            hint=_retrieve_hint(service, result.status),
+        )
     done = result.completed + result.failed + result.warning
     progress(Progress(done, done, f"{result.completed} received, {result.failed} failed"))
     return result
@@ -259,14 +293,21 @@ def _study_exists(node: Node, config: Config, study_uid: str) -> bool:
 
 def _retrieve_hint(service: str, status: int) -> str:
     if service == "C-MOVE":
-        return ("the node must know our AE title, host and port as a C-MOVE destination "
-                "(or mark the node 'get' to retrieve with C-GET)")
+        return (
+            "the node must know our AE title, host and port as a C-MOVE destination "
+            "(or mark the node 'get' to retrieve with C-GET)"
+        )
     return "check the node's logs"
 
 
-def move(node: Node, config: Config, identifier: Dataset, destination: str | None = None,
-         progress: ProgressCallback = no_progress,
-         token: CancelToken | None = None) -> RetrieveResult:
+def move(
+    node: Node,
+    config: Config,
+    identifier: Dataset,
+    destination: str | None = None,
+    progress: ProgressCallback = no_progress,
+    token: CancelToken | None = None,
+) -> RetrieveResult:
     """C-MOVE to `destination` (this station's AE title by default).
 
     Our server must be running to receive. Returns the final counts; a
@@ -282,17 +323,26 @@ def move(node: Node, config: Config, identifier: Dataset, destination: str | Non
         # Peers (Orthanc) answer C000 both for an unknown study and an unknown
         # destination: tell the user which one it is.
         if not _study_exists(node, config, str(identifier.StudyInstanceUID)):
-            raise NotFoundError(f"{node.name} has no study {identifier.StudyInstanceUID}",
-                                hint="query the node first") from None
+            raise NotFoundError(
+                f"{node.name} has no study {identifier.StudyInstanceUID}",
+                hint="query the node first",
+            ) from None
         raise
 
 
-def get(node: Node, config: Config, identifier: Dataset,
-        store: Callable[[Dataset, bytes, str], None],
-        progress: ProgressCallback = no_progress,
-        token: CancelToken | None = None,
-        sop_classes: Iterable[str] | None = None) -> RetrieveResult:
-    """C-GET for a node that cannot connect back to us; `store(file_meta, data, ae)` keeps each instance."""
+def get(
+    node: Node,
+    config: Config,
+    identifier: Dataset,
+    store: Callable[[Dataset, bytes, str], None],
+    progress: ProgressCallback = no_progress,
+    token: CancelToken | None = None,
+    sop_classes: Iterable[str] | None = None,
+) -> RetrieveResult:
+    """C-GET for a node that cannot connect back to us.
+
+    `store(file_meta, data, ae)` keeps each instance the peer sends.
+    """
     from gearview.net.contexts import get_contexts
 
     contexts, roles = get_contexts(QR_GET, sop_classes)
@@ -301,8 +351,12 @@ def get(node: Node, config: Config, identifier: Dataset,
         from gearview.store.cache import build_file_meta
 
         req = event.request
-        meta = build_file_meta(req.AffectedSOPClassUID, req.AffectedSOPInstanceUID,
-                               event.context.transfer_syntax, node.ae_title)
+        meta = build_file_meta(
+            req.AffectedSOPClassUID,
+            req.AffectedSOPInstanceUID,
+            event.context.transfer_syntax,
+            node.ae_title,
+        )
         data = req.DataSet.getvalue() if hasattr(req.DataSet, "getvalue") else bytes(req.DataSet)
         try:
             store(meta, data, node.ae_title)
@@ -311,8 +365,9 @@ def get(node: Node, config: Config, identifier: Dataset,
             return 0xA700
         return STATUS_SUCCESS
 
-    with association(node, config, contexts, ext_neg=roles,
-                     evt_handlers=[(evt.EVT_C_STORE, on_store)]) as assoc:
+    with association(
+        node, config, contexts, ext_neg=roles, evt_handlers=[(evt.EVT_C_STORE, on_store)]
+    ) as assoc:
         qr = [cx for cx in assoc.accepted_contexts if cx.abstract_syntax == QR_GET]
         if not qr:
             raise NetworkError(f"{node.name} does not support C-GET (Study Root)")
@@ -320,18 +375,28 @@ def get(node: Node, config: Config, identifier: Dataset,
         return _drive(responses, "C-GET", node, assoc, qr[0].context_id, progress, token)
 
 
-def retrieve_to_cache(node: Node, config: Config, cache, study_uid: str,
-                      series_uid: str | None = None, sop_uids: Iterable[str] | None = None,
-                      progress: ProgressCallback = no_progress,
-                      token: CancelToken | None = None) -> RetrieveResult:
+def retrieve_to_cache(
+    node: Node,
+    config: Config,
+    cache,
+    study_uid: str,
+    series_uid: str | None = None,
+    sop_uids: Iterable[str] | None = None,
+    progress: ProgressCallback = no_progress,
+    token: CancelToken | None = None,
+) -> RetrieveResult:
     """Bring a study (or series/instances) into the cache: C-GET for 'get' nodes, else C-MOVE.
 
     For C-MOVE our server (which stores through the cache) must be running.
     """
     identifier = retrieve_identifier(study_uid, series_uid, sop_uids)
     if "get" in node.roles:
-        return get(node, config, identifier,
-                   lambda meta, data, ae: cache.add_received(meta, data, ae),
-                   progress, token)
+        return get(
+            node,
+            config,
+            identifier,
+            lambda meta, data, ae: cache.add_received(meta, data, ae),
+            progress,
+            token,
+        )
     return move(node, config, identifier, progress=progress, token=token)
-

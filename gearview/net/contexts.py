@@ -26,18 +26,32 @@ NATIVE = (uid.ExplicitVRLittleEndian, uid.ImplicitVRLittleEndian)
 
 #: Storage classes a C-GET proposes first (the common modalities), then the rest up to the limit.
 COMMON_STORAGE = (
-    sc.CTImageStorage, sc.MRImageStorage, sc.ComputedRadiographyImageStorage,
-    sc.DigitalXRayImageStorageForPresentation, sc.DigitalXRayImageStorageForProcessing,
-    sc.DigitalMammographyXRayImageStorageForPresentation, sc.UltrasoundImageStorage,
-    sc.UltrasoundMultiFrameImageStorage, sc.SecondaryCaptureImageStorage,
+    sc.CTImageStorage,
+    sc.MRImageStorage,
+    sc.ComputedRadiographyImageStorage,
+    sc.DigitalXRayImageStorageForPresentation,
+    sc.DigitalXRayImageStorageForProcessing,
+    sc.DigitalMammographyXRayImageStorageForPresentation,
+    sc.UltrasoundImageStorage,
+    sc.UltrasoundMultiFrameImageStorage,
+    sc.SecondaryCaptureImageStorage,
     sc.MultiFrameGrayscaleByteSecondaryCaptureImageStorage,
     sc.MultiFrameGrayscaleWordSecondaryCaptureImageStorage,
-    sc.MultiFrameTrueColorSecondaryCaptureImageStorage, sc.XRayAngiographicImageStorage,
-    sc.EnhancedCTImageStorage, sc.EnhancedMRImageStorage, sc.PositronEmissionTomographyImageStorage,
-    sc.NuclearMedicineImageStorage, sc.RTImageStorage, sc.EncapsulatedPDFStorage,
-    sc.BasicTextSRStorage, sc.EnhancedSRStorage, sc.ComprehensiveSRStorage,
-    sc.KeyObjectSelectionDocumentStorage, sc.GrayscaleSoftcopyPresentationStateStorage,
-    sc.BreastTomosynthesisImageStorage, sc.XRayRadiofluoroscopicImageStorage,
+    sc.MultiFrameTrueColorSecondaryCaptureImageStorage,
+    sc.XRayAngiographicImageStorage,
+    sc.EnhancedCTImageStorage,
+    sc.EnhancedMRImageStorage,
+    sc.PositronEmissionTomographyImageStorage,
+    sc.NuclearMedicineImageStorage,
+    sc.RTImageStorage,
+    sc.EncapsulatedPDFStorage,
+    sc.BasicTextSRStorage,
+    sc.EnhancedSRStorage,
+    sc.ComprehensiveSRStorage,
+    sc.KeyObjectSelectionDocumentStorage,
+    sc.GrayscaleSoftcopyPresentationStateStorage,
+    sc.BreastTomosynthesisImageStorage,
+    sc.XRayRadiofluoroscopicImageStorage,
 )
 
 
@@ -79,14 +93,15 @@ def plan_send(pairs: Iterable[tuple[str, str]], limit: int = MAX_CONTEXTS) -> li
     return batches
 
 
-def get_contexts(query_model: str, sop_classes: Iterable[str] | None = None
-                 ) -> tuple[list[PresentationContext], list]:
+def get_contexts(
+    query_model: str, sop_classes: Iterable[str] | None = None
+) -> tuple[list[PresentationContext], list]:
     """C-GET: the Q/R context plus storage contexts we accept as SCP, with role selection."""
     wanted = list(dict.fromkeys(str(s) for s in (sop_classes or ())))
     if not wanted:
         known = storage_sop_classes()
         wanted = list(dict.fromkeys([*COMMON_STORAGE, *known]))
-    wanted = wanted[:MAX_CONTEXTS - 1]
+    wanted = wanted[: MAX_CONTEXTS - 1]
     contexts = [build_context(query_model)]
     contexts += [build_context(s, list(TRANSFER_SYNTAXES)) for s in wanted]
     roles = [build_role(s, scp_role=True) for s in wanted]

@@ -24,9 +24,20 @@ _MODALITY = re.compile(r"^[A-Z0-9_]{1,16}$")
 
 #: Keys returned at STUDY level (SPEC §2.5 plus the "also returned" list).
 RETURN_KEYS = (
-    "StudyDate", "StudyTime", "AccessionNumber", "ModalitiesInStudy", "PatientName", "PatientID",
-    "IssuerOfPatientID", "PatientBirthDate", "PatientSex", "StudyInstanceUID", "StudyDescription",
-    "StudyID", "ReferringPhysicianName", "NumberOfStudyRelatedSeries",
+    "StudyDate",
+    "StudyTime",
+    "AccessionNumber",
+    "ModalitiesInStudy",
+    "PatientName",
+    "PatientID",
+    "IssuerOfPatientID",
+    "PatientBirthDate",
+    "PatientSex",
+    "StudyInstanceUID",
+    "StudyDescription",
+    "StudyID",
+    "ReferringPhysicianName",
+    "NumberOfStudyRelatedSeries",
     "NumberOfStudyRelatedInstances",
 )
 
@@ -37,7 +48,9 @@ def _check_date(text: str, what: str) -> str:
     try:
         dt.datetime.strptime(text, "%Y%m%d")
     except ValueError:
-        raise InvalidValueError(f"{what}: not a calendar date: {text!r}", hint="use YYYYMMDD") from None
+        raise InvalidValueError(
+            f"{what}: not a calendar date: {text!r}", hint="use YYYYMMDD"
+        ) from None
     return text
 
 
@@ -94,8 +107,9 @@ class StudyQuery:
         for name in ("patient_name", "patient_id", "accession", "study_uid"):
             value = getattr(self, name).strip()
             if "\\" in value or any(ord(c) < 32 for c in value):
-                raise InvalidValueError(f"{name.replace('_', ' ')}: backslashes and control "
-                                        "characters are not allowed")
+                raise InvalidValueError(
+                    f"{name.replace('_', ' ')}: backslashes and control characters are not allowed"
+                )
             setattr(self, name, value)
         if len(self.patient_id) > 64 or len(self.accession) > 16:
             raise InvalidValueError("patient ID (64) or accession (16 characters) is too long")
@@ -156,15 +170,22 @@ def found_study(ds: Dataset, source: str) -> FoundStudy:
     else:
         modalities = [str(m) for m in modalities if m]
     return FoundStudy(
-        study_uid=_text(ds, "StudyInstanceUID"), patient_name=_text(ds, "PatientName"),
-        patient_id=_text(ds, "PatientID"), issuer_of_patient_id=_text(ds, "IssuerOfPatientID"),
-        birth_date=_text(ds, "PatientBirthDate"), sex=_text(ds, "PatientSex"),
-        study_date=_text(ds, "StudyDate"), study_time=_text(ds, "StudyTime"),
-        accession=_text(ds, "AccessionNumber"), study_id=_text(ds, "StudyID"),
+        study_uid=_text(ds, "StudyInstanceUID"),
+        patient_name=_text(ds, "PatientName"),
+        patient_id=_text(ds, "PatientID"),
+        issuer_of_patient_id=_text(ds, "IssuerOfPatientID"),
+        birth_date=_text(ds, "PatientBirthDate"),
+        sex=_text(ds, "PatientSex"),
+        study_date=_text(ds, "StudyDate"),
+        study_time=_text(ds, "StudyTime"),
+        accession=_text(ds, "AccessionNumber"),
+        study_id=_text(ds, "StudyID"),
         description=_text(ds, "StudyDescription"),
-        referring_physician=_text(ds, "ReferringPhysicianName"), modalities=modalities,
+        referring_physician=_text(ds, "ReferringPhysicianName"),
+        modalities=modalities,
         series=_count(ds, "NumberOfStudyRelatedSeries"),
-        instances=_count(ds, "NumberOfStudyRelatedInstances"), sources=[source],
+        instances=_count(ds, "NumberOfStudyRelatedInstances"),
+        sources=[source],
     )
 
 
@@ -187,5 +208,6 @@ def merge_studies(per_node: Iterable[Iterable[StudyRecord]]) -> list[FoundStudy]
                 row.instances = max(row.instances, study.instances)
                 row.modalities = sorted(set(row.modalities) | set(study.modalities))
             row.sources.extend(s for s in sources if s not in row.sources)
-    return sorted(merged.values(), key=lambda s: (s.study_date, s.study_time, s.study_uid),
-                  reverse=True)
+    return sorted(
+        merged.values(), key=lambda s: (s.study_date, s.study_time, s.study_uid), reverse=True
+    )

@@ -26,8 +26,7 @@ from pydicom import dcmread
 from pydicom.datadict import tag_for_keyword
 from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError as PydicomInvalidDicomError
-from pydicom.filereader import read_dataset
-from pydicom.filereader import read_preamble
+from pydicom.filereader import read_dataset, read_preamble
 from pydicom.uid import UID
 from pynetdicom import Association
 from pynetdicom.dimse_primitives import C_STORE
@@ -46,7 +45,8 @@ log = logging.getLogger(__name__)
 SUCCESS, WARNING, FAILED = "success", "warning", "failed"
 #: Storage warnings PS3.4 B.2.3: coercion, elements discarded, data set does not match.
 WARNING_CODES = frozenset({0xB000, 0xB006, 0xB007})
-#: P-DATA-TF PDU header (type, reserved, length) and PDV item header (length, context ID), PS3.8 9.3.5.
+#: P-DATA-TF PDU header (type, reserved, length) and PDV item header
+#: (length, context ID, control), PS3.8 9.3.5.
 _PDU_HEADER = struct.Struct(">BBI")
 _PDV_HEADER = struct.Struct(">IBB")
 _ELEMENT_HEADER = struct.Struct("<HHI")
@@ -81,8 +81,12 @@ class SendItem:
                 read_preamble(fh, force=False)
             ds = dcmread(path, stop_before_pixels=True, specific_tags=["SOPInstanceUID"])
             meta = ds.file_meta
-            return cls(Path(path), str(meta.MediaStorageSOPInstanceUID),
-                       str(meta.MediaStorageSOPClassUID), str(meta.TransferSyntaxUID))
+            return cls(
+                Path(path),
+                str(meta.MediaStorageSOPInstanceUID),
+                str(meta.MediaStorageSOPClassUID),
+                str(meta.TransferSyntaxUID),
+            )
         except (OSError, ValueError, AttributeError, EOFError, PydicomInvalidDicomError) as exc:
             raise InvalidDicomError(f"{path}: not a DICOM Part-10 file ({exc})") from None
 
@@ -124,7 +128,7 @@ def _dataset_bytes(path: Path) -> memoryview:
     if data[132:136] != b"\x02\x00\x00\x00" or data[136:138] != b"UL":
         return _dataset_bytes_slow(path, data)
     group_length = int.from_bytes(data[140:144], "little")
-    return memoryview(data)[144 + group_length:]
+    return memoryview(data)[144 + group_length :]
 
 
 def _dataset_bytes_slow(path: Path, data: bytes) -> memoryview:
@@ -134,9 +138,13 @@ def _dataset_bytes_slow(path: Path, data: bytes) -> memoryview:
     return memoryview(data)[offset:]
 
 
-def _store(assoc: Association, context: PresentationContext, item: SendItem,
-           payload: bytes | memoryview,
-           msg_id: int) -> Dataset | None:
+def _store(
+    assoc: Association,
+    context: PresentationContext,
+    item: SendItem,
+    payload: bytes | memoryview,
+    msg_id: int,
+) -> Dataset | None:
     """Send one C-STORE with a ready-encoded data set and wait for its response.
 
     This is `Association.send_c_store` minus its read-decode-encode of the
@@ -229,11 +237,13 @@ def _read_status(sock: socket.socket, timeout: float | None) -> Dataset:
             pdu_type, _, length = _PDU_HEADER.unpack(_recv_exactly(sock, 6))
             body = _recv_exactly(sock, length)
             if pdu_type != 0x04:
-                raise ConnectionError(f"the peer sent PDU type 0x{pdu_type:02X} instead of a response")
+                raise ConnectionError(
+                    f"the peer sent PDU type 0x{pdu_type:02X} instead of a response"
+                )
             offset = 0
             while offset < len(body):
                 item_length, _, control = _PDV_HEADER.unpack_from(body, offset)
-                command += body[offset + 6:offset + 4 + item_length]
+                command += body[offset + 6 : offset + 4 + item_length]
                 offset += 4 + item_length
                 if control & 0x01 and control & 0x02:
                     return read_dataset(BytesIO(bytes(command)), True, True)
@@ -255,14 +265,16 @@ def _store_command(sop_class: str, sop_uid: str, msg_id: int) -> bytes:
     Building it through pydicom Datasets cost more CPU per instance than
     the rest of the send path together.
     """
-    body = b"".join((
-        _element("AffectedSOPClassUID", sop_class.encode()),
-        _element("CommandField", _US.pack(C_STORE_RQ_COMMAND)),
-        _element("MessageID", _US.pack(msg_id)),
-        _element("Priority", _US.pack(PRIORITY_MEDIUM)),
-        _element("CommandDataSetType", _US.pack(DATASET_PRESENT)),
-        _element("AffectedSOPInstanceUID", sop_uid.encode()),
-    ))
+    body = b"".join(
+        (
+            _element("AffectedSOPClassUID", sop_class.encode()),
+            _element("CommandField", _US.pack(C_STORE_RQ_COMMAND)),
+            _element("MessageID", _US.pack(msg_id)),
+            _element("Priority", _US.pack(PRIORITY_MEDIUM)),
+            _element("CommandDataSetType", _US.pack(DATASET_PRESENT)),
+            _element("AffectedSOPInstanceUID", sop_uid.encode()),
+        )
+    )
     return _element("CommandGroupLength", _UL.pack(len(body))) + body
 
 
@@ -272,16 +284,19 @@ def _pdus(context_id: int, data: bytes | memoryview, control: int, max_pdu: int)
     view = memoryview(data)
     out: list[bytes] = []
     for start in range(0, max(len(view), 1), step):
-        fragment = view[start:start + step]
+        fragment = view[start : start + step]
         last = 2 if start + step >= len(view) else 0
-        out.append(_PDU_HEADER.pack(0x04, 0x00, len(fragment) + 6)
-                   + _PDV_HEADER.pack(len(fragment) + 2, context_id, control | last))
+        out.append(
+            _PDU_HEADER.pack(0x04, 0x00, len(fragment) + 6)
+            + _PDV_HEADER.pack(len(fragment) + 2, context_id, control | last)
+        )
         out.append(fragment)
     return out
 
 
-def _write_message(sock: socket.socket, req: C_STORE, payload: bytes | memoryview,
-                   context_id: int, max_pdu: int) -> None:
+def _write_message(
+    sock: socket.socket, req: C_STORE, payload: bytes | memoryview, context_id: int, max_pdu: int
+) -> None:
     """Write the C-STORE request's P-DATA-TF PDUs straight onto the socket.
 
     pynetdicom queues every PDU to its reactor thread, which sends one per
@@ -289,11 +304,12 @@ def _write_message(sock: socket.socket, req: C_STORE, payload: bytes | memoryvie
     than storescu. Here the PDU headers and the stored bytes go out with
     scatter/gather writes, without copying the data set.
     """
-    command = _store_command(str(req.AffectedSOPClassUID), str(req.AffectedSOPInstanceUID),
-                             int(req.MessageID))
+    command = _store_command(
+        str(req.AffectedSOPClassUID), str(req.AffectedSOPInstanceUID), int(req.MessageID)
+    )
     parts = _pdus(context_id, command, 1, max_pdu) + _pdus(context_id, payload, 0, max_pdu)
     for start in range(0, len(parts), _IOV_BATCH):
-        _sendmsg_all(sock, parts[start:start + _IOV_BATCH])
+        _sendmsg_all(sock, parts[start : start + _IOV_BATCH])
 
 
 def _sendmsg_all(sock: socket.socket, parts: list) -> None:
@@ -366,23 +382,43 @@ def _outcome(item: SendItem, status, converted: str) -> InstanceOutcome:
     return InstanceOutcome(item.sop_uid, FAILED, code, text, converted)
 
 
-def _send_batch(node: Node, config: Config, contexts: list[PresentationContext],
-                items: Sequence[SendItem], result: SendResult, report: Callable[[InstanceOutcome], None],
-                token: CancelToken | None) -> None:
+def _send_batch(
+    node: Node,
+    config: Config,
+    contexts: list[PresentationContext],
+    items: Sequence[SendItem],
+    result: SendResult,
+    report: Callable[[InstanceOutcome], None],
+    token: CancelToken | None,
+) -> None:
     with association(node, config, contexts) as assoc, _paused(assoc):
         for msg_id, item in enumerate(items, 1):
             if token is not None:
                 token.check()
             context, convert_to = _choose(assoc, item)
             if context is None:
-                report(InstanceOutcome(item.sop_uid, FAILED, None,
-                                       f"{node.name} accepts no transfer syntax we can send for "
-                                       f"{UID(item.sop_class).name or item.sop_class}"))
+                report(
+                    InstanceOutcome(
+                        item.sop_uid,
+                        FAILED,
+                        None,
+                        f"{node.name} accepts no transfer syntax we can send for "
+                        f"{UID(item.sop_class).name or item.sop_class}",
+                    )
+                )
                 continue
             try:
                 payload = _converted(item, convert_to) if convert_to else _dataset_bytes(item.path)
-            except (OSError, ValueError, InvalidDicomError, RuntimeError, NotImplementedError) as exc:
-                report(InstanceOutcome(item.sop_uid, FAILED, None, f"cannot read or convert: {exc}"))
+            except (
+                OSError,
+                ValueError,
+                InvalidDicomError,
+                RuntimeError,
+                NotImplementedError,
+            ) as exc:
+                report(
+                    InstanceOutcome(item.sop_uid, FAILED, None, f"cannot read or convert: {exc}")
+                )
                 continue
             status = _store(assoc, context, item, payload, msg_id % 65536)
             if not status or "Status" not in status:
@@ -391,9 +427,15 @@ def _send_batch(node: Node, config: Config, contexts: list[PresentationContext],
             report(_outcome(item, status, convert_to))
 
 
-def send_items(node: Node, config: Config, items: Iterable[SendItem],
-               progress: ProgressCallback = no_progress, token: CancelToken | None = None,
-               skip: Iterable[str] = (), on_outcome: OutcomeCallback | None = None) -> SendResult:
+def send_items(
+    node: Node,
+    config: Config,
+    items: Iterable[SendItem],
+    progress: ProgressCallback = no_progress,
+    token: CancelToken | None = None,
+    skip: Iterable[str] = (),
+    on_outcome: OutcomeCallback | None = None,
+) -> SendResult:
     """Send `items` (minus the SOP Instance UIDs in `skip`) and report each outcome.
 
     Raises NetworkError when the peer cannot be reached or vanishes, and
@@ -415,8 +457,13 @@ def send_items(node: Node, config: Config, items: Iterable[SendItem],
             log.warning("send to %s: %s %s", node.name, outcome.outcome, outcome.message)
         if on_outcome is not None:
             on_outcome(outcome)
-        progress(Progress(len(result.outcomes), total,
-                          f"{tally[SUCCESS] + tally[WARNING]} sent, {tally[FAILED]} failed"))
+        progress(
+            Progress(
+                len(result.outcomes),
+                total,
+                f"{tally[SUCCESS] + tally[WARNING]} sent, {tally[FAILED]} failed",
+            )
+        )
 
     progress(Progress(0, total, f"connecting to {node.name}"))
     for batch in plan_send((i.sop_class, i.transfer_syntax) for i in todo):
@@ -441,14 +488,18 @@ def items_for(cache, targets: Iterable[str]) -> list[SendItem]:
                         raise
                     log.info("skipping non-DICOM file %s", f)
             continue
-        records = (cache.instances(study_uid=target) or cache.instances(series_uid=target)
-                   or cache.instances(sop_uids=[target]))
+        records = (
+            cache.instances(study_uid=target)
+            or cache.instances(series_uid=target)
+            or cache.instances(sop_uids=[target])
+        )
         if not records:
-            raise InvalidValueError(f"nothing to send for {target!r}: not a study, series or "
-                                    "instance in the local cache, nor a file",
-                                    hint="see `gearview ls`")
+            raise InvalidValueError(
+                f"nothing to send for {target!r}: not a study, series or "
+                "instance in the local cache, nor a file",
+                hint="see `gearview ls`",
+            )
         items.extend(SendItem.from_record(r) for r in records)
     if not items:
         raise InvalidValueError("nothing to send", hint="give study UIDs or DICOM files")
     return items
-

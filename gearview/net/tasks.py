@@ -56,34 +56,55 @@ def make_runners(config: Config | Callable[[], Config], cache) -> dict[str, Runn
             if outcome.outcome == FAILED:
                 record.failures[uid] = outcome.message
 
-        result = send_items(node, config, items, ctx.progress, ctx.token, skip=completed,
-                            on_outcome=on_outcome)
-        record.result = {"total": len({i.sop_uid for i in items}), "sent": len(record.completed_uids),
-                         "failed": len(record.failures), "warnings": len(record.warnings),
-                         "seconds": round(result.seconds, 3), "bytes": result.bytes_sent}
-        record.message = (f"{len(record.completed_uids)} of {record.result['total']} sent"
-                          + (f", {len(record.warnings)} with warnings" if record.warnings else ""))
+        result = send_items(
+            node, config, items, ctx.progress, ctx.token, skip=completed, on_outcome=on_outcome
+        )
+        record.result = {
+            "total": len({i.sop_uid for i in items}),
+            "sent": len(record.completed_uids),
+            "failed": len(record.failures),
+            "warnings": len(record.warnings),
+            "seconds": round(result.seconds, 3),
+            "bytes": result.bytes_sent,
+        }
+        record.message = f"{len(record.completed_uids)} of {record.result['total']} sent" + (
+            f", {len(record.warnings)} with warnings" if record.warnings else ""
+        )
         if record.failures:
-            raise SendFailed(f"{len(record.failures)} of {record.result['total']} instances "
-                             f"were refused by {node.name}")
+            raise SendFailed(
+                f"{len(record.failures)} of {record.result['total']} instances "
+                f"were refused by {node.name}"
+            )
 
     def run_retrieve(ctx: JobContext) -> None:
         record = ctx.record
         config = current()
         params = record.params
         node = resolve_node(config, params["node"])
-        result = retrieve_to_cache(node, config, cache, params["study_uid"],
-                                   params.get("series_uid") or None,
-                                   progress=ctx.progress, token=ctx.token)
-        record.result = {"completed": result.completed, "failed": result.failed,
-                         "warning": result.warning, "status": result.message}
+        result = retrieve_to_cache(
+            node,
+            config,
+            cache,
+            params["study_uid"],
+            params.get("series_uid") or None,
+            progress=ctx.progress,
+            token=ctx.token,
+        )
+        record.result = {
+            "completed": result.completed,
+            "failed": result.failed,
+            "warning": result.warning,
+            "status": result.message,
+        }
         if result.cancelled:
             raise Cancelled("retrieve cancelled")
         record.message = f"{result.completed} instances received"
         if result.failed:
-            raise NetworkError(f"{result.failed} instances failed to arrive from {node.name} "
-                               f"({result.completed} received)",
-                               hint="check that the node can reach this station; retry")
+            raise NetworkError(
+                f"{result.failed} instances failed to arrive from {node.name} "
+                f"({result.completed} received)",
+                hint="check that the node can reach this station; retry",
+            )
 
     return {SEND: run_send, RETRIEVE: run_retrieve}
 

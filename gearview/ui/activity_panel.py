@@ -124,8 +124,11 @@ class ActivityPanel(QWidget):
         bar = self.table.cellWidget(row, 2)
         if isinstance(bar, QProgressBar):
             bar.setRange(0, max(record.total, 1))
-            bar.setValue(min(record.done, max(record.total, 1)) if record.total else
-                         (1 if record.state in FINISHED else 0))
+            bar.setValue(
+                min(record.done, max(record.total, 1))
+                if record.total
+                else (1 if record.state in FINISHED else 0)
+            )
             bar.setFormat(f"{record.done}/{record.total}" if record.total else "%p%")
         if record.id == self.selected_job_id():
             self._selection_changed()
@@ -170,8 +173,9 @@ class ActivityPanel(QWidget):
         job_id = self.selected_job_id()
         record = self._records.get(job_id) if job_id else None
         self.cancel_button.setEnabled(record is not None and record.state in (QUEUED, RUNNING))
-        self.retry_button.setEnabled(record is not None and record.state in FINISHED
-                                     and record.state != "done")
+        self.retry_button.setEnabled(
+            record is not None and record.state in FINISHED and record.state != "done"
+        )
         self.remove_button.setEnabled(record is not None and record.state != RUNNING)
         if record is None:
             self.details.clear()

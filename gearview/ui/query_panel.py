@@ -42,11 +42,26 @@ from gearview.net.tasks import retrieve_params
 
 log = logging.getLogger(__name__)
 
-DATE_PRESETS = (("Any date", ""), ("Today", "today"), ("Yesterday", "yesterday"),
-                ("Last 7 days", "last7"), ("Custom range", "custom"))
+DATE_PRESETS = (
+    ("Any date", ""),
+    ("Today", "today"),
+    ("Yesterday", "yesterday"),
+    ("Last 7 days", "last7"),
+    ("Custom range", "custom"),
+)
 MODALITIES = ("", "CT", "MR", "CR", "DX", "MG", "US", "XA", "RF", "NM", "PT", "SC", "OT", "SR")
-COLUMNS = ("Local", "Patient", "Patient ID", "Birth date", "Study date", "Modalities",
-           "Accession", "Description", "Instances", "Sources")
+COLUMNS = (
+    "Local",
+    "Patient",
+    "Patient ID",
+    "Birth date",
+    "Study date",
+    "Modalities",
+    "Accession",
+    "Description",
+    "Instances",
+    "Sources",
+)
 QUERY_ROLES = ("query", "retrieve", "get")
 IN_CACHE = "\N{CHECK MARK}"
 
@@ -148,9 +163,11 @@ class QueryPanel(QWidget):
 
     def reload_nodes(self) -> None:
         """Fill the node list from the configuration (all checked by default)."""
-        checked = {self.nodes.item(i).data(Qt.ItemDataRole.UserRole)
-                   for i in range(self.nodes.count())
-                   if self.nodes.item(i).checkState() == Qt.CheckState.Checked}
+        checked = {
+            self.nodes.item(i).data(Qt.ItemDataRole.UserRole)
+            for i in range(self.nodes.count())
+            if self.nodes.item(i).checkState() == Qt.CheckState.Checked
+        }
         self.nodes.clear()
         for node in query_nodes(self.config):
             item = QListWidgetItem(f"{node.name}  ({node.address})", self.nodes)
@@ -177,9 +194,11 @@ class QueryPanel(QWidget):
     # ---- query --------------------------------------------------------------
 
     def checked_nodes(self) -> list[Node]:
-        names = [self.nodes.item(i).data(Qt.ItemDataRole.UserRole)
-                 for i in range(self.nodes.count())
-                 if self.nodes.item(i).checkState() == Qt.CheckState.Checked]
+        names = [
+            self.nodes.item(i).data(Qt.ItemDataRole.UserRole)
+            for i in range(self.nodes.count())
+            if self.nodes.item(i).checkState() == Qt.CheckState.Checked
+        ]
         return [n for n in (self.config.node(name) for name in names) if n is not None]
 
     def study_date(self) -> str:
@@ -193,10 +212,14 @@ class QueryPanel(QWidget):
         return date_preset(key, dt.date.today())
 
     def build_query(self) -> StudyQuery:
-        return StudyQuery(patient_name=self.patient_name.text(), patient_id=self.patient_id.text(),
-                          accession=self.accession.text(), study_date=self.study_date(),
-                          modality=self.modality.currentText(),
-                          birth_date=self.birth_date.text()).validate()
+        return StudyQuery(
+            patient_name=self.patient_name.text(),
+            patient_id=self.patient_id.text(),
+            accession=self.accession.text(),
+            study_date=self.study_date(),
+            modality=self.modality.currentText(),
+            birth_date=self.birth_date.text(),
+        ).validate()
 
     def search(self) -> None:
         """Run the query on every checked node on a worker thread."""
@@ -215,8 +238,9 @@ class QueryPanel(QWidget):
         self._update_buttons()
         self.status.setText(f"Searching {', '.join(n.name for n in nodes)}…")
         config = self.config
-        self.window.pool.submit(find_on_nodes, nodes, config, query,
-                                on_result=self._found, on_error=self._failed)
+        self.window.pool.submit(
+            find_on_nodes, nodes, config, query, on_result=self._found, on_error=self._failed
+        )
 
     def _found(self, result: MultiFindResult) -> None:
         self.searching = False
@@ -240,9 +264,18 @@ class QueryPanel(QWidget):
         self.table.setSortingEnabled(False)
         self.table.setRowCount(len(self.results))
         for row, study in enumerate(self.results):
-            values = ("", study.patient_name, study.patient_id, study.birth_date, study.study_date,
-                      ",".join(study.modalities), study.accession, study.description,
-                      str(study.instances), ",".join(study.sources))
+            values = (
+                "",
+                study.patient_name,
+                study.patient_id,
+                study.birth_date,
+                study.study_date,
+                ",".join(study.modalities),
+                study.accession,
+                study.description,
+                str(study.instances),
+                ",".join(study.sources),
+            )
             for column, value in enumerate(values):
                 item = QTableWidgetItem(value)
                 item.setData(Qt.ItemDataRole.UserRole, study.study_uid)
@@ -253,8 +286,9 @@ class QueryPanel(QWidget):
         """Tick the studies the local cache already holds (one indexed lookup)."""
         if not self.results:
             return
-        self.window.pool.submit(self._cached_uids, [s.study_uid for s in self.results],
-                                on_result=self._apply_marks)
+        self.window.pool.submit(
+            self._cached_uids, [s.study_uid for s in self.results], on_result=self._apply_marks
+        )
 
     def _cached_uids(self, uids: list[str]) -> set[str]:
         return {s.study_uid for s in self.window.cache.studies_by_uid(uids)}
@@ -269,8 +303,11 @@ class QueryPanel(QWidget):
             item.setToolTip("already in the local cache" if local else "")
 
     def cached_rows(self) -> list[int]:
-        return [r for r in range(self.table.rowCount())
-                if (item := self.table.item(r, 0)) is not None and item.text() == IN_CACHE]
+        return [
+            r
+            for r in range(self.table.rowCount())
+            if (item := self.table.item(r, 0)) is not None and item.text() == IN_CACHE
+        ]
 
     # ---- retrieve -------------------------------------------------------------
 

@@ -1,4 +1,4 @@
-""""Send to…": pick a destination for the selected local studies and queue the send.
+""" "Send to…": pick a destination for the selected local studies and queue the send.
 
 The destination list holds the nodes with the `send` role, the configured
 default destination preselected. The send itself is a persistent job (the
@@ -23,7 +23,9 @@ def send_nodes(config: Config) -> list[Node]:
 class SendDialog(QDialog):
     """Destination picker for a list of studies."""
 
-    def __init__(self, config: Config, study_uids: list[str], parent: QWidget | None = None) -> None:
+    def __init__(
+        self, config: Config, study_uids: list[str], parent: QWidget | None = None
+    ) -> None:
         super().__init__(parent)
         self.setWindowTitle("Send to")
         self.study_uids = list(study_uids)
@@ -32,14 +34,16 @@ class SendDialog(QDialog):
             self.destination.addItem(f"{node.name}  ({node.address})", node.name)
         default = config.client.default_send_destination
         if default:
-            index = self.destination.findData(config.node(default).name if config.node(default)
-                                              else default)
+            index = self.destination.findData(
+                config.node(default).name if config.node(default) else default
+            )
             if index >= 0:
                 self.destination.setCurrentIndex(index)
         count = len(self.study_uids)
         self.summary = QLabel(f"{count} stud{'y' if count == 1 else 'ies'} selected", self)
         self.buttons = QDialogButtonBox(
-            QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel, self)
+            QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel, self
+        )
         self.buttons.button(QDialogButtonBox.StandardButton.Ok).setText("Send")
         self.buttons.accepted.connect(self.accept)
         self.buttons.rejected.connect(self.reject)
@@ -84,6 +88,7 @@ def open_send_dialog(window: Any, study_uids: list[str]) -> SendDialog | None:
 
 
 def install(window: Any) -> None:
-    """"Send to…" on the selected studies (Study menu and context menu)."""
-    window.add_study_action("Send to…", lambda uids: open_send_dialog(window, uids),
-                            shortcut="Ctrl+Shift+S")
+    """ "Send to…" on the selected studies (Study menu and context menu)."""
+    window.add_study_action(
+        "Send to…", lambda uids: open_send_dialog(window, uids), shortcut="Ctrl+Shift+S"
+    )

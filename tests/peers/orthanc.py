@@ -30,9 +30,13 @@ from peers.tools import DCMTK_ENV, free_port, require, wait_for_port
 class OrthancPeer:
     """One Orthanc process; `modalities` maps name -> (AET, host, port)."""
 
-    def __init__(self, workdir: Path, aet: str = "ORTHANC",
-                 modalities: dict[str, tuple[str, str, int]] | None = None,
-                 extra: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self,
+        workdir: Path,
+        aet: str = "ORTHANC",
+        modalities: dict[str, tuple[str, str, int]] | None = None,
+        extra: dict[str, Any] | None = None,
+    ) -> None:
         self.binary = require("Orthanc")
         self.workdir = Path(workdir)
         self.aet = aet
@@ -41,8 +45,9 @@ class OrthancPeer:
         while self.http_port == self.dicom_port:
             self.http_port = free_port()
         #: By default our own station (default AE title and port) is a known modality.
-        self.modalities = dict(modalities if modalities is not None
-                               else {"GEARVIEW": ("GEARVIEW", "127.0.0.1", 11112)})
+        self.modalities = dict(
+            modalities if modalities is not None else {"GEARVIEW": ("GEARVIEW", "127.0.0.1", 11112)}
+        )
         self.extra = dict(extra or {})
         self.process: subprocess.Popen[bytes] | None = None
 
@@ -80,8 +85,9 @@ class OrthancPeer:
         config_path = self.workdir / "orthanc.json"
         config_path.write_text(json.dumps(self.config(), indent=2))
         log = open(self.workdir / "orthanc.log", "wb")  # noqa: SIM115 - kept for the process lifetime
-        self.process = subprocess.Popen([self.binary, str(config_path)], stdout=log,
-                                        stderr=subprocess.STDOUT, cwd=self.workdir)
+        self.process = subprocess.Popen(
+            [self.binary, str(config_path)], stdout=log, stderr=subprocess.STDOUT, cwd=self.workdir
+        )
         log.close()
         try:
             wait_for_port(self.http_port, timeout=30)
@@ -122,15 +128,30 @@ class OrthancPeer:
 
     # ---- helpers -----------------------------------------------------------
 
-    def node(self, name: str = "ORTHANC", roles: Iterable[str] = ("query", "retrieve", "send"),
-             timeout: float = 10.0) -> Node:
-        return Node(name=name, ae_title=self.aet, host="127.0.0.1", port=self.dicom_port,
-                    roles=list(roles), timeout=timeout)
+    def node(
+        self,
+        name: str = "ORTHANC",
+        roles: Iterable[str] = ("query", "retrieve", "send"),
+        timeout: float = 10.0,
+    ) -> Node:
+        return Node(
+            name=name,
+            ae_title=self.aet,
+            host="127.0.0.1",
+            port=self.dicom_port,
+            roles=list(roles),
+            timeout=timeout,
+        )
 
     def rest(self, path: str, data: Any = None, method: str | None = None) -> Any:
-        body = None if data is None else (data if isinstance(data, bytes) else json.dumps(data).encode())
-        req = urllib.request.Request(f"http://127.0.0.1:{self.http_port}{path}", data=body,
-                                     method=method)
+        body = (
+            None
+            if data is None
+            else (data if isinstance(data, bytes) else json.dumps(data).encode())
+        )
+        req = urllib.request.Request(
+            f"http://127.0.0.1:{self.http_port}{path}", data=body, method=method
+        )
         with urllib.request.urlopen(req, timeout=30) as rsp:
             raw = rsp.read()
         if not raw:
@@ -145,9 +166,21 @@ class OrthancPeer:
         files = [str(p) for p in paths]
         storescu = require("storescu")
         for start in range(0, len(files), 200):
-            subprocess.run([storescu, "-aec", self.aet, "-R",
-                            "127.0.0.1", str(self.dicom_port), *files[start:start + 200]],
-                           env=DCMTK_ENV, check=True, capture_output=True, timeout=120)
+            subprocess.run(
+                [
+                    storescu,
+                    "-aec",
+                    self.aet,
+                    "-R",
+                    "127.0.0.1",
+                    str(self.dicom_port),
+                    *files[start : start + 200],
+                ],
+                env=DCMTK_ENV,
+                check=True,
+                capture_output=True,
+                timeout=120,
+            )
 
     def upload(self, paths: Iterable[Path]) -> None:
         """Store files through the REST API (faster for large fixtures)."""
@@ -156,8 +189,10 @@ class OrthancPeer:
 
     def study_instances(self, study_uid: str) -> list[str]:
         """SOP Instance UIDs of a study as Orthanc holds it."""
-        found = self.rest("/tools/find", {"Level": "Instance", "Query": {"StudyInstanceUID": study_uid},
-                                          "Expand": True})
+        found = self.rest(
+            "/tools/find",
+            {"Level": "Instance", "Query": {"StudyInstanceUID": study_uid}, "Expand": True},
+        )
         return sorted(i["MainDicomTags"]["SOPInstanceUID"] for i in found)
 
     def instance_count(self) -> int:
@@ -167,7 +202,9 @@ class OrthancPeer:
         self.rest(f"/modalities/{name}", {"AET": aet, "Host": host, "Port": port}, method="PUT")
 
 
-def orthanc_with(tmp_path: Path, studies: Iterable[Iterable[Path]] = (), **kwargs: Any) -> OrthancPeer:
+def orthanc_with(
+    tmp_path: Path, studies: Iterable[Iterable[Path]] = (), **kwargs: Any
+) -> OrthancPeer:
     """Start an Orthanc and load the given file groups with storescu (caller stops it)."""
     peer = OrthancPeer(tmp_path, **kwargs).start()
     try:

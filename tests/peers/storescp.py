@@ -6,17 +6,22 @@ import subprocess
 from collections import Counter
 from pathlib import Path
 
-from peers.tools import DCMTK_ENV, free_port, require, wait_for_port
 from pydicom import dcmread
 
 from gearview.config import Node
+from peers.tools import DCMTK_ENV, free_port, require, wait_for_port
 
 
 class StoreSCP:
     """`storescp` on a free loopback port writing every received instance to `out` (+uf)."""
 
-    def __init__(self, out: Path, aet: str = "STORESCP", port: int | None = None,
-                 extra: list[str] | None = None) -> None:
+    def __init__(
+        self,
+        out: Path,
+        aet: str = "STORESCP",
+        port: int | None = None,
+        extra: list[str] | None = None,
+    ) -> None:
         self.binary = require("storescp")
         self.out = Path(out)
         self.aet = aet
@@ -28,8 +33,21 @@ class StoreSCP:
         self.out.mkdir(parents=True, exist_ok=True)
         log = open(self.out.parent / f"storescp-{self.port}.log", "ab")  # noqa: SIM115
         self.process = subprocess.Popen(
-            [self.binary, "-aet", self.aet, "-od", str(self.out), "+uf", "-pm", *self.extra,
-             str(self.port)], env=DCMTK_ENV, stdout=log, stderr=subprocess.STDOUT)
+            [
+                self.binary,
+                "-aet",
+                self.aet,
+                "-od",
+                str(self.out),
+                "+uf",
+                "-pm",
+                *self.extra,
+                str(self.port),
+            ],
+            env=DCMTK_ENV,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
         log.close()
         try:
             wait_for_port(self.port, timeout=10)
@@ -61,8 +79,15 @@ class StoreSCP:
         self.stop()
 
     def node(self, name: str = "STRICT", tls: bool = False, timeout: float = 10.0) -> Node:
-        return Node(name=name, ae_title=self.aet, host="127.0.0.1", port=self.port, tls=tls,
-                    roles=["send"], timeout=timeout)
+        return Node(
+            name=name,
+            ae_title=self.aet,
+            host="127.0.0.1",
+            port=self.port,
+            tls=tls,
+            roles=["send"],
+            timeout=timeout,
+        )
 
     def received(self) -> Counter[str]:
         """SOP Instance UID -> how many complete files arrived (duplicates count > 1)."""

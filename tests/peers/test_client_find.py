@@ -1,4 +1,4 @@
-"""C-ECHO and C-FIND against real Orthanc instances (two nodes, one overlapping study, one node down)."""
+"""C-ECHO and C-FIND against real Orthancs (two nodes, an overlapping study, a node down)."""
 
 from __future__ import annotations
 
@@ -7,8 +7,6 @@ from pathlib import Path
 
 import pytest
 from factory import write_series
-from peers.orthanc import orthanc_with
-from peers.tools import free_port
 from pydicom.uid import generate_uid
 
 from gearview.cli import main
@@ -16,6 +14,8 @@ from gearview.config import Config, Node, save_config
 from gearview.errors import NetworkError
 from gearview.net import client
 from gearview.net.query import StudyQuery
+from peers.orthanc import orthanc_with
+from peers.tools import free_port
 
 pytestmark = pytest.mark.peers
 
@@ -27,14 +27,44 @@ def pacs_pair(tmp_path_factory: pytest.TempPathFactory):
     """PACS1 holds S1, S2, S3; PACS2 holds S2 (overlap) and S4."""
     root = tmp_path_factory.mktemp("find")
     files = {
-        S1: write_series(root / "s1", 3, study_uid=S1, patient_name="Doe^John", patient_id="P1",
-                         accession="A1", study_date="20240102"),
-        S2: write_series(root / "s2", 2, study_uid=S2, patient_name="Smith^Anna", patient_id="P2",
-                         accession="A2", study_date="20240315", modality="MR"),
-        S3: write_series(root / "s3", 1, study_uid=S3, patient_name="Brown^Bob", patient_id="P3",
-                         accession="A3", study_date="20231201", modality="US"),
-        S4: write_series(root / "s4", 2, study_uid=S4, patient_name="Doe^Jane", patient_id="P4",
-                         accession="A4", study_date="20240103"),
+        S1: write_series(
+            root / "s1",
+            3,
+            study_uid=S1,
+            patient_name="Doe^John",
+            patient_id="P1",
+            accession="A1",
+            study_date="20240102",
+        ),
+        S2: write_series(
+            root / "s2",
+            2,
+            study_uid=S2,
+            patient_name="Smith^Anna",
+            patient_id="P2",
+            accession="A2",
+            study_date="20240315",
+            modality="MR",
+        ),
+        S3: write_series(
+            root / "s3",
+            1,
+            study_uid=S3,
+            patient_name="Brown^Bob",
+            patient_id="P3",
+            accession="A3",
+            study_date="20231201",
+            modality="US",
+        ),
+        S4: write_series(
+            root / "s4",
+            2,
+            study_uid=S4,
+            patient_name="Doe^Jane",
+            patient_id="P4",
+            accession="A4",
+            study_date="20240103",
+        ),
     }
     first = orthanc_with(root / "o1", [files[S1], files[S2], files[S3]], aet="PACS1")
     try:
@@ -62,26 +92,35 @@ def test_echo_refused_port_is_readable():
         client.echo(node, Config())
 
 
-@pytest.mark.parametrize(("query", "expected"), [
-    (StudyQuery(patient_name="doe*"), {S1}),
-    (StudyQuery(patient_name="Sm?th^Anna"), {S2}),
-    (StudyQuery(patient_id="P2"), {S2}),
-    (StudyQuery(accession="A3"), {S3}),
-    (StudyQuery(study_date="20240101-20240131"), {S1}),
-    (StudyQuery(study_date="-20231231"), {S3}),
-    (StudyQuery(study_date="20240102"), {S1}),
-    (StudyQuery(modality="MR"), {S2}),
-    (StudyQuery(), {S1, S2, S3}),
-])
+@pytest.mark.parametrize(
+    ("query", "expected"),
+    [
+        (StudyQuery(patient_name="doe*"), {S1}),
+        (StudyQuery(patient_name="Sm?th^Anna"), {S2}),
+        (StudyQuery(patient_id="P2"), {S2}),
+        (StudyQuery(accession="A3"), {S3}),
+        (StudyQuery(study_date="20240101-20240131"), {S1}),
+        (StudyQuery(study_date="-20231231"), {S3}),
+        (StudyQuery(study_date="20240102"), {S1}),
+        (StudyQuery(modality="MR"), {S2}),
+        (StudyQuery(), {S1, S2, S3}),
+    ],
+)
 def test_find_matching(pacs_pair, query, expected):
     studies = client.find_studies(pacs_pair[0].node("PACS1"), Config(), query)
     assert _uids(studies) == expected
 
 
 def test_find_returns_spec_keys(pacs_pair):
-    (study,) = client.find_studies(pacs_pair[0].node("PACS1"), Config(), StudyQuery(patient_id="P1"))
+    (study,) = client.find_studies(
+        pacs_pair[0].node("PACS1"), Config(), StudyQuery(patient_id="P1")
+    )
     assert (study.patient_name, study.accession, study.study_date, study.modalities) == (
-        "Doe^John", "A1", "20240102", ["CT"])
+        "Doe^John",
+        "A1",
+        "20240102",
+        ["CT"],
+    )
     assert (study.instances, study.series, study.sources) == (3, 1, ["PACS1"])
 
 
@@ -104,8 +143,9 @@ def test_two_nodes_merged_with_sources(pacs_pair):
 
 def test_node_down_is_reported_beside_results(pacs_pair):
     down = Node("DOWN", "NOBODY", "127.0.0.1", free_port(), timeout=3)
-    result = client.find_on_nodes([pacs_pair[0].node("PACS1"), down], Config(),
-                                  StudyQuery(patient_name="DOE*"))
+    result = client.find_on_nodes(
+        [pacs_pair[0].node("PACS1"), down], Config(), StudyQuery(patient_name="DOE*")
+    )
     assert _uids(result.studies) == {S1}
     assert "DOWN" in result.errors and "refused" in result.errors["DOWN"]
 
@@ -142,11 +182,14 @@ def test_cli_find_table_and_echo(home, pacs_pair, capsys):
     assert "C-ECHO OK" in capsys.readouterr().out
 
 
-@pytest.mark.parametrize(("argv", "message"), [
-    (["echo", "NOSUCH"], "unknown node"),
-    (["find", "NOSUCH"], "unknown node"),
-    (["find", "PACS1", "--study-date", "2024-01"], "not a date"),
-])
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["echo", "NOSUCH"], "unknown node"),
+        (["find", "NOSUCH"], "unknown node"),
+        (["find", "PACS1", "--study-date", "2024-01"], "not a date"),
+    ],
+)
 def test_cli_one_line_errors(home, pacs_pair, capsys, argv, message):
     _configure(home, pacs_pair)
     assert main(argv) == 1

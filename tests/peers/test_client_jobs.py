@@ -4,18 +4,19 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from pathlib import Path
 
 import pytest
 from factory import make_ct
-from peers.storescp import StoreSCP
 from pydicom.uid import generate_uid
 
 from gearview import events as ev
 from gearview.config import load_config
-from gearview.jobqueue import CANCELLED, DONE, QUEUED, RUNNING, SEND, JobQueue
+from gearview.jobqueue import CANCELLED, DONE, QUEUED, RUNNING, SEND, JobContext, JobQueue
 from gearview.jobs import CancelToken
 from gearview.net.tasks import open_queue, send_params
+from peers.storescp import StoreSCP
 
 pytestmark = pytest.mark.peers
 
@@ -37,21 +38,25 @@ def test_interrupted_send_resumes_after_restart(home, cache, tmp_path):
         config.nodes = [scp.node("STRICT")]
         queue = open_queue(home, config, cache)
         job = queue.submit(SEND, "send", send_params("STRICT", [study]))
-        stopped = threading.Event()
+        real_runner = queue.runners[SEND]
 
-        def quit_app(event: ev.Event) -> None:
-            if event.job.id == job.id and event.job.done >= 10 and not stopped.is_set():
-                stopped.set()
-                threading.Thread(target=queue.stop, daemon=True).start()
+        def quit_app_after_ten(ctx: JobContext) -> None:
+            """The real send; the app quits (queue stops) once 10 instances went out."""
 
-        ev.bus.bind(ev.JOB_PROGRESS, quit_app)
-        try:
-            queue.start()
-            assert stopped.wait(30)
-            while queue._thread is not None:
-                stopped.wait(0.05)
-        finally:
-            ev.bus.unbind(ev.JOB_PROGRESS, quit_app)
+            def progress(p) -> None:
+                ctx.progress(p)
+                if p.done >= 10:
+                    queue.request_stop()
+
+            real_runner(JobContext(ctx.record, progress, ctx.token, ctx.save))
+
+        queue.runners[SEND] = quit_app_after_ten
+        queue.start()
+        deadline = time.monotonic() + 30
+        while queue.get(job.id).state != QUEUED or queue.get(job.id).attempts == 0:
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+        queue.stop()
         on_disk = json.loads((Path(home.jobs_dir) / f"{job.id}.json").read_text())
         assert on_disk["state"] == QUEUED and 10 <= len(on_disk["completed_uids"]) < 40
         first = set(on_disk["completed_uids"])

@@ -6,8 +6,6 @@ from pathlib import Path
 
 import pytest
 from factory import write_series
-from peers.orthanc import orthanc_with
-from peers.tools import free_port
 from pydicom.uid import generate_uid
 
 from gearview.cli import main
@@ -17,6 +15,8 @@ from gearview.jobs import CancelToken, Progress
 from gearview.net import client
 from gearview.net.server import Server
 from gearview.store import Cache
+from peers.orthanc import orthanc_with
+from peers.tools import free_port
 
 pytestmark = pytest.mark.peers
 
@@ -29,8 +29,11 @@ def pacs(tmp_path_factory: pytest.TempPathFactory):
     root = tmp_path_factory.mktemp("move")
     small = write_series(root / "small", 4, study_uid=SMALL, patient_id="MV1")
     large = write_series(root / "large", 60, study_uid=LARGE, patient_id="MV2", rows=256, cols=256)
-    peer = orthanc_with(root / "orthanc", [small, large],
-                        modalities={"GEARVIEW": ("GEARVIEW", "127.0.0.1", STATION_PORT)})
+    peer = orthanc_with(
+        root / "orthanc",
+        [small, large],
+        modalities={"GEARVIEW": ("GEARVIEW", "127.0.0.1", STATION_PORT)},
+    )
     yield peer
     peer.stop()
 
@@ -67,8 +70,9 @@ def test_cancel_mid_move(pacs, station):
         if progress.done >= 2:
             token.cancel()
 
-    result = client.retrieve_to_cache(pacs.node(), config, cache, LARGE, progress=cancel_soon,
-                                      token=token)
+    result = client.retrieve_to_cache(
+        pacs.node(), config, cache, LARGE, progress=cancel_soon, token=token
+    )
     assert result.cancelled
     assert 2 <= len(cache.instances(study_uid=LARGE)) < 60
 
@@ -78,14 +82,17 @@ def test_get_for_node_marked_get(pacs, home, cache):
     node = pacs.node(roles=["query", "get"])
     result = client.retrieve_to_cache(node, load_config(home), cache, SMALL)
     assert result.ok and result.completed == 4
-    assert sorted(i.sop_uid for i in cache.instances(study_uid=SMALL)) == pacs.study_instances(SMALL)
+    assert sorted(i.sop_uid for i in cache.instances(study_uid=SMALL)) == pacs.study_instances(
+        SMALL
+    )
 
 
 def test_unknown_destination_is_an_error(pacs, home, cache):
     """Orthanc answers an unknown destination with C000 (not A801): still a clear error."""
     with pytest.raises(NetworkError, match="0xC000") as info:
-        client.move(pacs.node(), load_config(home), client.retrieve_identifier(SMALL),
-                    destination="NOWHERE")
+        client.move(
+            pacs.node(), load_config(home), client.retrieve_identifier(SMALL), destination="NOWHERE"
+        )
     assert "C-MOVE destination" in info.value.hint
 
 

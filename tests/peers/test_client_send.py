@@ -7,9 +7,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 from factory import make_ct
-from peers.orthanc import orthanc_with
-from peers.storescp import StoreSCP
-from peers.tools import free_port
 from pydicom import dcmread
 from pydicom.dataset import Dataset
 from pydicom.uid import (
@@ -28,6 +25,9 @@ from gearview.jobqueue import DONE, FAILED, SEND
 from gearview.net.contexts import MAX_CONTEXTS, plan_send
 from gearview.net.send import WARNING, SendItem, _outcome, items_for, send_items
 from gearview.net.tasks import open_queue, send_params
+from peers.orthanc import orthanc_with
+from peers.storescp import StoreSCP
+from peers.tools import free_port
 
 pytestmark = pytest.mark.peers
 
@@ -71,7 +71,9 @@ def test_send_study_as_stored_and_compressed_to_orthanc(orthanc, home, cache, tm
     study, _ = cached_study(cache, tmp_path / "in", 4, (RLELossless, JPEG2000Lossless))
     result = send_items(orthanc.node(), load_config(home), items_for(cache, [study]))
     assert result.ok and not any(o.converted_to for o in result.outcomes.values())
-    instances = orthanc.rest("/tools/find", {"Level": "Instance", "Query": {"StudyInstanceUID": study}})
+    instances = orthanc.rest(
+        "/tools/find", {"Level": "Instance", "Query": {"StudyInstanceUID": study}}
+    )
     syntaxes = {orthanc.rest(f"/instances/{i}/metadata/TransferSyntax") for i in instances}
     assert syntaxes == {str(RLELossless), str(JPEG2000Lossless)}
 
@@ -93,10 +95,13 @@ def test_cli_send_study_and_files(orthanc, home, cache, tmp_path, capsys):
     assert orthanc.study_instances(ds.StudyInstanceUID) == [ds.SOPInstanceUID]
 
 
-@pytest.mark.parametrize(("argv_tail", "message"), [
-    (["NOSUCH", "1.2.3"], "unknown node"),
-    (["PACS", "1.2.3.4.5"], "nothing to send"),
-])
+@pytest.mark.parametrize(
+    ("argv_tail", "message"),
+    [
+        (["NOSUCH", "1.2.3"], "unknown node"),
+        (["PACS", "1.2.3.4.5"], "nothing to send"),
+    ],
+)
 def test_cli_send_one_line_errors(orthanc, home, capsys, argv_tail, message):
     config = load_config(home)
     config.nodes = [orthanc.node("PACS")]
@@ -115,7 +120,9 @@ def test_cli_send_refused_association(home, cache, tmp_path, capsys):
 
 def test_strict_peer_gets_decompressed_pixels(home, cache, tmp_path):
     """storescp accepts only uncompressed: RLE and J2K instances arrive decompressed and intact."""
-    study, originals = cached_study(cache, tmp_path / "in", 6, (RLELossless, JPEG2000Lossless, None))
+    study, originals = cached_study(
+        cache, tmp_path / "in", 6, (RLELossless, JPEG2000Lossless, None)
+    )
     with StoreSCP(tmp_path / "out") as scp:
         result = send_items(scp.node(), load_config(home), items_for(cache, [study]))
     assert result.ok and result.count("success") == 6
@@ -174,8 +181,10 @@ def test_peer_killed_mid_send_then_retry_sends_only_missing(home, cache, tmp_pat
 
 
 def test_contexts_split_over_128():
-    """Many SOP classes x syntaxes: every association stays within 128 contexts, classes kept whole."""
-    pairs = [(f"1.2.3.{i}", ts) for i in range(100) for ts in (JPEG2000Lossless, ExplicitVRLittleEndian)]
+    """Many SOP classes x syntaxes: at most 128 contexts per association, classes kept whole."""
+    pairs = [
+        (f"1.2.3.{i}", ts) for i in range(100) for ts in (JPEG2000Lossless, ExplicitVRLittleEndian)
+    ]
     batches = plan_send(pairs)
     assert len(batches) == 2
     assert all(len(b.contexts) <= MAX_CONTEXTS for b in batches)
@@ -188,8 +197,12 @@ def test_warning_status_is_kept_per_instance():
     status = Dataset()
     status.Status = 0xB007
     status.ErrorComment = "coerced"
-    outcome = _outcome(SendItem(Path("x"), "1.2.3", CTImageStorage, ExplicitVRLittleEndian), status, "")
-    assert outcome.outcome == WARNING and "0xB007" in outcome.message and "coerced" in outcome.message
+    outcome = _outcome(
+        SendItem(Path("x"), "1.2.3", CTImageStorage, ExplicitVRLittleEndian), status, ""
+    )
+    assert (
+        outcome.outcome == WARNING and "0xB007" in outcome.message and "coerced" in outcome.message
+    )
 
 
 def test_send_to_nobody_raises_network_error(home, cache, tmp_path):

@@ -1,4 +1,4 @@
-"""Echo and send over TLS to DCMTK storescp with a test CA made at run time; a wrong CA is refused."""
+"""Echo and send over TLS to storescp with a test CA made at run time; a wrong CA is refused."""
 
 from __future__ import annotations
 
@@ -8,13 +8,13 @@ from pathlib import Path
 
 import pytest
 from factory import write_series
-from peers.storescp import StoreSCP
 
 from gearview.cli import main
 from gearview.config import Config, load_config, save_config
 from gearview.errors import NetworkError
 from gearview.net import client
 from gearview.net.send import SendItem, send_items
+from peers.storescp import StoreSCP
 
 pytestmark = pytest.mark.peers
 
@@ -24,18 +24,61 @@ def _openssl(*args: str, cwd: Path) -> None:
 
 
 def _make_ca(folder: Path, name: str) -> None:
-    _openssl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
-             "-keyout", f"{name}.key", "-out", f"{name}.pem", "-days", "2", "-subj", f"/CN={name}",
-             cwd=folder)
+    _openssl(
+        "req",
+        "-x509",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+        "-keyout",
+        f"{name}.key",
+        "-out",
+        f"{name}.pem",
+        "-days",
+        "2",
+        "-subj",
+        f"/CN={name}",
+        cwd=folder,
+    )
 
 
 def _issue(folder: Path, ca: str, name: str) -> None:
-    _openssl("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
-             "-keyout", f"{name}.key", "-out", f"{name}.csr", "-subj", f"/CN={name}", cwd=folder)
+    _openssl(
+        "req",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+        "-keyout",
+        f"{name}.key",
+        "-out",
+        f"{name}.csr",
+        "-subj",
+        f"/CN={name}",
+        cwd=folder,
+    )
     (folder / f"{name}.ext").write_text("subjectAltName=IP:127.0.0.1,DNS:localhost\n")
-    _openssl("x509", "-req", "-in", f"{name}.csr", "-CA", f"{ca}.pem", "-CAkey", f"{ca}.key",
-             "-CAcreateserial", "-out", f"{name}.pem", "-days", "2", "-extfile", f"{name}.ext",
-             cwd=folder)
+    _openssl(
+        "x509",
+        "-req",
+        "-in",
+        f"{name}.csr",
+        "-CA",
+        f"{ca}.pem",
+        "-CAkey",
+        f"{ca}.key",
+        "-CAcreateserial",
+        "-out",
+        f"{name}.pem",
+        "-days",
+        "2",
+        "-extfile",
+        f"{name}.ext",
+        cwd=folder,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -53,8 +96,16 @@ def pki(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture
 def tls_scp(pki: Path, tmp_path: Path):
     """storescp with TLS, trusting only the test CA and requiring our client certificate."""
-    scp = StoreSCP(tmp_path / "out", extra=["+tls", str(pki / "peer.key"), str(pki / "peer.pem"),
-                                             "+cf", str(pki / "testca.pem")])
+    scp = StoreSCP(
+        tmp_path / "out",
+        extra=[
+            "+tls",
+            str(pki / "peer.key"),
+            str(pki / "peer.pem"),
+            "+cf",
+            str(pki / "testca.pem"),
+        ],
+    )
     with scp:
         yield scp
 
@@ -73,7 +124,9 @@ def test_echo_over_tls(pki, tls_scp):
 
 def test_send_over_tls(pki, tls_scp, tmp_path):
     files = write_series(tmp_path / "in", 3)
-    result = send_items(tls_scp.node(tls=True), _config(pki), [SendItem.from_path(f) for f in files])
+    result = send_items(
+        tls_scp.node(tls=True), _config(pki), [SendItem.from_path(f) for f in files]
+    )
     assert result.ok and result.count("success") == 3
     assert len(tls_scp.received()) == 3
 

@@ -6,9 +6,9 @@ import pytest
 from factory import write_series
 from peers.orthanc import orthanc_with
 from peers.tools import free_port
+from pydicom.uid import generate_uid
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QDialogButtonBox
-from pydicom.uid import generate_uid
 
 from gearview.config import Node, load_config, save_config
 from gearview.jobqueue import DONE
@@ -22,8 +22,14 @@ REMOTE = generate_uid()
 @pytest.fixture(scope="module")
 def pacs(tmp_path_factory: pytest.TempPathFactory):
     root = tmp_path_factory.mktemp("qr")
-    files = write_series(root / "remote", 3, study_uid=REMOTE, patient_name="Remote^Rita",
-                         patient_id="QR1", study_date="20240105")
+    files = write_series(
+        root / "remote",
+        3,
+        study_uid=REMOTE,
+        patient_name="Remote^Rita",
+        patient_id="QR1",
+        study_date="20240105",
+    )
     peer = orthanc_with(root / "orthanc", [files], modalities={})
     yield peer
     peer.stop()
@@ -81,15 +87,19 @@ def test_date_presets_and_bad_input(window, qtbot):
 def test_retrieve_shows_progress_and_study_appears_locally(window, qtbot):
     panel = window.query_panel
     _search(qtbot, panel)
-    row = next(r for r in range(panel.table.rowCount())
-               if panel.table.item(r, 1).data(Qt.ItemDataRole.UserRole) == REMOTE)
+    row = next(
+        r
+        for r in range(panel.table.rowCount())
+        if panel.table.item(r, 1).data(Qt.ItemDataRole.UserRole) == REMOTE
+    )
     panel.table.selectRow(row)
     seen_progress = []
     window.bridge.job_progress.connect(seen_progress.append)
     (job_id,) = panel.retrieve_selected()
     activity = window.activity_panel
-    qtbot.waitUntil(lambda: job_id in activity._records
-                    and activity.job_state(job_id) == DONE, timeout=30_000)
+    qtbot.waitUntil(
+        lambda: job_id in activity._records and activity.job_state(job_id) == DONE, timeout=30_000
+    )
     assert seen_progress
     qtbot.waitUntil(lambda: REMOTE in window.study_list.model.study_uids(), timeout=10_000)
     qtbot.waitUntil(lambda: panel.cached_rows() == [row], timeout=10_000)
@@ -108,6 +118,10 @@ def test_send_to_default_destination(window, qtbot, pacs, tmp_path):
     assert dialog.chosen_node() == "PACS"
     dialog.buttons.button(QDialogButtonBox.StandardButton.Ok).click()
     activity = window.activity_panel
-    qtbot.waitUntil(lambda: any(r.title.startswith("Send") and r.state == DONE
-                                for r in activity._records.values()), timeout=30_000)
+    qtbot.waitUntil(
+        lambda: any(
+            r.title.startswith("Send") and r.state == DONE for r in activity._records.values()
+        ),
+        timeout=30_000,
+    )
     assert len(pacs.study_instances(study_uid)) == 2
