@@ -160,6 +160,11 @@ class EditStudyDialog(QDialog):
 
 
 def _selected(window: MainWindow, uids: list[str]) -> str | None:
+    """The viewer's study when a viewer tab is in front (Ctrl+E there), else the list's."""
+    current = window.tabs.currentWidget()
+    viewer_study = getattr(current, "study_uid", None)
+    if isinstance(viewer_study, str) and viewer_study:
+        return viewer_study
     if not uids:
         window.statusBar().showMessage("Select a study first", 5000)
         return None

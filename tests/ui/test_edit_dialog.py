@@ -100,3 +100,20 @@ def test_split_study_from_the_list(qtbot, window, tmp_path: Path) -> None:
     qtbot.waitUntil(lambda: model.rowCount() == 2, timeout=15_000)
     qtbot.waitUntil(lambda: not window.running_jobs, timeout=10_000)
     assert {r.study_uid for r in window.cache.instances(series_uid=split)} != {study}
+
+
+def test_edit_from_the_viewer_tab_targets_its_study(qtbot, window, tmp_path: Path) -> None:
+    from gearview.ui.viewer import close_viewer, open_study
+
+    study = generate_uid()
+    for path in write_series(tmp_path / "src", 2, study_uid=study):
+        window.cache.add_file(path)
+    viewer = open_study(window, study)
+    try:
+        window.study_list.view.clearSelection()
+        next(a for a in window._study_actions if a.text() == "Edit study…").trigger()
+        qtbot.waitUntil(lambda: getattr(window, "_edit_dialog", None) is not None, timeout=10_000)
+        assert window._edit_dialog.record.study_uid == study
+        window._edit_dialog.reject()
+    finally:
+        close_viewer(window, viewer)
