@@ -2,7 +2,13 @@
 
 gearview (all-or-nothing, fsynced, indexed, Original Attributes recorded,
 undo journal kept) vs DCMTK `dcmodify -nb` over copies of the same files
-(one process, in place, no backup, no fsync), same run.
+(one process, in place, no backup, no fsync), same run; plus `dcmodify -nb`
+followed by `sync FILES`, which is what gearview guarantees (new files on disk
+before success).
+
+gearview does not parse pixel data: the header is spliced at the byte level
+(gearview/edit/splice.py) and the rest of each file is copied kernel-side
+(copy_file_range), on a small thread pool.
 
     .venv/bin/python benchmarks/bench_edit.py [--instances 500] [--size 512] [--repeat 3]
 """

@@ -177,11 +177,3 @@ def element_tree(path: Path) -> list[TagNode]:
     for node in meta:
         node.editable = False
     return meta + _nodes(ds, 0, budget)
-
-
-def flatten(nodes: list[TagNode]) -> list[TagNode]:
-    out: list[TagNode] = []
-    for node in nodes:
-        out.append(node)
-        out.extend(flatten(node.children))
-    return out

@@ -146,7 +146,9 @@ def _link_or_copy(source: Path, target: Path) -> None:
 
 
 def _write_manifest(folder: Path, manifest: dict) -> None:
-    atomic_write_bytes(folder / MANIFEST, json.dumps(manifest, indent=1).encode(), mode=0o600)
+    atomic_write_bytes(
+        folder / MANIFEST, json.dumps(manifest, separators=(",", ":")).encode(), mode=0o600
+    )
 
 
 def _read_manifest(folder: Path) -> dict | None:
@@ -187,14 +189,16 @@ def run_batch(
     return changes
 
 
-def _check_complete(conn: sqlite3.Connection, studies: Iterable[str],
-                    considered: Iterable[str]) -> None:
+def _check_complete(
+    conn: sqlite3.Connection, studies: Iterable[str], considered: Iterable[str]
+) -> None:
     known = set(considered)
     for study in set(studies):
         rows = conn.execute("SELECT sop_uid FROM instance WHERE study_uid=?", (study,))
         if any(row[0] not in known for row in rows):
-            raise StudyChangedError("new instances arrived in the study during the edit; "
-                                    "nothing changed")
+            raise StudyChangedError(
+                "new instances arrived in the study during the edit; nothing changed"
+            )
 
 
 def _run_locked(
