@@ -33,7 +33,7 @@ from pydicom.uid import (
 
 from gearview.errors import GearviewError, InvalidValueError
 from gearview.jobs import CancelToken, Progress, ProgressCallback, no_progress
-from gearview.media.dicomdir import DirNode, encode_dicomdir, new_record
+from gearview.media.dicomdir import DirNode, encode_dicomdir, image_record, new_record
 from gearview.store import Cache
 from gearview.store.records import InstanceRecord, SeriesRecord, StudyRecord
 
@@ -215,11 +215,22 @@ def _series_record(series: SeriesRecord, n: int) -> Dataset:
     )
 
 
-def _leaf_record(planned: PlannedInstance, n: int, file_path: Path, ts: str) -> Dataset:
+def _leaf_node(
+    planned: PlannedInstance, n: int, file_path: Path, ts: str, parts: tuple[str, ...]
+) -> DirNode:
+    """The instance's leaf record: IMAGE straight from the index, others from its header."""
     record = planned.record
+    number = record.instance_number if record.instance_number is not None else n
+    is_image = (
+        record.sop_class not in pd_fileset._FOUR_LEVEL_SOP_CLASSES and record.rows is not None
+    )
+    if is_image:
+        raw = image_record(number, list(parts), record.sop_class, record.sop_uid, ts)
+        if raw is not None:
+            return DirNode(None, raw=raw)
     rtype = "IMAGE"
     values = Dataset()
-    if record.sop_class in pd_fileset._FOUR_LEVEL_SOP_CLASSES or record.rows is None:
+    if not is_image:
         ds = pydicom.dcmread(file_path, stop_before_pixels=True)
         rtype = pd_fileset._four_level_record_type(ds)
         try:
@@ -229,10 +240,17 @@ def _leaf_record(planned: PlannedInstance, n: int, file_path: Path, ts: str) -> 
             values = Dataset()
     rec = new_record(rtype)
     for elem in values:
-        rec.add(elem)
+        # the document's whole content tree does not belong in the directory (it is
+        # only 1C for title modifiers, and copies of real-world trees fail validation)
+        if elem.keyword != "ContentSequence":
+            rec.add(elem)
     if "InstanceNumber" not in rec:  # type 1 in every leaf record we write
-        rec.InstanceNumber = record.instance_number if record.instance_number is not None else n
-    return rec
+        rec.InstanceNumber = number
+    rec.ReferencedFileID = list(parts)
+    rec.ReferencedSOPClassUIDInFile = record.sop_class
+    rec.ReferencedSOPInstanceUIDInFile = record.sop_uid
+    rec.ReferencedTransferSyntaxUIDInFile = ts
+    return DirNode(rec)
 
 
 def build_layout(
@@ -284,12 +302,9 @@ def build_layout(
             ts = ExplicitVRLittleEndian
         else:
             source, size, ts = record.path, record.size, record.transfer_syntax
-        leaf = _leaf_record(item, len(series_node.children) + 1, source, ts)
-        leaf.ReferencedFileID = list(parts)
-        leaf.ReferencedSOPClassUIDInFile = record.sop_class
-        leaf.ReferencedSOPInstanceUIDInFile = record.sop_uid
-        leaf.ReferencedTransferSyntaxUIDInFile = ts
-        series_node.children.append(DirNode(leaf))
+        series_node.children.append(
+            _leaf_node(item, len(series_node.children) + 1, source, ts, parts)
+        )
         layout.files.append(MediaFile(parts, size, source=source))
     progress(Progress(total, total, "files prepared"))
     return layout, roots

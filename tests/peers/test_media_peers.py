@@ -23,7 +23,8 @@ def _fill(cache: Cache, tmp_path: Path) -> list[str]:
     for name, n in (("A", 5), ("B", 3)):
         for path in write_series(tmp_path / name, n):
             cache.add_file(path)
-    cache.add_file(TEST_FILES / "SC_rgb_rle.dcm")
+    for name in ("SC_rgb_rle.dcm", "reportsi.dcm", "waveform_ecg.dcm"):
+        cache.add_file(TEST_FILES / name)  # image, SR document and waveform leaf records
     return [s.study_uid for s in cache.studies()]
 
 
