@@ -74,6 +74,7 @@ class BurnDialog(QDialog):
         self.fits = False
         self.result_text = ""
         self._token: CancelToken | None = None
+        self._generation = 0
         self._build()
         self.pool.submit(
             lambda: self.cache.studies_by_uid(self.study_uids),
@@ -205,9 +206,17 @@ class BurnDialog(QDialog):
             planned = plan_instances(self.cache, self.study_uids, options.profile)
             return planned, estimate(planned, viewer_files(options.viewer_dir))
 
-        self.pool.submit_job(job, on_result=self._planned, on_error=self._failed)
+        self._generation += 1
+        generation = self._generation
+        self.pool.submit_job(
+            job,
+            on_result=lambda result: self._planned(generation, result),
+            on_error=self._failed,
+        )
 
-    def _planned(self, result: tuple[list[PlannedInstance], int]) -> None:
+    def _planned(self, generation: int, result: tuple[list[PlannedInstance], int]) -> None:
+        if generation != self._generation:  # a newer estimate is on its way
+            return
         self.planned, self.needed = result
         self._update_bar()
 

@@ -59,3 +59,21 @@ def test_main_window_has_import_and_burn_entries(qtbot, window) -> None:
     burn = next(a for a in window.findChildren(QAction) if a.text() == "Burn disc…")
     burn.trigger()  # nothing selected: a hint, no dialog
     assert "Select one or more studies" in window.statusBar().currentMessage()
+
+
+def test_profile_change_re_estimates_size(qtbot, cache, tmp_path: Path) -> None:
+    import pydicom.data
+
+    rle = Path(pydicom.data.__file__).parent / "test_files" / "SC_rgb_rle.dcm"
+    cache.add_file(rle)
+    uid = str(pydicom.dcmread(rle, stop_before_pixels=True).StudyInstanceUID)
+    dialog = BurnDialog(cache, [uid])
+    qtbot.addWidget(dialog)
+    qtbot.waitUntil(lambda: dialog.planned is not None, timeout=10_000)
+    decompressed = dialog.needed
+    assert dialog.planned[0].convert
+    dialog.profile.setCurrentIndex(1)  # the DVD JPEG profile does not keep RLE either
+    dialog.profile.setCurrentIndex(0)
+    qtbot.waitUntil(lambda: dialog.planned is not None, timeout=10_000)
+    assert dialog.needed == decompressed
+    dialog.reject()
