@@ -192,7 +192,13 @@ def _splice_one(
             if parts.sop_uid != record.sop_uid:
                 raise NotSpliceable("the file does not match the index")
             spliced = splice_header(
-                parts.header, parts.implicit, parts.little, assignments, reason, when
+                parts.header,
+                parts.implicit,
+                parts.little,
+                assignments,
+                reason,
+                when,
+                parts.elements,
             )
             if spliced is None:
                 return None

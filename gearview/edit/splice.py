@@ -11,6 +11,7 @@ deflate, group lengths, a charset switch, a malformed header — raises
 
 from __future__ import annotations
 
+import functools
 import struct
 from dataclasses import dataclass
 from typing import BinaryIO
@@ -136,10 +137,25 @@ class _Walker:
 def _encode(
     tag: BaseTag, vr: str, value: object, implicit: bool, little: bool, charsets: list[str]
 ) -> bytes:
+    """One encoded element; memoised (every instance of a study gets the same new values)."""
+    key = tuple(value) if isinstance(value, list) else value
+    return _encode_cached(int(tag), vr, key, implicit, little, tuple(charsets))
+
+
+@functools.lru_cache(maxsize=1024)
+def _encode_cached(
+    tag: int, vr: str, value: object, implicit: bool, little: bool, charsets: tuple[str, ...]
+) -> bytes:
     buf = DicomBytesIO()
     buf.is_implicit_VR, buf.is_little_endian = implicit, little
-    write_data_element(buf, DataElement(tag, vr, value), charsets)
+    plain = list(value) if isinstance(value, tuple) else value
+    write_data_element(buf, DataElement(Tag(tag), vr, plain), list(charsets))
     return buf.getvalue()
+
+
+@functools.lru_cache(maxsize=1024)
+def _encodable(text: str, charsets: tuple[str, ...]) -> bool:
+    return can_encode(text, charsets)
 
 
 def _charsets(data: bytes, elements: dict[int, RawElement]) -> list[str]:
@@ -167,14 +183,17 @@ def splice_header(
     assignments: dict[BaseTag, tuple[str, object]],
     reason: str,
     when: str,
+    walked: list[RawElement] | None = None,
 ) -> tuple[bytes, dict[int, bytes]] | None:
     """The new header bytes and the changed tags' old element bytes; None if nothing changes.
 
+    `walked` are the header's elements when the caller already walked them.
     Raises NotSpliceable when this header needs the full rewrite.
     """
     try:
-        walker = _Walker(data, implicit, little)
-        elements = {e.tag: e for e in walker.elements()[0]}
+        if walked is None:
+            walked = _Walker(data, implicit, little).elements()[0]
+        elements = {e.tag: e for e in walked}
         charsets = _charsets(data, elements)
     except (struct.error, UnicodeDecodeError) as exc:
         raise NotSpliceable(str(exc)) from None
@@ -189,7 +208,7 @@ def splice_header(
     for tag, (vr, value) in assignments.items():
         if vr == "SQ" or vr == "UI" and tag in (Tag("SOPInstanceUID"),):
             raise NotSpliceable("structure change")
-        if vr in CHARSET_VRS and isinstance(value, str) and not can_encode(value, charsets):
+        if vr in CHARSET_VRS and isinstance(value, str) and not _encodable(value, tuple(charsets)):
             raise NotSpliceable("needs a character set switch")
         encoded = _encode(tag, vr, value, implicit, little, charsets)
         old = elements.get(tag)
@@ -261,6 +280,7 @@ class SplitFile:
     little: bool
     sop_uid: str
     charsets: list[str]
+    elements: list[RawElement]
 
 
 def split_file(fh: BinaryIO, size: int, chunk: int = 1 << 16) -> SplitFile:
@@ -307,6 +327,7 @@ def split_file(fh: BinaryIO, size: int, chunk: int = 1 << 16) -> SplitFile:
         little=little,
         sop_uid=sop.rstrip(b" \x00").decode("ascii", "replace"),
         charsets=charsets,
+        elements=elements,
     )
 
 
