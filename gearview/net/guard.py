@@ -139,7 +139,22 @@ class GuardedSocket(AssociationSocket):
                            self.connection.address, nr_bytes, self._limit)
             self._abort_and_close()
             return bytearray()
-        return self._read(nr_bytes)
+        body = self._read(nr_bytes)
+        if self.connection.pdus == 1 and len(body) == nr_bytes and not self._titles_ok(body):
+            self._abort_and_close()
+            return bytearray()
+        return body
+
+    def _titles_ok(self, body: bytearray) -> bool:
+        """Called/calling AE titles of an A-ASSOCIATE-RQ: printable, not blank (PS3.8 9.3.2)."""
+        called, calling = bytes(body[4:20]), bytes(body[20:36])
+        for title in (called, calling):
+            if not title.strip(b" ") or any(b < 0x20 or b > 0x7E or b == 0x5C for b in title):
+                security_alert("%s sent an A-ASSOCIATE-RQ with a blank or binary AE title "
+                               "(called %s, calling %s); aborted", self.connection.address,
+                               escape(called.decode("latin-1")), escape(calling.decode("latin-1")))
+                return False
+        return True
 
     def _read(self, nr_bytes: int) -> bytearray:
         """Read up to nr_bytes before the PDU deadline; fewer means the peer failed."""
@@ -203,6 +218,8 @@ class GuardedServer(ThreadedAssociationServer):
 
     daemon_threads = True
     block_on_close = False
+    #: socketserver's default backlog (5) makes a burst of connects wait for SYN retries.
+    request_queue_size = 128
     limits: Limits
 
     def __init__(self, *args: Any, limits: Limits, **kwargs: Any) -> None:

@@ -14,6 +14,7 @@ import io
 import logging
 import socket
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from typing import Any
@@ -46,6 +47,10 @@ log = logging.getLogger(__name__)
 
 #: Half-open sockets allowed beyond max_associations before the oldest is dropped.
 SOCKET_HEADROOM = 8
+#: How long stop() waits for open associations to end.
+STOP_TIMEOUT = 5.0
+#: Kept far above any real count: our own checks (guard + _on_requested) apply the limits.
+PYNETDICOM_ASSOCIATION_LIMIT = 100_000
 #: C-STORE statuses (PS3.4 B.2.3); pynetdicom names them, we only pick.
 STATUS_OUT_OF_RESOURCES = 0xA700
 STATUS_MISMATCH = 0xA900
@@ -109,6 +114,7 @@ class Server:
         self._server: GuardedServer | None = None
         self._thread: threading.Thread | None = None
         self._open: set[int] = set()
+        self._admitted: set[int] = set()
         self._state = ServerState(ae_title=config.server.ae_title, port=config.server.port)
 
     # ---- lifecycle -----------------------------------------------------
@@ -179,14 +185,23 @@ class Server:
             return
         server.shutdown()
         server.close_all()
+        deadline = time.monotonic() + STOP_TIMEOUT
         if ae is not None:
-            for assoc in list(ae.active_associations):
+            # Threads of connections that never associated wait out their ACSE
+            # timeout in pynetdicom; they are daemons with closed sockets, so we
+            # only wait for the established ones.
+            for assoc in [a for a in ae.active_associations if a.is_established]:
                 assoc.abort()
-                assoc.join(timeout=5)
+                assoc.join(timeout=max(0.0, deadline - time.monotonic()))
+            for assoc in ae.active_associations:
+                dul = assoc.dul
+                if dul.is_alive():
+                    dul.join(timeout=max(0.0, deadline - time.monotonic()))
         if thread is not None:
-            thread.join(timeout=5)
+            thread.join(timeout=max(0.1, deadline - time.monotonic()))
         with self._lock:
             self._open.clear()
+            self._admitted.clear()
             self._state = replace(self._state, running=False)
         log.info("server stopped")
         self._emit_state()
@@ -209,7 +224,10 @@ class Server:
         ae.implementation_class_uid = IMPLEMENTATION_CLASS_UID
         ae.implementation_version_name = IMPLEMENTATION_VERSION_NAME
         ae.maximum_pdu_size = cfg.max_pdu
-        ae.maximum_associations = cfg.max_associations
+        # pynetdicom counts every connection thread, half-open ones included, so a
+        # socket flood would make it refuse real peers: we count established
+        # associations ourselves (_on_requested) and keep its check out of the way.
+        ae.maximum_associations = PYNETDICOM_ASSOCIATION_LIMIT
         ae.acse_timeout = cfg.acse_timeout
         ae.dimse_timeout = cfg.dimse_timeout
         ae.network_timeout = cfg.network_timeout
@@ -223,6 +241,7 @@ class Server:
             (evt.EVT_C_STORE, self._on_store),
             (evt.EVT_C_FIND, self._on_find),
             (evt.EVT_C_MOVE, self._on_move),
+            (evt.EVT_REQUESTED, self._on_requested),
             (evt.EVT_ESTABLISHED, self._on_established),
             (evt.EVT_CONN_CLOSE, self._on_conn_close),
             (evt.EVT_REJECTED, self._on_rejected),
@@ -235,6 +254,20 @@ class Server:
     def _peer(event: evt.Event) -> tuple[str, str]:
         requestor = event.assoc.requestor
         return escape(requestor.ae_title or ""), escape(f"{requestor.address}:{requestor.port}")
+
+    def _on_requested(self, event: evt.Event) -> None:
+        """Admit at most max_associations; the rest get RJ transient, local-limit-exceeded."""
+        assoc = event.assoc
+        with self._lock:
+            full = len(self._admitted) >= self.config.server.max_associations
+            if not full:
+                self._admitted.add(id(assoc))
+        if full:
+            calling, address = self._peer(event)
+            log.warning("association from %s (%s) rejected: %d associations already open",
+                        calling, address, self.config.server.max_associations)
+            assoc.acse.send_reject(0x02, 0x03, 0x02)
+            assoc.kill()
 
     def _on_established(self, event: evt.Event) -> None:
         assoc = event.assoc
@@ -251,6 +284,7 @@ class Server:
 
     def _on_conn_close(self, event: evt.Event) -> None:
         with self._lock:
+            self._admitted.discard(id(event.assoc))
             if id(event.assoc) not in self._open:
                 return
             self._open.discard(id(event.assoc))

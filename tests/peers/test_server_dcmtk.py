@@ -204,7 +204,7 @@ def _find(port: int, level: str, *keys: str) -> list[dict[str, str]]:
             answers.append(current)
         elif current is not None and line.startswith("I: (") and "#" in line:
             keyword = line.rsplit(None, 1)[-1]
-            value = line.split("[", 1)[1].split("]", 1)[0].strip() if "[" in line.split("#")[0] else ""
+            value = line.split("[", 1)[1].split("]", 1)[0].strip("\x00 ") if "[" in line.split("#")[0] else ""
             current[keyword] = value
         elif "Final Find Response" in line:
             current = None
