@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import platform
+import re
 import shutil
 import subprocess
 import time
@@ -26,6 +27,7 @@ from gearview.media.iso import iso_checksums
 
 log = logging.getLogger(__name__)
 POLL_SECONDS = 0.2
+MEDIA_QUERY_SECONDS = 60
 STDIO_PREFIX = "stdio:"
 
 
@@ -58,6 +60,10 @@ class BurnBackend(ABC):
     @abstractmethod
     def command(self, image: Path, device: str) -> list[str]:
         """The burner command line (arguments only, never a shell string)."""
+
+    def media_space(self, device: str) -> int | None:
+        """Free bytes on the medium in the drive, or None when this backend cannot tell."""
+        return None
 
     def readback_path(self, device: str) -> str:
         """Where the written disc can be read back as an ISO (device node or emulated file)."""
@@ -103,6 +109,20 @@ class XorrisoBackend(BurnBackend):
 
     def available(self) -> bool:
         return shutil.which("xorriso") is not None
+
+    def media_space(self, device: str) -> int | None:
+        """`-tell_media_space` in 2048-byte sectors; None when the drive cannot be read."""
+        try:
+            done = subprocess.run(
+                ["xorriso", "-outdev", device, "-tell_media_space"],
+                capture_output=True,
+                text=True,
+                timeout=MEDIA_QUERY_SECONDS,
+            )
+        except (OSError, subprocess.TimeoutExpired):
+            return None
+        match = re.search(r"Media space\s*:\s*(\d+)s", done.stdout + done.stderr)
+        return int(match.group(1)) * 2048 if match else None
 
     def command(self, image: Path, device: str) -> list[str]:
         return [
@@ -236,6 +256,14 @@ def burn_image(
         raise MediaWriteError(
             f"the {backend.name} burner is not installed",
             hint="install xorriso (Linux) or write an ISO file instead",
+        )
+    space = backend.media_space(device)
+    size = image.stat().st_size
+    if space is not None and size > space:
+        raise MediaWriteError(
+            f"the disc in {device} has {space / 1e6:.0f} MB free, "
+            f"the image needs {size / 1e6:.0f} MB",
+            hint="insert a larger or blank disc, or choose fewer studies",
         )
     backend.burn(image, device, progress, token)
     if not check:

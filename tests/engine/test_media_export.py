@@ -258,3 +258,18 @@ def test_iso9660_names_are_level_1_with_separator(cache, tmp_path):
     iso.close()
     assert "DICOMDIR.;1" in names and "README.TXT;1" in names
     assert all(re.fullmatch(r"[A-Z0-9_]{1,8}\.[A-Z0-9_]{0,3};1", n) for n in names), names
+
+
+class _TinyDisc(_CopyBurner):
+    """A drive whose disc has only 100 KB free."""
+
+    def media_space(self, device: str) -> int | None:
+        return 100_000
+
+
+def test_disc_too_small_is_refused_before_burning(cache, tmp_path):
+    uids = _two_studies(cache, tmp_path)
+    drive = tmp_path / "drive.img"
+    with pytest.raises(MediaWriteError, match="MB free"):
+        burn_disc(cache, uids, f"stdio:{drive}", backend=_TinyDisc())
+    assert not drive.exists()

@@ -113,3 +113,12 @@ def test_dicomdir_with_non_ascii_names_passes_dciodvfy(cache, tmp_path):
     _check_disc(tmp_path / "x", cache, uids)
     ds = pydicom.dcmread(tmp_path / "x" / "DICOMDIR")
     assert str(ds.DirectoryRecordSequence[0].PatientName) == "Ωμέγα^Søren"
+
+
+def test_xorriso_reports_the_space_of_an_emulated_drive(tmp_path):
+    require("xorriso")
+    from gearview.media.burn import XorrisoBackend
+
+    space = XorrisoBackend().media_space(f"stdio:{tmp_path / 'drive.img'}")
+    assert space is not None and space > 1 << 20
+    assert XorrisoBackend().media_space(f"stdio:{tmp_path / 'no' / 'dir' / 'x.img'}") is None
