@@ -207,15 +207,19 @@ def main() -> int:
             baseline = rss_mb()
             viewer, _ = bench.open(study_m)
             fps_m, frames_m, peak = bench.scroll(viewer, memory=True)
+            # ru_maxrss is monotone: read now, it is this phase's true peak (between samples too)
+            peak = max(peak, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
             cache_mb = viewer.frames.bytes / 2**20
             viewer.shutdown()
+            after = rss_mb()
             limit = args.cache_mb + 300
             rows.append(
                 (
                     f"peak RSS scrolling {frames_m + 1} instances",
                     f"{peak:.0f} MB",
                     f"limit {limit} MB (cache {args.cache_mb} MiB + 300); before open "
-                    f"{baseline:.0f} MB; frame cache held {cache_mb:.0f} MiB; {fps_m:.0f} f/s",
+                    f"{baseline:.0f} MB; frame cache held {cache_mb:.0f} MiB; {fps_m:.0f} f/s; "
+                    f"after closing the viewer {after:.0f} MB",
                 )
             )
 

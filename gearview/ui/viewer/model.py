@@ -107,6 +107,10 @@ class SourceCache:
         self._items: OrderedDict[str, ImageSource] = OrderedDict()
         self._lock = threading.Lock()
 
+    def uids(self) -> list[str]:
+        with self._lock:
+            return list(self._items)
+
     def forget(self, sop_uids: set[str]) -> None:
         with self._lock:
             for uid in sop_uids:
