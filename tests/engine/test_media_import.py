@@ -14,6 +14,7 @@ import pydicom
 import pydicom.data
 import pytest
 from factory import make_ct, write_series
+from peers.tools import require
 
 from gearview.edit import audit
 from gearview.errors import Cancelled
@@ -415,7 +416,9 @@ def test_rock_ridge_symlinks_on_an_iso_are_refused(cache, tmp_path):
     os.symlink("/etc/passwd", src / "PASSWD")
     os.symlink("/", src / "ROOT")
     iso = tmp_path / "rr.iso"
-    subprocess.run(["genisoimage", "-quiet", "-J", "-r", "-o", str(iso), str(src)], check=True)
+    subprocess.run(
+        [require("genisoimage"), "-quiet", "-J", "-r", "-o", str(iso), str(src)], check=True
+    )
     report = import_path(iso, cache)
     reasons = dict(report.not_imported)
     assert report.imported == 1
