@@ -179,7 +179,8 @@ def test_truncated_iso_is_marked_partial(cache, tmp_path):
     write_series(tmp_path / "src" / "A", 6, rows=256, cols=256)
     iso = tmp_path / "t.iso"
     subprocess.run(
-        ["genisoimage", "-quiet", "-J", "-r", "-o", str(iso), str(tmp_path / "src")], check=True
+        [require("genisoimage"), "-quiet", "-J", "-r", "-o", str(iso), str(tmp_path / "src")],
+        check=True,
     )
     data = iso.read_bytes()
     iso.write_bytes(data[: len(data) // 2])
