@@ -50,7 +50,7 @@ class FrameParams:
     modality_lut: Lut | None = None
     windows: list[Window] = field(default_factory=list)
     voi_luts: list[Lut] = field(default_factory=list)
-    monochrome1: bool = False
+    inverse: bool = False  # MONOCHROME1 or Presentation LUT Shape INVERSE: low values white
 
 
 def _floats(value: object) -> list[float]:
@@ -141,13 +141,20 @@ def windows_of(item: Dataset) -> list[Window]:
     return out
 
 
+def display_inverted(ds: Dataset) -> bool:
+    """Whether low values show white: Presentation LUT Shape when the image has one
+    (as DCMTK does, it wins over the photometric interpretation), else MONOCHROME1."""
+    shape = str(ds.get("PresentationLUTShape", "") or "").strip().upper()
+    if shape in ("INVERSE", "IDENTITY"):
+        return shape == "INVERSE"
+    return str(ds.get("PhotometricInterpretation", "")).strip().upper() == "MONOCHROME1"
+
+
 def frame_params(ds: Dataset, index: int = 0) -> FrameParams:
     """Collect rescale, Modality LUT, windows and VOI LUTs for frame `index`."""
     params = FrameParams()
     signed = int(ds.get("PixelRepresentation") or 0) == 1
-    params.monochrome1 = (
-        str(ds.get("PhotometricInterpretation", "")).strip().upper() == "MONOCHROME1"
-    )
+    params.inverse = display_inverted(ds)
     transform = _group_item(ds, index, "PixelValueTransformationSequence")
     source = transform if transform is not None and "RescaleSlope" in transform else ds
     slopes, intercepts = (

@@ -84,7 +84,7 @@ def render_grey(
     output is identical and much cheaper than float steps on every pixel.
     """
     arr = luts.mask_bits_stored(stored, geo.bits_stored, geo.signed)
-    inverse = params.monochrome1 != options.invert
+    inverse = params.inverse != options.invert
     if arr.dtype.kind in "iu" and geo.bits_stored <= TABLE_BITS:
         lo = -(1 << (geo.bits_stored - 1)) if geo.signed else 0
         domain = np.arange(lo, lo + (1 << geo.bits_stored), dtype=np.int64)

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pydicom
 import pytest
+from factory import make_ct
 from peers.tools import DCMTK_ENV, require
 from pydicom.data import get_testdata_file
 
@@ -151,3 +152,30 @@ def test_files_dcmtk_cannot_render_match_pydicom(name, tmp_path, home):
         expected = (arr >> (ds.BitsStored - 8)).astype(np.uint8)
     assert main(["render", str(path), "-o", str(tmp_path / "ours.png")]) == 0
     assert np.array_equal(read_png(tmp_path / "ours.png"), expected)
+
+
+@pytest.mark.parametrize(
+    "photometric, shape", [("MONOCHROME2", "INVERSE"), ("MONOCHROME1", "IDENTITY")]
+)
+def test_presentation_lut_shape_matches_dcmj2pnm(photometric, shape, tmp_path, home):
+    ds = make_ct("1.2.3", "1.2.3.4", 1, rows=32, cols=32)
+    ds.PhotometricInterpretation = photometric
+    ds.PresentationLUTShape = shape
+    ds.save_as(tmp_path / "in.dcm", enforce_file_format=True)
+    require("dcmj2pnm")
+    subprocess.run(
+        [
+            "dcmj2pnm",
+            "--write-png",
+            "--use-window",
+            "1",
+            str(tmp_path / "in.dcm"),
+            str(tmp_path / "ref.png"),
+        ],
+        env=DCMTK_ENV,
+        check=True,
+        capture_output=True,
+    )
+    assert main(["render", str(tmp_path / "in.dcm"), "-o", str(tmp_path / "ours.png")]) == 0
+    diff = np.abs(read_png(tmp_path / "ours.png").astype(int) - read_png(tmp_path / "ref.png"))
+    assert diff.mean() <= 2.0

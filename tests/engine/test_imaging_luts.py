@@ -128,3 +128,21 @@ def test_lut_first_value_signed_with_pixels(signed, first, expected):
     item.LUTDescriptor = [3, first, 16]
     item.LUTData = [1, 2, 3]
     assert luts.parse_lut(item, signed).first == expected
+
+
+@pytest.mark.parametrize(
+    "photometric, shape, inverse",
+    [
+        ("MONOCHROME2", None, False),
+        ("MONOCHROME1", None, True),
+        ("MONOCHROME2", "INVERSE", True),
+        ("MONOCHROME1", "INVERSE", True),
+        ("MONOCHROME1", "IDENTITY", False),  # DCMTK lets the shape win; so do we
+    ],
+)
+def test_presentation_lut_shape_decides_inversion(photometric, shape, inverse):
+    ds = Dataset()
+    ds.PhotometricInterpretation = photometric
+    if shape:
+        ds.PresentationLUTShape = shape
+    assert luts.frame_params(ds).inverse is inverse
