@@ -80,11 +80,7 @@ def _apply(ds: Dataset, assignments: Assignments, reason: str, when: str) -> Ins
     previous = {}
     for tag, (vr, _) in changed.items():
         old = ds.get(tag)
-        previous_elems.append(
-            DataElement(tag, vr, old.value if old is not None else None)
-            if old is not None
-            else DataElement(tag, vr, None)
-        )
+        previous_elems.append(DataElement(tag, vr, None if old is None else old.value))
         previous[old.keyword if old is not None else str(tag)] = (
             "" if old is None else str(old.value)
         )
