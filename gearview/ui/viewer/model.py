@@ -14,12 +14,14 @@ from pathlib import Path
 
 import numpy as np
 from pydicom import uid as dcm_uid
+from pydicom.uid import UID
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QImage
 
 from gearview.conformance import sop_class_name
 from gearview.imaging import FrameCache, ImageSource, RenderedFrame, RenderOptions, render_frame
 from gearview.imaging.errors import ImageError
+from gearview.imaging.isolate import IsolatedDecoder
 from gearview.store import Cache
 from gearview.store.records import InstanceRecord, SeriesRecord, StudyRecord
 
@@ -153,6 +155,12 @@ def to_qimage(pixels: np.ndarray) -> QImage:
     return QImage(pixels.data, width, height, line, fmt).copy()
 
 
+def needs_isolation(transfer_syntax: str) -> bool:
+    """Compressed pixel data goes through C decoders: decode it in a worker process."""
+    ts = UID(transfer_syntax)
+    return ts.is_compressed and not ts.is_deflated
+
+
 class Decoder:
     """Headers + frame cache + in-flight bookkeeping shared by a viewer's worker threads.
 
@@ -160,9 +168,15 @@ class Decoder:
     it waits for that decode instead of doing it a second time.
     """
 
-    def __init__(self, frames: FrameCache, sources: SourceCache | None = None) -> None:
+    def __init__(
+        self,
+        frames: FrameCache,
+        sources: SourceCache | None = None,
+        isolated: IsolatedDecoder | None = None,
+    ) -> None:
         self.frames = frames
         self.sources = sources or SourceCache()
+        self.isolated = isolated
         self._inflight: dict[tuple[str, int], threading.Event] = {}
         self._lock = threading.Lock()
 
@@ -188,7 +202,11 @@ class Decoder:
             if self.frames.get(key) is None:
                 break  # the other decode failed or was evicted: decode here
         try:
-            arr = source.decode(frame)
+            if self.isolated is not None and needs_isolation(source.transfer_syntax):
+                source.geometry  # noqa: B018 - header problems are reported here, not by a worker
+                arr = self.isolated.decode(source.path, frame)
+            else:
+                arr = source.decode(frame)
             self.frames.put(key, arr)
             return source, arr
         finally:

@@ -48,6 +48,7 @@ from gearview.config import Config, ViewerConfig
 from gearview.imaging import FrameCache, RenderOptions, Window
 from gearview.imaging import gsps as gsps_mod
 from gearview.imaging.decode import ImageSource, peek
+from gearview.imaging.isolate import IsolatedDecoder
 from gearview.imaging.luts import frame_params
 from gearview.store import Cache
 from gearview.ui.viewer.decoder import PRIORITY_PREFETCH, DecodePool
@@ -62,6 +63,7 @@ from gearview.ui.viewer.model import (
     SeriesModel,
     StudyModel,
     load_study,
+    needs_isolation,
     prefetch_job,
     render_job,
 )
@@ -102,7 +104,8 @@ class ViewerWindow(QMainWindow):
         self.model: StudyModel | None = None
         self.pool = DecodePool(self, threads=2)
         self.frames = FrameCache(viewer_cfg.frame_cache_bytes)
-        self.decoder = Decoder(self.frames)
+        self.isolated = IsolatedDecoder(workers=2)
+        self.decoder = Decoder(self.frames, isolated=self.isolated)
         self._presentations: list[Dataset] = []
         self.services = ViewerServices(
             submit=self.pool.submit,
@@ -285,6 +288,8 @@ class ViewerWindow(QMainWindow):
         if not model.series:
             self._study_failed("the study has no instances in the local cache")
             return
+        if any(needs_isolation(i.transfer_syntax) for s in model.series for i in s.instances[:1]):
+            self.isolated.start()  # spawn the decoder processes while the header is read
         self._fill_thumbnails(model)
         if first_load:
             self._presentations.clear()
@@ -641,6 +646,7 @@ class ViewerWindow(QMainWindow):
         self._closed = True
         self.cine.stop()
         self.pool.shutdown()
+        self.isolated.close()
         self.frames.clear()
         self.decoder.sources.forget(set(self.decoder.sources.uids()))
         release_memory()
