@@ -177,16 +177,18 @@ def association(
             assoc.release()
 
 
-def lost(assoc: Association, node: Node, what: str) -> NetworkError:
+def lost(assoc: Association, node: Node, what: str, aborted: bool = False) -> NetworkError:
     """The error for a peer that vanished or aborted during `what`.
 
     The empty response reaches us a moment before the reactor marks the
     association aborted, so wait briefly to tell the two apart.
     """
     deadline = time.monotonic() + 1.0
-    while not assoc.is_aborted and assoc.is_established and time.monotonic() < deadline:
+    while not aborted and not assoc.is_aborted and assoc.is_established:
+        if time.monotonic() > deadline:
+            break
         time.sleep(0.01)
-    if assoc.is_aborted:
+    if aborted or assoc.is_aborted:
         return NetworkError(
             f"{node.name} aborted the association during {what}",
             hint="the peer refused the request (does it know our AE title?) "

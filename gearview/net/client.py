@@ -14,20 +14,27 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from io import BytesIO
 
 from pydicom.dataset import Dataset
+from pydicom.filereader import read_dataset
+from pydicom.uid import UID, ExplicitVRLittleEndian, ImplicitVRLittleEndian
 from pynetdicom import build_context, evt
+from pynetdicom.dsutils import encode
 
 from gearview.config import Config, Node
 from gearview.conformance import QR_FIND, QR_GET, QR_MOVE, VERIFICATION
 from gearview.errors import Cancelled, InvalidValueError, NetworkError, NotFoundError
 from gearview.jobs import CancelToken, Progress, ProgressCallback, no_progress
+from gearview.net import dimse
 from gearview.net.association import association, lost
-from gearview.net.query import StudyQuery, found_study, merge_studies
+from gearview.net.query import StudyQuery, found_study, merge_studies, parse_text_identifier
 from gearview.store.records import StudyRecord
 
 log = logging.getLogger(__name__)
 
+#: Identifiers are exchanged in little endian only (our fast parser reads both VR forms).
+NATIVE_LE = (ExplicitVRLittleEndian, ImplicitVRLittleEndian)
 STATUS_SUCCESS = 0x0000
 STATUS_CANCEL = 0xFE00
 PENDING = (0xFF00, 0xFF01)
@@ -71,6 +78,90 @@ def echo(node: Node, config: Config) -> float:
 # ---- C-FIND ---------------------------------------------------------------
 
 
+@dataclass
+class RawIdentifier:
+    """A C-FIND match as received (decoded only when and as far as needed)."""
+
+    data: bytes
+    implicit_vr: bool
+
+    def dataset(self) -> Dataset:
+        return read_dataset(BytesIO(self.data), self.implicit_vr, True)
+
+
+def _check_final(node: Node, code: int, cancelled: bool) -> None:
+    if code == STATUS_CANCEL or cancelled:
+        raise Cancelled("query cancelled")
+    if code != STATUS_SUCCESS:
+        raise NetworkError(f"{node.name} refused the query: {describe_status('C-FIND', code)}")
+
+
+def _find_direct(
+    assoc, sock, node: Node, identifier: Dataset, model: str, token: CancelToken | None
+) -> list[RawIdentifier]:
+    """C-FIND over our own message I/O (see `gearview.net.dimse`)."""
+    context = assoc.accepted_contexts[0]
+    ts = UID(context.transfer_syntax[0])
+    data = encode(identifier, ts.is_implicit_VR, ts.is_little_endian, ts.is_deflated)
+    max_pdu = assoc.dimse.maximum_pdu_size
+    matches: list[RawIdentifier] = []
+    cancelled = False
+    try:
+        dimse.write_message(sock, context.context_id, dimse.find_command(model, 1), data, max_pdu)
+        while True:
+            msg = dimse.read_message(sock, assoc.dimse_timeout)
+            code = int(msg.command.get("Status", -1))
+            if code in PENDING:
+                if msg.data:
+                    matches.append(RawIdentifier(msg.data, ts.is_implicit_VR))
+                if token is not None and token.cancelled and not cancelled:
+                    dimse.write_message(
+                        sock, context.context_id, dimse.cancel_command(1), None, max_pdu
+                    )
+                    cancelled = True
+                continue
+            assoc.dul._idle_timer.restart()
+            _check_final(node, code, cancelled)
+            return matches
+    except (OSError, ValueError) as exc:
+        log.info("C-FIND to %s failed: %s", node.name, exc)
+        raise lost(assoc, node, "C-FIND", isinstance(exc, dimse.PeerAborted)) from None
+
+
+def _find_queued(
+    assoc, node: Node, identifier: Dataset, model: str, token: CancelToken | None
+) -> list[Dataset]:
+    """C-FIND through pynetdicom (TLS associations)."""
+    context_id = assoc.accepted_contexts[0].context_id
+    matches: list[Dataset] = []
+    cancelled = False
+    for status, ident in assoc.send_c_find(identifier, model):
+        if not status or "Status" not in status:
+            raise lost(assoc, node, "C-FIND")
+        code = int(status.Status)
+        if code in PENDING:
+            if ident is not None:
+                matches.append(ident)
+            if token is not None and token.cancelled and not cancelled:
+                assoc.send_c_cancel(1, context_id)
+                cancelled = True
+            continue
+        _check_final(node, code, cancelled)
+    return matches
+
+
+def _find_any(
+    node: Node, config: Config, identifier: Dataset, token: CancelToken | None, model: str
+) -> list[Dataset | RawIdentifier]:
+    context = build_context(model, list(NATIVE_LE))
+    with association(node, config, [context]) as assoc:
+        sock = dimse.direct_socket(assoc)
+        if sock is None:
+            return list(_find_queued(assoc, node, identifier, model, token))
+        with dimse.paused(assoc):
+            return list(_find_direct(assoc, sock, node, identifier, model, token))
+
+
 def find(
     node: Node,
     config: Config,
@@ -79,37 +170,24 @@ def find(
     model: str = QR_FIND,
 ) -> list[Dataset]:
     """One Study Root C-FIND; the matches as data sets (cancel sends C-CANCEL)."""
-    matches: list[Dataset] = []
-    with association(node, config, [build_context(model)]) as assoc:
-        context_id = assoc.accepted_contexts[0].context_id
-        cancelled = False
-        responses = assoc.send_c_find(identifier, model)
-        for status, ident in responses:
-            if not status or "Status" not in status:
-                raise lost(assoc, node, "C-FIND")
-            code = int(status.Status)
-            if code in PENDING:
-                if ident is not None:
-                    matches.append(ident)
-                if token is not None and token.cancelled and not cancelled:
-                    assoc.send_c_cancel(1, context_id)
-                    cancelled = True
-                continue
-            if code == STATUS_CANCEL or cancelled:
-                raise Cancelled("query cancelled")
-            if code != STATUS_SUCCESS:
-                raise NetworkError(
-                    f"{node.name} refused the query: {describe_status('C-FIND', code)}"
-                )
-    return matches
+    return [
+        m.dataset() if isinstance(m, RawIdentifier) else m
+        for m in _find_any(node, config, identifier, token, model)
+    ]
 
 
 def find_studies(
     node: Node, config: Config, query: StudyQuery, token: CancelToken | None = None
 ) -> list[StudyRecord]:
     """STUDY-level C-FIND with the SPEC §2.5 keys; one `StudyRecord` per match."""
-    idents = find(node, config, query.to_dataset(), token)
-    return [found_study(ds, node.name) for ds in idents if ds.get("StudyInstanceUID")]
+    studies = []
+    for match in _find_any(node, config, query.to_dataset(), token, QR_FIND):
+        values = match
+        if isinstance(match, RawIdentifier):
+            values = parse_text_identifier(match.data, match.implicit_vr) or match.dataset()
+        if values.get("StudyInstanceUID"):
+            studies.append(found_study(values, node.name))
+    return studies
 
 
 def find_series(

@@ -10,10 +10,13 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from collections.abc import Iterable
+import struct
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
+from pydicom.datadict import keyword_for_tag
 from pydicom.dataset import Dataset
 
 from gearview.errors import InvalidValueError
@@ -138,12 +141,69 @@ class StudyQuery:
         return not any(getattr(self, f) for f in self.__dataclass_fields__)
 
 
-def _text(ds: Dataset, keyword: str) -> str:
+_TAG = struct.Struct("<HH")
+_U16 = struct.Struct("<H")
+_U32 = struct.Struct("<I")
+_LONG_VRS = frozenset(
+    {b"OB", b"OD", b"OF", b"OL", b"OV", b"OW", b"SQ", b"SV", b"UC", b"UN", b"UR", b"UT", b"UV"}
+)
+#: Character sets the fast parser decodes itself; anything else goes to pydicom.
+_CODECS = {"": "latin-1", "ISO_IR 6": "latin-1", "ISO_IR 100": "latin-1", "ISO_IR 192": "utf-8"}
+UNDEFINED_LENGTH = 0xFFFFFFFF
+
+
+@lru_cache(maxsize=512)
+def _keyword(group: int, elem: int) -> str:
+    return keyword_for_tag((group << 16) | elem) or ""
+
+
+def parse_text_identifier(data: bytes, implicit_vr: bool) -> dict[str, str] | None:
+    """A C-FIND identifier of plain text values as {keyword: value}, or None.
+
+    Decoding 1000 answers element by element through pydicom costs more than
+    the whole network exchange; STUDY-level answers are short strings, so a
+    flat little endian walk does. Anything unusual (sequences, undefined
+    lengths, other character sets) returns None and the caller uses pydicom.
+    """
+    values: dict[str, bytes] = {}
+    offset, size = 0, len(data)
+    try:
+        while offset < size:
+            group, elem = _TAG.unpack_from(data, offset)
+            if implicit_vr:
+                length = _U32.unpack_from(data, offset + 4)[0]
+                offset += 8
+            else:
+                vr = data[offset + 4 : offset + 6]
+                if vr in _LONG_VRS:
+                    if vr == b"SQ":
+                        return None
+                    length = _U32.unpack_from(data, offset + 8)[0]
+                    offset += 12
+                else:
+                    length = _U16.unpack_from(data, offset + 6)[0]
+                    offset += 8
+            if length == UNDEFINED_LENGTH or offset + length > size:
+                return None
+            keyword = _keyword(group, elem)
+            if keyword:
+                values[keyword] = data[offset : offset + length]
+            offset += length
+    except struct.error:
+        return None
+    charset = values.get("SpecificCharacterSet", b"").decode("ascii", "replace").strip(" \x00")
+    codec = _CODECS.get(charset)
+    if codec is None:
+        return None
+    return {k: v.decode(codec, "replace").strip(" \x00") for k, v in values.items()}
+
+
+def _text(ds: Mapping[str, Any], keyword: str) -> str:
     value = ds.get(keyword, "")
     return "" if value is None else str(value)
 
 
-def _count(ds: Dataset, keyword: str) -> int:
+def _count(ds: Mapping[str, Any], keyword: str) -> int:
     try:
         return int(ds.get(keyword) or 0)
     except (TypeError, ValueError):
@@ -162,7 +222,7 @@ class FoundStudy(StudyRecord):
         return {key: getattr(self, key) for key in self.JSON_KEYS}
 
 
-def found_study(ds: Dataset, source: str) -> FoundStudy:
+def found_study(ds: Mapping[str, Any] | Dataset, source: str) -> FoundStudy:
     """One C-FIND match as a record (lenient: bad counts become 0)."""
     modalities = ds.get("ModalitiesInStudy", "")
     if isinstance(modalities, str):

@@ -10,23 +10,17 @@ happens so a job can record it and a retry sends only what is missing.
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import queue
-import socket
-import ssl
-import struct
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from io import BytesIO
 from pathlib import Path
 
 from pydicom import dcmread
-from pydicom.datadict import tag_for_keyword
 from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError as PydicomInvalidDicomError
-from pydicom.filereader import read_dataset, read_preamble
+from pydicom.filereader import read_preamble
 from pydicom.uid import UID
 from pynetdicom import Association
 from pynetdicom.dimse_primitives import C_STORE
@@ -36,6 +30,7 @@ from pynetdicom.presentation import PresentationContext
 from gearview.config import Config, Node
 from gearview.errors import InvalidDicomError, InvalidValueError
 from gearview.jobs import CancelToken, Progress, ProgressCallback, no_progress
+from gearview.net import dimse
 from gearview.net.association import association, lost
 from gearview.net.client import describe_status
 from gearview.net.contexts import NATIVE, plan_send
@@ -45,19 +40,6 @@ log = logging.getLogger(__name__)
 SUCCESS, WARNING, FAILED = "success", "warning", "failed"
 #: Storage warnings PS3.4 B.2.3: coercion, elements discarded, data set does not match.
 WARNING_CODES = frozenset({0xB000, 0xB006, 0xB007})
-#: P-DATA-TF PDU header (type, reserved, length) and PDV item header
-#: (length, context ID, control), PS3.8 9.3.5.
-_PDU_HEADER = struct.Struct(">BBI")
-_PDV_HEADER = struct.Struct(">IBB")
-_ELEMENT_HEADER = struct.Struct("<HHI")
-_US = struct.Struct("<H")
-_UL = struct.Struct("<I")
-#: PS3.7 E.1: Command Field of C-STORE-RQ, Priority MEDIUM, "a data set follows" (not 0x0101).
-C_STORE_RQ_COMMAND = 0x0001
-#: Buffers per sendmsg call (below the usual IOV_MAX of 1024).
-_IOV_BATCH = 512
-PRIORITY_MEDIUM = 0x0000
-DATASET_PRESENT = 0x0000
 
 
 @dataclass(frozen=True)
@@ -149,196 +131,35 @@ def _store(
 
     This is `Association.send_c_store` minus its read-decode-encode of the
     file: the payload is the stored bytes (or the converted data set). The
-    association's reactor must be paused (`_paused`).
+    association must be `dimse.paused`. Returns None when the peer vanished.
     """
-    sock = _direct_socket(assoc)
-    req = C_STORE()
-    req.MessageID = msg_id
-    req.AffectedSOPClassUID = UID(item.sop_class)
-    req.AffectedSOPInstanceUID = UID(item.sop_uid)
-    req.Priority = PRIORITY_MEDIUM
-    req.DataSet = BytesIO(payload) if sock is None else None
+    sock = dimse.direct_socket(assoc)
     if sock is not None:
+        command = dimse.store_command(item.sop_class, item.sop_uid, msg_id)
         try:
-            _write_message(sock, req, payload, context.context_id, assoc.dimse.maximum_pdu_size)
-            status = _read_status(sock, assoc.dimse_timeout)
+            dimse.write_message(
+                sock, context.context_id, command, payload, assoc.dimse.maximum_pdu_size
+            )
+            status = dimse.read_message(sock, assoc.dimse_timeout).command
+        except dimse.PeerAborted:
+            raise
         except (OSError, ValueError) as exc:
             log.info("C-STORE to the peer failed: %s", exc)
             return None
         assoc.dul._idle_timer.restart()
         return status
+    req = C_STORE()
+    req.MessageID = msg_id
+    req.AffectedSOPClassUID = UID(item.sop_class)
+    req.AffectedSOPInstanceUID = UID(item.sop_uid)
+    req.Priority = dimse.PRIORITY_MEDIUM
+    req.DataSet = BytesIO(payload)
     assoc.dimse.send_msg(req, context.context_id)
-    rsp = _wait_response(assoc)
+    rsp = dimse.wait_queued_response(assoc)
     if rsp is None:
         assoc._handle_no_response()
         return None
     return assoc._check_received_status(rsp)
-
-
-def _direct_socket(assoc: Association) -> socket.socket | None:
-    """The plain TCP socket we write and read ourselves during a batch (None for TLS)."""
-    transport = assoc.dul.socket
-    sock = transport.socket if transport is not None else None
-    if sock is None or isinstance(sock, ssl.SSLSocket):
-        return None
-    return sock
-
-
-@contextlib.contextmanager
-def _paused(assoc: Association) -> Iterator[None]:
-    """Take the association's reactors off the connection for a whole batch.
-
-    pynetdicom sends each PDU through its reactor thread and hands each
-    response back through two more threads; per instance that costs more
-    than the transfer itself. During a send batch the association reactor
-    is paused (pynetdicom's own pause flag can be stale - the reactor may
-    already be past its checkpoint and steal a response - so we confirm it
-    stays paused), and on plain TCP the DUL reactor is told the transport
-    is not readable so that we read the responses ourselves. Both are
-    restored before release/abort, which pynetdicom then handles as usual.
-    """
-    assoc._reactor_checkpoint.clear()
-    transport = assoc.dul.socket
-    direct = _direct_socket(assoc) is not None
-    try:
-        while True:
-            while not assoc._is_paused and assoc.is_alive():
-                time.sleep(0.0005)
-            time.sleep(0.005)
-            if assoc._is_paused or not assoc.is_alive():
-                break
-        if direct:
-            transport._is_connected = False
-        yield
-    finally:
-        if direct and transport.socket is not None:
-            transport._is_connected = True
-        assoc._reactor_checkpoint.set()
-
-
-def _recv_exactly(sock: socket.socket, size: int) -> bytes:
-    buf = bytearray(size)
-    view = memoryview(buf)
-    got = 0
-    while got < size:
-        n = sock.recv_into(view[got:])
-        if n == 0:
-            raise ConnectionError("the peer closed the connection")
-        got += n
-    return bytes(buf)
-
-
-def _read_status(sock: socket.socket, timeout: float | None) -> Dataset:
-    """Read PDUs until the C-STORE-RSP command set is complete; return it as a Dataset."""
-    sock.settimeout(timeout)
-    try:
-        command = bytearray()
-        while True:
-            pdu_type, _, length = _PDU_HEADER.unpack(_recv_exactly(sock, 6))
-            body = _recv_exactly(sock, length)
-            if pdu_type != 0x04:
-                raise ConnectionError(
-                    f"the peer sent PDU type 0x{pdu_type:02X} instead of a response"
-                )
-            offset = 0
-            while offset < len(body):
-                item_length, _, control = _PDV_HEADER.unpack_from(body, offset)
-                command += body[offset + 6 : offset + 4 + item_length]
-                offset += 4 + item_length
-                if control & 0x01 and control & 0x02:
-                    return read_dataset(BytesIO(bytes(command)), True, True)
-    finally:
-        sock.settimeout(None)
-
-
-def _element(keyword: str, value: bytes) -> bytes:
-    """One implicit VR little endian command element (values padded to even length)."""
-    if len(value) % 2:
-        value += b"\x00"
-    tag = tag_for_keyword(keyword)
-    return _ELEMENT_HEADER.pack(tag >> 16, tag & 0xFFFF, len(value)) + value
-
-
-def _store_command(sop_class: str, sop_uid: str, msg_id: int) -> bytes:
-    """The C-STORE-RQ command set (PS3.7 9.3.1.1), encoded directly.
-
-    Building it through pydicom Datasets cost more CPU per instance than
-    the rest of the send path together.
-    """
-    body = b"".join(
-        (
-            _element("AffectedSOPClassUID", sop_class.encode()),
-            _element("CommandField", _US.pack(C_STORE_RQ_COMMAND)),
-            _element("MessageID", _US.pack(msg_id)),
-            _element("Priority", _US.pack(PRIORITY_MEDIUM)),
-            _element("CommandDataSetType", _US.pack(DATASET_PRESENT)),
-            _element("AffectedSOPInstanceUID", sop_uid.encode()),
-        )
-    )
-    return _element("CommandGroupLength", _UL.pack(len(body))) + body
-
-
-def _pdus(context_id: int, data: bytes | memoryview, control: int, max_pdu: int) -> list[bytes]:
-    """P-DATA-TF PDUs carrying `data` in fragments (control: 1 command, 0 data; 2 = last)."""
-    step = max(max_pdu - 6, 1) if max_pdu else max(len(data), 1)
-    view = memoryview(data)
-    out: list[bytes] = []
-    for start in range(0, max(len(view), 1), step):
-        fragment = view[start : start + step]
-        last = 2 if start + step >= len(view) else 0
-        out.append(
-            _PDU_HEADER.pack(0x04, 0x00, len(fragment) + 6)
-            + _PDV_HEADER.pack(len(fragment) + 2, context_id, control | last)
-        )
-        out.append(fragment)
-    return out
-
-
-def _write_message(
-    sock: socket.socket, req: C_STORE, payload: bytes | memoryview, context_id: int, max_pdu: int
-) -> None:
-    """Write the C-STORE request's P-DATA-TF PDUs straight onto the socket.
-
-    pynetdicom queues every PDU to its reactor thread, which sends one per
-    loop turn - the main reason stock `send_c_store` is several times slower
-    than storescu. Here the PDU headers and the stored bytes go out with
-    scatter/gather writes, without copying the data set.
-    """
-    command = _store_command(
-        str(req.AffectedSOPClassUID), str(req.AffectedSOPInstanceUID), int(req.MessageID)
-    )
-    parts = _pdus(context_id, command, 1, max_pdu) + _pdus(context_id, payload, 0, max_pdu)
-    for start in range(0, len(parts), _IOV_BATCH):
-        _sendmsg_all(sock, parts[start : start + _IOV_BATCH])
-
-
-def _sendmsg_all(sock: socket.socket, parts: list) -> None:
-    """`sendmsg` until every buffer is written (it may write only part)."""
-    views = [memoryview(p).cast("B") for p in parts]
-    while views:
-        sent = sock.sendmsg(views)
-        while views and sent >= len(views[0]):
-            sent -= len(views[0])
-            views.pop(0)
-        if views and sent:
-            views[0] = views[0][sent:]
-
-
-def _wait_response(assoc: Association):
-    """The C-STORE response, or None on DIMSE timeout or when the connection dropped.
-
-    pynetdicom would wait the whole DIMSE timeout after the peer vanished
-    (its reactor is paused while we wait); we look at the transport state.
-    """
-    deadline = time.monotonic() + (assoc.dimse_timeout or 3600.0)
-    while time.monotonic() < deadline:
-        try:
-            _, rsp = assoc.dimse.msg_queue.get(timeout=0.05)
-            return rsp
-        except queue.Empty:
-            if assoc.dul.state_machine.current_state == "Sta1" or not assoc.dul.is_alive():
-                return None
-    return None
 
 
 def _converted(item: SendItem, target: str) -> bytes:
@@ -391,7 +212,7 @@ def _send_batch(
     report: Callable[[InstanceOutcome], None],
     token: CancelToken | None,
 ) -> None:
-    with association(node, config, contexts) as assoc, _paused(assoc):
+    with association(node, config, contexts) as assoc, dimse.paused(assoc):
         for msg_id, item in enumerate(items, 1):
             if token is not None:
                 token.check()
@@ -420,7 +241,10 @@ def _send_batch(
                     InstanceOutcome(item.sop_uid, FAILED, None, f"cannot read or convert: {exc}")
                 )
                 continue
-            status = _store(assoc, context, item, payload, msg_id % 65536)
+            try:
+                status = _store(assoc, context, item, payload, msg_id % 65536)
+            except dimse.PeerAborted:
+                raise lost(assoc, node, "C-STORE", aborted=True) from None
             if not status or "Status" not in status:
                 raise lost(assoc, node, "C-STORE")
             result.bytes_sent += len(payload)
