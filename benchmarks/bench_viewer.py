@@ -276,7 +276,8 @@ def main() -> int:
                 (
                     f"scroll {name} ({frames_c} frames)",
                     f"{fps_c:.0f} frames/s",
-                    f"{1000 / fps_c:.1f} ms/frame; {ref}",
+                    f"{1000 / fps_c:.1f} ms/frame; {ref}; first image {first_c * 1000:.0f} ms "
+                    "(decoder processes start)",
                 )
             )
 

@@ -29,6 +29,9 @@ from gearview.imaging.errors import CannotDisplayError, DecodeError
 from gearview.store.inspect import read_instance_info
 
 log = logging.getLogger(__name__)
+# pydicom logs every failed decoder plugin with a traceback before raising; the
+# DecodeError we raise already names each plugin's complaint, in one line.
+logging.getLogger("pydicom.pixels.decoders.base").setLevel(logging.CRITICAL)
 
 #: One decoded frame larger than this is refused (RELIABILITY 30).
 MAX_FRAME_BYTES = 512 << 20

@@ -59,3 +59,10 @@ def test_render_corrupt_frame_names_it(home, tmp_path, capsys):
         main(["render", str(tmp_path / "c.dcm"), "--frame", "1", "-o", str(tmp_path / "o.png")])
         == 0
     )
+
+
+def test_undecodable_file_is_one_line_without_traceback(home, tmp_path, capsys):
+    path = get_testdata_file("JPEG-lossy.dcm", download=False)  # invalid SOS (dcmj2pnm tolerates)
+    assert main(["render", path, "-o", str(tmp_path / "o.png")]) == 1
+    err = capsys.readouterr().err
+    assert "frame 1: cannot decode JPEG Extended" in err and "Traceback" not in err
