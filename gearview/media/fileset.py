@@ -17,9 +17,11 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import pydicom
 from pydicom import fileset as pd_fileset
 from pydicom.dataset import Dataset
+from pydicom.tag import Tag
 from pydicom.uid import (
     JPEG2000,
     UID,
@@ -61,6 +63,7 @@ PROFILES: dict[str, tuple[str, frozenset[str]]] = {
 }
 DEFAULT_PROFILE = "STD-GEN-CD"
 DICOM_DIR = "DICOM"
+PIXEL_DATA = Tag("PixelData")
 
 
 class MediaWriteError(GearviewError):
@@ -151,22 +154,45 @@ def plan_instances(cache: Cache, study_uids: Iterable[str], profile: str) -> lis
     return planned
 
 
+#: Word size of the binary VRs whose byte order flips between big and little endian.
+_WORD_SIZE = {"OW": 2, "OF": 4, "OL": 4, "OD": 8, "OV": 8}
+
+
+def _to_little_endian(ds: Dataset) -> None:
+    """Byte-swap a big endian data set's binary values (pydicom re-encodes the rest)."""
+    for elem in ds:
+        if elem.tag != PIXEL_DATA and elem.VR in _WORD_SIZE and isinstance(elem.value, bytes):
+            size = _WORD_SIZE[elem.VR]
+            elem.value = np.frombuffer(elem.value, dtype=f">u{size}").byteswap().tobytes()
+    if "PixelData" not in ds:
+        return
+    if int(ds.get("BitsAllocated", 8) or 8) >= 16:
+        arr = ds.pixel_array
+        ds.PixelData = arr.astype(arr.dtype.newbyteorder("<")).tobytes()
+    elif ds["PixelData"].VR == "OW":  # 8-bit data in OW words: swap the pairs back
+        ds.PixelData = np.frombuffer(ds.PixelData, dtype=">u2").byteswap().tobytes()
+
+
 def _convert(record: InstanceRecord, target: Path) -> int:
-    """Write an Explicit VR LE (decompressed when needed) copy of a cached instance."""
+    """Write an Explicit VR LE copy of a cached instance (decompressed / byte-swapped as needed)."""
     try:
         ds = pydicom.dcmread(record.path)
-        if ds.file_meta.TransferSyntaxUID.is_compressed:
-            ds.decompress()
-        else:
-            ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+        syntax = ds.file_meta.TransferSyntaxUID
+        if syntax.is_compressed:
+            ds.decompress(generate_instance_uid=False)  # same instance, new syntax
+        elif not syntax.is_little_endian:
+            _to_little_endian(ds)
+        ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
         ds.preamble = b"\x00" * 128
-        ds.save_as(target, enforce_file_format=True)
+        pydicom.dcmwrite(
+            target, ds, enforce_file_format=True, little_endian=True, implicit_vr=False
+        )
     except GearviewError:
         raise
     except Exception as exc:
         raise MediaWriteError(
             f"cannot convert instance {record.sop_uid} for the disc profile: {exc}",
-            hint="choose a DVD profile that keeps this compression",
+            hint="choose a profile that keeps this transfer syntax, or leave the instance out",
         ) from None
     return target.stat().st_size
 
@@ -238,6 +264,8 @@ def _leaf_node(
         except (ValueError, KeyError, AttributeError):
             log.warning("instance %s lacks type 1 keys for a %s record", record.sop_uid, rtype)
             values = Dataset()
+    if rtype == "SR DOCUMENT" and values.get("VerificationFlag") == "VERIFIED":
+        _verification_time(values, ds)
     rec = new_record(rtype)
     for elem in values:
         # the document's whole content tree does not belong in the directory (it is
@@ -251,6 +279,16 @@ def _leaf_node(
     rec.ReferencedSOPInstanceUIDInFile = record.sop_uid
     rec.ReferencedTransferSyntaxUIDInFile = ts
     return DirNode(rec)
+
+
+def _verification_time(values: Dataset, ds: Dataset) -> None:
+    """A verified SR's record needs Verification DateTime (1C); it lives in the observer item."""
+    if "VerificationDateTime" in values:
+        return
+    for observer in ds.get("VerifyingObserverSequence", []):
+        if observer.get("VerificationDateTime"):
+            values.VerificationDateTime = observer.VerificationDateTime
+            return
 
 
 def build_layout(

@@ -8,6 +8,7 @@ import re
 import subprocess
 from pathlib import Path
 
+import numpy as np
 import pycdlib
 import pydicom
 import pydicom.data
@@ -83,15 +84,27 @@ def test_iso_has_fileset_pdi_and_round_trips_into_a_fresh_home(cache, tmp_path):
 
 
 def test_general_purpose_profile_decompresses_and_dvd_j2k_keeps(cache, tmp_path):
-    for name in ("SC_rgb_rle.dcm", "GDCMJ2K_TextGBR.dcm"):
+    originals = {}
+    for name in (
+        "SC_rgb_rle.dcm",
+        "GDCMJ2K_TextGBR.dcm",
+        "MR_small_bigendian.dcm",
+        "SC_rgb_small_odd_big_endian.dcm",
+        "rtdose_expb.dcm",
+    ):
         cache.add_file(TEST_FILES / name)
+        source = pydicom.dcmread(TEST_FILES / name)
+        originals[source.SOPInstanceUID] = source.pixel_array  # every one is lossless
     uids = [s.study_uid for s in cache.studies()]
     export_iso(cache, uids, tmp_path / "cd.iso")
+    seen = set()
     for name in _listing(tmp_path / "cd.iso"):
         if name.startswith("/DICOM/"):
             ds = pydicom.dcmread(io.BytesIO(_read(tmp_path / "cd.iso", name)))
             assert ds.file_meta.TransferSyntaxUID == ExplicitVRLittleEndian
-            assert ds.pixel_array.size
+            assert np.array_equal(ds.pixel_array, originals[ds.SOPInstanceUID]), name
+            seen.add(ds.SOPInstanceUID)
+    assert seen == set(originals)
     export_iso(
         cache, uids, tmp_path / "dvd.iso", BurnOptions(medium="DVD", profile="STD-GEN-DVD-J2K")
     )

@@ -53,6 +53,11 @@ def _check_disc(root: Path, cache: Cache, uids: list[str]) -> None:
         dumped = subprocess.run([dcmdump, str(path)], env=DCMTK_ENV, capture_output=True, text=True)
         assert dumped.returncode == 0 and "SOPInstanceUID" in dumped.stdout, ref
     assert text.count("\tSTUDY ") == len(uids)
+    for record in pydicom.dcmread(root / "DICOMDIR").DirectoryRecordSequence:
+        if "ReferencedFileID" in record:
+            ds = pydicom.dcmread(root.joinpath(*record.ReferencedFileID), stop_before_pixels=True)
+            assert ds.SOPInstanceUID == record.ReferencedSOPInstanceUIDInFile
+            assert ds.file_meta.TransferSyntaxUID == record.ReferencedTransferSyntaxUIDInFile
 
 
 def test_burn_iso_validated_by_dicom3tools_and_dcmtk(cache, tmp_path, capsys):
