@@ -504,3 +504,32 @@ def test_plain_iso9660_image_without_joliet_or_rock_ridge(cache, tmp_path):
     with preview(tmp_path / "plain.iso", cache) as found:
         assert sorted(f.name for f in found.instances) == ["DICOM/IM000001", "DICOM/IM000002"]
         assert import_preview(found, cache).imported == 2
+
+
+def test_fifo_and_looping_iso_never_hang(cache, tmp_path):
+    medium = tmp_path / "cd"
+    write_series(medium, 1)
+    os.mkfifo(medium / "PIPE")  # opening it for reading would block forever
+    report = import_path(medium, cache)
+    assert report.imported == 1
+    assert "not a regular file" in dict(report.not_imported)["PIPE"]
+
+    import io
+    import struct
+
+    import pycdlib
+
+    iso = pycdlib.PyCdlib()
+    iso.new(interchange_level=1)
+    iso.add_directory("/SUB")
+    iso.add_fp(io.BytesIO(b"x" * 10), 10, "/SUB/F.;1")
+    iso.write(str(tmp_path / "loop.iso"))
+    iso.close()
+    data = bytearray((tmp_path / "loop.iso").read_bytes())
+    root_extent = struct.unpack_from("<I", data, 0x8000 + 156 + 2)[0]
+    record = data.find(b"SUB", root_extent * 2048) - 33
+    struct.pack_into("<I", data, record + 2, root_extent)  # SUB -> the root: a cycle
+    struct.pack_into(">I", data, record + 6, root_extent)
+    (tmp_path / "loop.iso").write_bytes(bytes(data))
+    with pytest.raises(MediaError, match="loop"):
+        import_path(tmp_path / "loop.iso", cache)
