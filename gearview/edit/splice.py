@@ -206,8 +206,8 @@ def splice_header(
     new_bytes: dict[int, bytes] = {}
     old_bytes: dict[int, bytes] = {}
     for tag, (vr, value) in assignments.items():
-        if vr == "SQ" or vr == "UI" and tag in (Tag("SOPInstanceUID"),):
-            raise NotSpliceable("structure change")
+        if vr in ("SQ", "UI") or tag >= 0x7FE00000:
+            raise NotSpliceable("structure change, or an element after the header")
         if vr in CHARSET_VRS and isinstance(value, str) and not _encodable(value, tuple(charsets)):
             raise NotSpliceable("needs a character set switch")
         encoded = _encode(tag, vr, value, implicit, little, charsets)
