@@ -29,6 +29,8 @@ from gearview.store.inspect import InstanceInfo, read_instance_info
 log = logging.getLogger(__name__)
 HEAD_SIZE = 132
 PROGRESS_EVERY = 64
+#: A DICOMDIR holds ~500 bytes per file: 128 MiB is far beyond any real disc.
+MAX_DICOMDIR_SIZE = 128 << 20
 #: An extraction folder this old belongs to no running import (a crash left it).
 STALE_SECONDS = 24 * 3600
 
@@ -290,6 +292,16 @@ class _Scanner:
         referenced: set[str] = set()
         for entry in self._dicomdirs:
             display_dir = entry.name.rsplit("/", 1)[0] if "/" in entry.name else ""
+            if entry.size > MAX_DICOMDIR_SIZE:
+                self.preview.skipped.append(
+                    Skipped(
+                        entry.name,
+                        f"DICOMDIR of {entry.size} bytes is too large to read; "
+                        "the files were scanned instead",
+                        "dicomdir",
+                    )
+                )
+                continue
             try:
                 path, owned = self._materialize(entry)
             except (MemberError, OSError) as exc:

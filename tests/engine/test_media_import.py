@@ -533,3 +533,14 @@ def test_fifo_and_looping_iso_never_hang(cache, tmp_path):
     (tmp_path / "loop.iso").write_bytes(bytes(data))
     with pytest.raises(MediaError, match="loop"):
         import_path(tmp_path / "loop.iso", cache)
+
+
+def test_oversized_dicomdir_is_not_parsed(cache, tmp_path, monkeypatch):
+    from gearview.media import scan
+
+    monkeypatch.setattr(scan, "MAX_DICOMDIR_SIZE", 100)
+    write_series(tmp_path / "cd" / "DICOM", 1)
+    (tmp_path / "cd" / "DICOMDIR").write_bytes(_dicomdir_with([["DICOM", "IM000001.dcm"]]))
+    report = import_path(tmp_path / "cd", cache)
+    assert report.imported == 1
+    assert "too large" in dict(report.not_imported)["DICOMDIR"]
