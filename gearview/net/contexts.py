@@ -63,17 +63,24 @@ class ContextBatch:
     sop_classes: set[str] = field(default_factory=set)
 
 
-def contexts_for_class(sop_class: str, syntaxes: Iterable[str]) -> list[PresentationContext]:
-    """One context per stored non-native syntax, plus one native (uncompressed LE) context."""
+def contexts_for_class(
+    sop_class: str, syntaxes: Iterable[str], lossy: bool = False
+) -> list[PresentationContext]:
+    """One context per stored non-native syntax, plus one native (uncompressed LE) context,
+    plus (with `lossy`) lossy JPEG 2000 for a peer that takes nothing else."""
     stored = list(dict.fromkeys(str(ts) for ts in syntaxes))
     contexts = [build_context(sop_class, [ts]) for ts in stored if ts not in NATIVE]
     native = [ts for ts in stored if ts in NATIVE]
     native += [ts for ts in NATIVE if ts not in native]
     contexts.append(build_context(sop_class, native))
+    if lossy and uid.JPEG2000 not in stored:
+        contexts.append(build_context(sop_class, [uid.JPEG2000]))
     return contexts
 
 
-def plan_send(pairs: Iterable[tuple[str, str]], limit: int = MAX_CONTEXTS) -> list[ContextBatch]:
+def plan_send(
+    pairs: Iterable[tuple[str, str]], limit: int = MAX_CONTEXTS, lossy: bool = False
+) -> list[ContextBatch]:
     """Split (SOP class, stored transfer syntax) pairs into association-sized batches."""
     by_class: dict[str, list[str]] = defaultdict(list)
     for sop_class, ts in pairs:
@@ -82,7 +89,7 @@ def plan_send(pairs: Iterable[tuple[str, str]], limit: int = MAX_CONTEXTS) -> li
     batches: list[ContextBatch] = []
     current = ContextBatch()
     for sop_class, syntaxes in by_class.items():
-        contexts = contexts_for_class(sop_class, syntaxes)[:limit]
+        contexts = contexts_for_class(sop_class, syntaxes, lossy)[:limit]
         if current.contexts and len(current.contexts) + len(contexts) > limit:
             batches.append(current)
             current = ContextBatch()

@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from io import BytesIO
 from pathlib import Path
 
@@ -21,7 +21,7 @@ from pydicom import dcmread
 from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError as PydicomInvalidDicomError
 from pydicom.filereader import read_preamble
-from pydicom.uid import UID
+from pydicom.uid import JPEG2000, UID
 from pynetdicom import Association
 from pynetdicom.dimse_primitives import C_STORE
 from pynetdicom.dsutils import encode
@@ -40,6 +40,8 @@ log = logging.getLogger(__name__)
 SUCCESS, WARNING, FAILED = "success", "warning", "failed"
 #: Storage warnings PS3.4 B.2.3: coercion, elements discarded, data set does not match.
 WARNING_CODES = frozenset({0xB000, 0xB006, 0xB007})
+#: Compression ratio of an admin-allowed lossy conversion (JPEG 2000 irreversible).
+LOSSY_RATIO = 10
 
 
 @dataclass(frozen=True)
@@ -162,21 +164,53 @@ def _store(
     return assoc._check_received_status(rsp)
 
 
-def _converted(item: SendItem, target: str) -> bytes:
-    """Decompress (lossless) and encode as the native syntax the peer accepted."""
+def _converted(item: SendItem, target: str) -> tuple[bytes, SendItem]:
+    """The data set re-encoded for the syntax the peer accepted, and what to send it as.
+
+    Native targets: decompressed losslessly, same instance. JPEG 2000 (lossy,
+    only when the admin allows it): a new instance (PS3.3 C.7.6.1.1.5) with
+    Lossy Image Compression "01" and the ratio and method appended.
+    """
     ds = dcmread(item.path)
     if UID(item.transfer_syntax).is_compressed:
         ds.decompress(generate_instance_uid=False)  # lossless: still the same instance
     ts = UID(target)
+    if ts == JPEG2000:
+        original = len(ds.PixelData)
+        ds.compress(JPEG2000, j2k_cr=[LOSSY_RATIO], generate_instance_uid=True)
+        ratio = original / max(len(ds.PixelData), 1)
+        ds.LossyImageCompression = "01"
+        ds.LossyImageCompressionRatio = [
+            *_values(ds, "LossyImageCompressionRatio"),
+            f"{ratio:.1f}"[:16],
+        ]
+        ds.LossyImageCompressionMethod = [
+            *_values(ds, "LossyImageCompressionMethod"),
+            "ISO_15444_1",
+        ]
+        item = replace(item, sop_uid=str(ds.SOPInstanceUID), transfer_syntax=str(ts))
     data = encode(ds, ts.is_implicit_VR, ts.is_little_endian, ts.is_deflated)
     if data is None:
         raise ValueError(f"cannot encode the data set as {ts.name}")
-    return data
+    return data, item
 
 
-def _choose(assoc: Association, item: SendItem) -> tuple[PresentationContext | None, str]:
-    """The accepted context to use: the stored syntax if accepted, else a native one."""
-    native = None
+def _values(ds: Dataset, keyword: str) -> list:
+    """The existing values of a multi-valued attribute (to append to, never replace)."""
+    if keyword not in ds:
+        return []
+    elem = ds[keyword]
+    if elem.VM == 0:
+        return []
+    return [elem.value] if elem.VM == 1 else list(elem.value)
+
+
+def _choose(
+    assoc: Association, item: SendItem, lossy_allowed: bool
+) -> tuple[PresentationContext | None, str]:
+    """The accepted context to use: the stored syntax if accepted, else a native one,
+    else (only when allowed) lossy JPEG 2000."""
+    native = lossy = None
     for cx in assoc.accepted_contexts:
         if cx.abstract_syntax != item.sop_class:
             continue
@@ -185,9 +219,13 @@ def _choose(assoc: Association, item: SendItem) -> tuple[PresentationContext | N
             return cx, ""
         if ts in NATIVE and (native is None or ts == NATIVE[0]):
             native = cx
-    if native is None:
-        return None, ""
-    return native, str(native.transfer_syntax[0])
+        if ts == JPEG2000:
+            lossy = cx
+    if native is not None:
+        return native, str(native.transfer_syntax[0])
+    if lossy is not None and lossy_allowed:
+        return lossy, str(JPEG2000)
+    return None, ""
 
 
 def _outcome(item: SendItem, status, converted: str) -> InstanceOutcome:
@@ -203,6 +241,20 @@ def _outcome(item: SendItem, status, converted: str) -> InstanceOutcome:
     return InstanceOutcome(item.sop_uid, FAILED, code, text, converted)
 
 
+def _no_syntax(node: Node, item: SendItem, assoc: Association) -> str:
+    name = UID(item.sop_class).name or item.sop_class
+    offered_lossy = any(
+        cx.abstract_syntax == item.sop_class and cx.transfer_syntax[0] == JPEG2000
+        for cx in assoc.accepted_contexts
+    )
+    if offered_lossy:
+        return (
+            f"{node.name} accepts {name} only lossy compressed; lossy conversion is not "
+            "allowed (client.allow_lossy_conversion)"
+        )
+    return f"{node.name} accepts no transfer syntax we can send for {name}"
+
+
 def _send_batch(
     node: Node,
     config: Config,
@@ -216,20 +268,17 @@ def _send_batch(
         for msg_id, item in enumerate(items, 1):
             if token is not None:
                 token.check()
-            context, convert_to = _choose(assoc, item)
+            lossy_allowed = config.client.allow_lossy_conversion
+            context, convert_to = _choose(assoc, item, lossy_allowed)
             if context is None:
-                report(
-                    InstanceOutcome(
-                        item.sop_uid,
-                        FAILED,
-                        None,
-                        f"{node.name} accepts no transfer syntax we can send for "
-                        f"{UID(item.sop_class).name or item.sop_class}",
-                    )
-                )
+                report(InstanceOutcome(item.sop_uid, FAILED, None, _no_syntax(node, item, assoc)))
                 continue
+            sent_as = item
             try:
-                payload = _converted(item, convert_to) if convert_to else _dataset_bytes(item.path)
+                if convert_to:
+                    payload, sent_as = _converted(item, convert_to)
+                else:
+                    payload = _dataset_bytes(item.path)
             except (
                 OSError,
                 ValueError,
@@ -242,13 +291,18 @@ def _send_batch(
                 )
                 continue
             try:
-                status = _store(assoc, context, item, payload, msg_id % 65536)
+                status = _store(assoc, context, sent_as, payload, msg_id % 65536)
             except dimse.PeerAborted:
                 raise lost(assoc, node, "C-STORE", aborted=True) from None
             if not status or "Status" not in status:
                 raise lost(assoc, node, "C-STORE")
             result.bytes_sent += len(payload)
-            report(_outcome(item, status, convert_to))
+            outcome = _outcome(item, status, convert_to)
+            if sent_as.sop_uid != item.sop_uid:
+                outcome.message = (
+                    f"{outcome.message} sent lossy (JPEG 2000) as new instance {sent_as.sop_uid}"
+                ).strip()
+            report(outcome)
 
 
 def send_items(
@@ -290,7 +344,9 @@ def send_items(
         )
 
     progress(Progress(0, total, f"connecting to {node.name}"))
-    for batch in plan_send((i.sop_class, i.transfer_syntax) for i in todo):
+    # The lossy context is always proposed so that a peer accepting only lossy
+    # syntaxes is named as such; it is used only when the admin allows it.
+    for batch in plan_send(((i.sop_class, i.transfer_syntax) for i in todo), lossy=True):
         batch_items = [i for i in todo if i.sop_class in batch.sop_classes]
         _send_batch(node, config, batch.contexts, batch_items, result, report, token)
     result.seconds = time.perf_counter() - start

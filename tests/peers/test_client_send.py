@@ -10,6 +10,7 @@ from factory import make_ct
 from pydicom import dcmread
 from pydicom.dataset import Dataset
 from pydicom.uid import (
+    JPEG2000,
     CTImageStorage,
     ExplicitVRLittleEndian,
     ImplicitVRLittleEndian,
@@ -210,3 +211,52 @@ def test_send_to_nobody_raises_network_error(home, cache, tmp_path):
     node = StoreSCP(tmp_path / "never", port=free_port()).node()
     with pytest.raises(NetworkError, match="refused"):
         send_items(node, load_config(home), items_for(cache, [study]))
+
+
+@pytest.fixture
+def lossy_only_peer():
+    """A pynetdicom storage SCP that accepts CT only as lossy JPEG 2000 (no DCMTK option does)."""
+    from pynetdicom import AE, evt
+
+    received: list[Dataset] = []
+
+    def on_store(event) -> int:
+        ds = event.dataset
+        ds.file_meta = event.file_meta
+        received.append(ds)
+        return 0x0000
+
+    ae = AE(ae_title="LOSSYONLY")
+    ae.add_supported_context(CTImageStorage, [JPEG2000])
+    port = free_port()
+    server = ae.start_server(
+        ("127.0.0.1", port), block=False, evt_handlers=[(evt.EVT_C_STORE, on_store)]
+    )
+    node = StoreSCP(Path("."), aet="LOSSYONLY", port=port).node("LOSSY")
+    yield node, received
+    server.shutdown()
+
+
+def test_lossy_only_peer_refused_without_admin_permission(lossy_only_peer, home, cache, tmp_path):
+    node, received = lossy_only_peer
+    study, _ = cached_study(cache, tmp_path / "in", 2)
+    result = send_items(node, load_config(home), items_for(cache, [study]))
+    assert not result.ok and result.count("failed") == 2 and not received
+    message = next(iter(result.outcomes.values())).message
+    assert "only lossy" in message and "allow_lossy_conversion" in message
+
+
+def test_lossy_conversion_when_allowed_marks_the_instance(lossy_only_peer, home, cache, tmp_path):
+    node, received = lossy_only_peer
+    study, originals = cached_study(cache, tmp_path / "in", 2)
+    config = load_config(home)
+    config.client.allow_lossy_conversion = True
+    result = send_items(node, config, items_for(cache, [study]))
+    assert result.ok and len(received) == 2
+    for ds in received:
+        assert ds.file_meta.TransferSyntaxUID == JPEG2000
+        assert ds.SOPInstanceUID not in originals  # a lossy copy is a new instance
+        assert ds.LossyImageCompression == "01"
+        assert ds.LossyImageCompressionMethod == "ISO_15444_1"
+        assert float(ds.LossyImageCompressionRatio) > 1
+    assert all("sent lossy" in o.message for o in result.outcomes.values())
