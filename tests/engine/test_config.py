@@ -83,3 +83,13 @@ def test_save_refuses_invalid_config_and_keeps_the_old_file(home: Home) -> None:
     with pytest.raises(ConfigError):
         save_config(home, bad)
     assert home.config_file.read_bytes() == before
+
+
+def test_example_config_in_resources_loads_with_defaults() -> None:
+    import tomllib
+    from pathlib import Path
+
+    example = Path(__file__).parents[2] / "resources" / "config.example.toml"
+    config = config_from_dict(tomllib.loads(example.read_text()))
+    assert config.server == Config().server
+    assert [n.name for n in config.nodes] == ["PACS"]
