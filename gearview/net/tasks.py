@@ -70,6 +70,8 @@ def make_runners(config: Config | Callable[[], Config], cache) -> dict[str, Runn
         record.message = f"{len(record.completed_uids)} of {record.result['total']} sent" + (
             f", {len(record.warnings)} with warnings" if record.warnings else ""
         )
+        if "commit" in node.roles and record.completed_uids:
+            _commit(node, config, items, record)
         if record.failures:
             raise SendFailed(
                 f"{len(record.failures)} of {record.result['total']} instances "
@@ -107,6 +109,22 @@ def make_runners(config: Config | Callable[[], Config], cache) -> dict[str, Runn
             )
 
     return {SEND: run_send, RETRIEVE: run_retrieve}
+
+
+def _commit(node, config: Config, items, record) -> None:
+    """Storage Commitment for what reached the node; the answer is shown with the job."""
+    from gearview.net.commitment import request_commitment
+
+    classes = {i.sop_uid: i.sop_class for i in items}
+    pairs = [(classes[uid], uid) for uid in record.completed_uids if uid in classes]
+    result = request_commitment(node, config, pairs)
+    if result is None:
+        record.result["commitment"] = "no answer yet (the node may report later)"
+        return
+    record.result["commitment"] = f"{len(result.committed)} committed, {len(result.failed)} not"
+    for uid, reason in result.failed.items():
+        record.warnings[uid] = f"not committed by {node.name} (reason 0x{reason:04X})"
+    record.message += f"; {record.result['commitment']}"
 
 
 def open_queue(home, config: Config | Callable[[], Config], cache) -> JobQueue:
