@@ -64,6 +64,7 @@ class ImageView(QWidget):
         self._drag_start: QPointF | None = None
         self._drag_button = Qt.MouseButton.NoButton
         self.paint_count = 0
+        self.image_paints = 0  # paints that drew an image (benchmarks wait for the first)
 
     # ---- state ----------------------------------------------------------------------
 
@@ -160,6 +161,7 @@ class ImageView(QWidget):
             painter.setTransform(self.transform())
             painter.drawImage(0, 0, self.image)
             painter.restore()
+            self.image_paints += 1
             self._paint_graphics(painter)
             self._paint_measure(painter)
         elif self.placeholder:

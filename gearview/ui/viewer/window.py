@@ -96,6 +96,7 @@ class ViewerWindow(QMainWindow):
         study_uid: str,
         config: Config | ViewerConfig | None = None,
         parent: QWidget | None = None,
+        isolated: IsolatedDecoder | None = None,
     ) -> None:
         super().__init__(parent)
         viewer_cfg = config.viewer if isinstance(config, Config) else (config or ViewerConfig())
@@ -104,7 +105,9 @@ class ViewerWindow(QMainWindow):
         self.model: StudyModel | None = None
         self.pool = DecodePool(self, threads=2)
         self.frames = FrameCache(viewer_cfg.frame_cache_bytes)
-        self.isolated = IsolatedDecoder(workers=2)
+        # compressed frames decode in worker processes; shared between the tabs of a main window
+        self._owns_isolated = isolated is None
+        self.isolated = isolated or IsolatedDecoder(workers=2)
         self.decoder = Decoder(self.frames, isolated=self.isolated)
         self._presentations: list[Dataset] = []
         self.services = ViewerServices(
@@ -646,7 +649,8 @@ class ViewerWindow(QMainWindow):
         self._closed = True
         self.cine.stop()
         self.pool.shutdown()
-        self.isolated.close()
+        if self._owns_isolated:
+            self.isolated.close()
         self.frames.clear()
         self.decoder.sources.forget(set(self.decoder.sources.uids()))
         release_memory()
