@@ -136,3 +136,9 @@ def test_move_counts_match_orthanc_rest(pacs, station):
     stats = pacs.rest(f"/studies/{orthanc_id}/statistics")
     assert int(stats["CountInstances"]) == len(cache.instances(study_uid=SMALL))
     assert Path(cache.instances(study_uid=SMALL)[0].path).is_file()
+
+
+def test_cli_move_unknown_node(home, capsys):
+    assert main(["move", "NOSUCH", SMALL]) == 1
+    err = capsys.readouterr().err.strip()
+    assert "unknown node" in err and "\n" not in err

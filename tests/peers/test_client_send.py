@@ -260,3 +260,16 @@ def test_lossy_conversion_when_allowed_marks_the_instance(lossy_only_peer, home,
         assert ds.LossyImageCompressionMethod == "ISO_15444_1"
         assert float(ds.LossyImageCompressionRatio) > 1
     assert all("sent lossy" in o.message for o in result.outcomes.values())
+
+
+def test_cli_retry_after_refused_send(home, cache, tmp_path, capsys):
+    """A send to a peer that is down fails with a retry hint; `send --retry JOB` then completes."""
+    study, originals = cached_study(cache, tmp_path / "in", 3)
+    port = free_port()
+    assert main(["send", f"STORESCP@127.0.0.1:{port}", study]) == 1
+    last = capsys.readouterr().err.strip().splitlines()[-1]
+    job_id = last.rsplit("--retry ", 1)[1].rstrip("`)")
+    with StoreSCP(tmp_path / "out", port=port) as scp:
+        assert main(["send", "--retry", job_id]) == 0
+        assert "3 of 3 sent" in capsys.readouterr().out
+        assert sorted(scp.received()) == sorted(originals)
