@@ -8,6 +8,7 @@ command -v storescu  >/dev/null || need+=(dcmtk)
 command -v Orthanc   >/dev/null || [ -x /usr/sbin/Orthanc ] || need+=(orthanc)
 command -v dciodvfy  >/dev/null || need+=(dicom3tools)
 command -v xorriso   >/dev/null || need+=(xorriso)
+command -v openssl   >/dev/null || need+=(openssl)   # run-time test CA for the TLS tests
 command -v genisoimage >/dev/null || need+=(genisoimage)
 command -v Xvfb      >/dev/null || need+=(xvfb)
 ldconfig -p 2>/dev/null | grep -q 'libEGL.so.1' || need+=(libegl1)
