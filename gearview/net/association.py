@@ -42,6 +42,8 @@ class _ConnectErrors(logging.Handler):
         message = record.getMessage()
         if message.startswith("TCP Initialisation Error:"):
             with self._lock:
+                if len(self._errors) > 256:  # failures of associations nobody asked about
+                    self._errors.clear()
                 self._errors[threading.get_ident()] = message.split(":", 1)[1].strip()
 
     def pop(self, ident: int | None) -> str:

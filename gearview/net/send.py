@@ -90,6 +90,7 @@ class SendResult:
     outcomes: dict[str, InstanceOutcome] = field(default_factory=dict)
     seconds: float = 0.0
     bytes_sent: int = 0
+    associations: int = 0
 
     def count(self, outcome: str) -> int:
         return sum(1 for o in self.outcomes.values() if o.outcome == outcome)
@@ -265,6 +266,7 @@ def _send_batch(
     token: CancelToken | None,
 ) -> None:
     with association(node, config, contexts) as assoc, dimse.paused(assoc):
+        result.associations += 1
         for msg_id, item in enumerate(items, 1):
             if token is not None:
                 token.check()

@@ -273,3 +273,21 @@ def test_cli_retry_after_refused_send(home, cache, tmp_path, capsys):
         assert main(["send", "--retry", job_id]) == 0
         assert "3 of 3 sent" in capsys.readouterr().out
         assert sorted(scp.received()) == sorted(originals)
+
+
+def test_many_sop_classes_split_across_associations(home, tmp_path):
+    """70 SOP classes need 140 contexts: two associations, every instance arrives."""
+    from gearview.conformance import storage_sop_classes
+
+    items = []
+    study, series = generate_uid(), generate_uid()
+    for i, sop_class in enumerate(storage_sop_classes()[:70]):
+        ds = make_ct(study, series, i + 1, rows=8, cols=8)
+        ds.SOPClassUID = ds.file_meta.MediaStorageSOPClassUID = sop_class
+        path = tmp_path / f"{i}.dcm"
+        ds.save_as(path, enforce_file_format=True)
+        items.append(SendItem.from_path(path))
+    with StoreSCP(tmp_path / "out") as scp:
+        result = send_items(scp.node(), load_config(home), items)
+    assert result.associations == 2
+    assert result.ok and len(scp.received()) == 70
