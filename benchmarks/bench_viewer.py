@@ -17,6 +17,7 @@
 from __future__ import annotations
 
 import argparse
+import multiprocessing
 import os
 import resource
 import subprocess
@@ -117,6 +118,20 @@ def rss_mb() -> float:
     return 0.0
 
 
+def children_rss_mb() -> float:
+    """RSS of the decoder worker processes (not part of this process's figure)."""
+    total = 0.0
+    for child in multiprocessing.active_children():
+        try:
+            with open(f"/proc/{child.pid}/status") as fh:
+                for line in fh:
+                    if line.startswith("VmRSS:"):
+                        total += int(line.split()[1]) / 1024
+        except OSError:
+            continue
+    return total
+
+
 class Bench:
     def __init__(self, home: Path, cache_bytes: int) -> None:
         from PySide6.QtWidgets import QApplication
@@ -211,6 +226,7 @@ def main() -> int:
             cache_mb = viewer.frames.bytes / 2**20
             viewer.shutdown()
             after = rss_mb()
+            children = children_rss_mb()
             limit = args.cache_mb + 300
             rows.append(
                 (
@@ -218,7 +234,8 @@ def main() -> int:
                     f"{peak:.0f} MB",
                     f"limit {limit} MB (cache {args.cache_mb} MiB + 300); before open "
                     f"{baseline:.0f} MB; frame cache held {cache_mb:.0f} MiB; {fps_m:.0f} f/s; "
-                    f"after closing the viewer {after:.0f} MB",
+                    f"after closing the viewer {after:.0f} MB; 2 decoder processes "
+                    f"{children:.0f} MB more",
                 )
             )
 
