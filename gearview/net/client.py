@@ -372,8 +372,8 @@ def _study_exists(node: Node, config: Config, study_uid: str) -> bool:
 def _retrieve_hint(service: str, status: int) -> str:
     if service == "C-MOVE":
         return (
-            "the node must know our AE title, host and port as a C-MOVE destination "
-            "(or mark the node 'get' to retrieve with C-GET)"
+            "this station's DICOM server must be running and the node must know our AE title, "
+            "host and port as a C-MOVE destination (or mark the node 'get' to use C-GET)"
         )
     return "check the node's logs"
 

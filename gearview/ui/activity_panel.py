@@ -13,7 +13,7 @@ import datetime as dt
 import logging
 from typing import Any
 
-from PySide6.QtCore import Qt
+from PySide6.QtCore import QSize, Qt
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QHBoxLayout,
@@ -29,7 +29,7 @@ from PySide6.QtWidgets import (
 )
 
 from gearview.errors import GearviewError
-from gearview.jobqueue import FAILED, FINISHED, QUEUED, RUNNING, JobQueue, JobRecord
+from gearview.jobqueue import DONE, FAILED, FINISHED, QUEUED, RUNNING, JobQueue, JobRecord
 from gearview.net.tasks import open_queue
 
 log = logging.getLogger(__name__)
@@ -95,6 +95,9 @@ class ActivityPanel(QWidget):
             self.show_job(record.snapshot())
         self._selection_changed()
 
+    def sizeHint(self) -> QSize:  # noqa: N802 - a short dock; the query results need the room
+        return QSize(800, 180)
+
     def _on_job(self, data: Any) -> None:
         record = data.get("job") if isinstance(data, dict) else data
         if isinstance(record, JobRecord):
@@ -127,7 +130,7 @@ class ActivityPanel(QWidget):
             bar.setValue(
                 min(record.done, max(record.total, 1))
                 if record.total
-                else (1 if record.state in FINISHED else 0)
+                else (1 if record.state == DONE else 0)
             )
             bar.setFormat(f"{record.done}/{record.total}" if record.total else "%p%")
         if record.id == self.selected_job_id():
@@ -174,7 +177,7 @@ class ActivityPanel(QWidget):
         record = self._records.get(job_id) if job_id else None
         self.cancel_button.setEnabled(record is not None and record.state in (QUEUED, RUNNING))
         self.retry_button.setEnabled(
-            record is not None and record.state in FINISHED and record.state != "done"
+            record is not None and record.state in FINISHED and record.state != DONE
         )
         self.remove_button.setEnabled(record is not None and record.state != RUNNING)
         if record is None:
