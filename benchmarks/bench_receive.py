@@ -51,9 +51,15 @@ def send(files: list[Path], port: int, aet: str, parallel: int) -> float:
     """Wall time for storescu to deliver `files` over `parallel` associations."""
     groups = [files[i::parallel] for i in range(parallel)]
     start = time.perf_counter()
-    procs = [subprocess.Popen(["storescu", "-aec", aet, "127.0.0.1", str(port), *map(str, group)],
-                              env=DCMTK_ENV, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-             for group in groups]
+    procs = [
+        subprocess.Popen(
+            ["storescu", "-aec", aet, "127.0.0.1", str(port), *map(str, group)],
+            env=DCMTK_ENV,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
+        for group in groups
+    ]
     for proc in procs:
         _, err = proc.communicate()
         if proc.returncode != 0:
@@ -68,9 +74,24 @@ class Gearview:
     def __init__(self, work: Path) -> None:
         self.home = work / "gearview-home"
         env = {**os.environ, "GEARVIEW_HOME": str(self.home)}
-        self.proc = subprocess.Popen([sys.executable, "-m", "gearview", "serve", "--port", "0",
-                                      "--aet", self.aet, "--bind", "127.0.0.1"], env=env,
-                                     stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        self.proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "gearview",
+                "serve",
+                "--port",
+                "0",
+                "--aet",
+                self.aet,
+                "--bind",
+                "127.0.0.1",
+            ],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+        )
         line = self.proc.stdout.readline().strip()
         if not line.startswith("listening on"):
             raise RuntimeError(f"gearview serve did not start: {line!r}")
@@ -95,9 +116,22 @@ class Storescp:
         self.out = work / "storescp"
         self.out.mkdir(exist_ok=True)
         self.port = free_port()
-        self.proc = subprocess.Popen(["storescp", "--fork", "-aet", self.aet, "-pdu", "131072",
-                                      "-od", str(self.out), str(self.port)], env=DCMTK_ENV,
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.proc = subprocess.Popen(
+            [
+                "storescp",
+                "--fork",
+                "-aet",
+                self.aet,
+                "-pdu",
+                "131072",
+                "-od",
+                str(self.out),
+                str(self.port),
+            ],
+            env=DCMTK_ENV,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         wait_for_port(self.port)
 
     def reset(self) -> None:
@@ -123,16 +157,30 @@ class Orthanc:
         storage = self.work / "storage"
         storage.mkdir(exist_ok=True)
         config = {
-            "Name": "bench", "StorageDirectory": str(storage), "IndexDirectory": str(storage),
-            "DicomAet": self.aet, "DicomPort": self.port, "HttpPort": free_port(),
-            "HttpServerEnabled": True, "RemoteAccessAllowed": False, "AuthenticationEnabled": False,
-            "DicomCheckCalledAet": False, "DicomAlwaysAllowStore": True, "StorageCompression": False,
-            "Plugins": [], "DicomServerEnabled": True, "ConcurrentJobs": 2,
+            "Name": "bench",
+            "StorageDirectory": str(storage),
+            "IndexDirectory": str(storage),
+            "DicomAet": self.aet,
+            "DicomPort": self.port,
+            "HttpPort": free_port(),
+            "HttpServerEnabled": True,
+            "RemoteAccessAllowed": False,
+            "AuthenticationEnabled": False,
+            "DicomCheckCalledAet": False,
+            "DicomAlwaysAllowStore": True,
+            "StorageCompression": False,
+            "Plugins": [],
+            "DicomServerEnabled": True,
+            "ConcurrentJobs": 2,
         }
         path = self.work / "orthanc.json"
         path.write_text(json.dumps(config))
-        self.proc = subprocess.Popen([ORTHANC, str(path)], env=DCMTK_ENV, stdout=subprocess.DEVNULL,
-                                     stderr=subprocess.DEVNULL)
+        self.proc = subprocess.Popen(
+            [ORTHANC, str(path)],
+            env=DCMTK_ENV,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         wait_for_port(self.port)
 
     def reset(self) -> None:
@@ -158,8 +206,11 @@ def main() -> int:
         work = Path(tmp)
         files = write_series(work / "src", args.count, rows=512, cols=512)
         megabytes = sum(p.stat().st_size for p in files) / 1e6
-        print(f"{len(files)} instances, {megabytes:.0f} MB, storescu with TCP_NODELAY=1, "
-              f"best of {args.runs}", flush=True)
+        print(
+            f"{len(files)} instances, {megabytes:.0f} MB, storescu with TCP_NODELAY=1, "
+            f"best of {args.runs}",
+            flush=True,
+        )
         targets = [Gearview(work), Storescp(work)]
         if not args.no_orthanc and os.path.exists(ORTHANC):
             targets.append(Orthanc(work))
@@ -175,13 +226,18 @@ def main() -> int:
         finally:
             for target in targets:
                 target.stop()
-        print(f"{'receiver':<26}{'assocs':>7}{'seconds':>9}{'inst/s':>9}{'MB/s':>8}{'vs storescp':>13}")
+        print(
+            f"{'receiver':<26}{'assocs':>7}{'seconds':>9}{'inst/s':>9}{'MB/s':>8}"
+            f"{'vs storescp':>13}"
+        )
         for parallel in (1, 4):
             reference = results[(Storescp.name, parallel)]
             for target in targets:
                 seconds = results[(target.name, parallel)]
-                print(f"{target.name:<26}{parallel:>7}{seconds:>9.2f}{len(files) / seconds:>9.0f}"
-                      f"{megabytes / seconds:>8.0f}{reference / seconds:>12.2f}x")
+                print(
+                    f"{target.name:<26}{parallel:>7}{seconds:>9.2f}{len(files) / seconds:>9.0f}"
+                    f"{megabytes / seconds:>8.0f}{reference / seconds:>12.2f}x"
+                )
     return 0
 
 

@@ -16,7 +16,9 @@ COMMAND = "serve"
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    parser = sub.add_parser(COMMAND, help="run the DICOM server (Storage, Verification, Q/R) headless")
+    parser = sub.add_parser(
+        COMMAND, help="run the DICOM server (Storage, Verification, Q/R) headless"
+    )
     parser.add_argument("--port", type=int, help="port to listen on (0: any free port, printed)")
     parser.add_argument("--aet", help="our AE title (default: server.ae_title)")
     parser.add_argument("--bind", metavar="ADDR", help="address to listen on (default: all)")
@@ -42,8 +44,10 @@ def run(args: argparse.Namespace) -> int:
     try:
         server.start()
         state = server.state
-        print(f"listening on {state.ae_title}@{config.server.bind_address or '0.0.0.0'}:{state.port}",
-              flush=True)
+        print(
+            f"listening on {state.ae_title}@{config.server.bind_address or '0.0.0.0'}:{state.port}",
+            flush=True,
+        )
         while not stop.wait(0.5):
             pass
     finally:

@@ -28,6 +28,7 @@ import ssl
 import struct
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -122,8 +123,9 @@ class GuardedSocket(AssociationSocket):
         pdu_type, _, length = struct.unpack(">BBL", data)
         conn.pdus += 1
         if conn.pdus == 1 and pdu_type != ASSOCIATE_RQ:
-            security_alert("%s sent PDU type 0x%02X before an A-ASSOCIATE-RQ; aborted",
-                           conn.address, pdu_type)
+            security_alert(
+                "%s sent PDU type 0x%02X before an A-ASSOCIATE-RQ; aborted", conn.address, pdu_type
+            )
             self._abort_and_close()
             return bytearray()
         self._expected = length
@@ -140,8 +142,12 @@ class GuardedSocket(AssociationSocket):
             return self._header()
         self._expected = 0
         if nr_bytes > self._limit:
-            security_alert("%s declared a %d-byte PDU (limit %d); aborted",
-                           self.connection.address, nr_bytes, self._limit)
+            security_alert(
+                "%s declared a %d-byte PDU (limit %d); aborted",
+                self.connection.address,
+                nr_bytes,
+                self._limit,
+            )
             self._abort_and_close()
             return bytearray()
         body = self._read(nr_bytes)
@@ -155,9 +161,13 @@ class GuardedSocket(AssociationSocket):
         called, calling = bytes(body[4:20]), bytes(body[20:36])
         for title in (called, calling):
             if not title.strip(b" ") or any(b < 0x20 or b > 0x7E or b == 0x5C for b in title):
-                security_alert("%s sent an A-ASSOCIATE-RQ with a blank or binary AE title "
-                               "(called %s, calling %s); aborted", self.connection.address,
-                               escape(called.decode("latin-1")), escape(calling.decode("latin-1")))
+                security_alert(
+                    "%s sent an A-ASSOCIATE-RQ with a blank or binary AE title "
+                    "(called %s, calling %s); aborted",
+                    self.connection.address,
+                    escape(called.decode("latin-1")),
+                    escape(calling.decode("latin-1")),
+                )
                 return False
         return True
 
@@ -183,9 +193,10 @@ class GuardedSocket(AssociationSocket):
                 if not n:
                     break
                 got += n
-        except (TimeoutError, socket.timeout):
-            security_alert("%s did not complete a PDU within the deadline; dropped",
-                           self.connection.address)
+        except TimeoutError:
+            security_alert(
+                "%s did not complete a PDU within the deadline; dropped", self.connection.address
+            )
             self._abort_and_close()
         except (OSError, ssl.SSLError):
             pass
@@ -216,6 +227,18 @@ class GuardedRequestHandler(RequestHandler):
         sock._expected = 0
         sock._limit = MAX_ASSOCIATE_RQ
         assoc.dul._run_loop_delay = DUL_LOOP_DELAY
+        hook = self.server.on_association_end
+        if hook is not None:
+            run = assoc.run
+
+            def run_then_clean_up() -> None:
+                """Per-thread resources (the index connection) end with the association's thread."""
+                try:
+                    run()
+                finally:
+                    hook()
+
+            assoc.run = run_then_clean_up
         return assoc
 
 
@@ -227,6 +250,8 @@ class GuardedServer(ThreadedAssociationServer):
     #: socketserver's default backlog (5) makes a burst of connects wait for SYN retries.
     request_queue_size = 128
     limits: Limits
+    #: Called on each association's own thread when it ends.
+    on_association_end: Callable[[], None] | None = None
 
     def __init__(self, *args: Any, limits: Limits, **kwargs: Any) -> None:
         self.limits = limits
@@ -245,8 +270,9 @@ class GuardedServer(ThreadedAssociationServer):
         client, address = self.socket.accept()
         client.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         if self.ssl_context:
-            client = self.ssl_context.wrap_socket(client, server_side=True,
-                                                  do_handshake_on_connect=False)
+            client = self.ssl_context.wrap_socket(
+                client, server_side=True, do_handshake_on_connect=False
+            )
         return client, address
 
     def connection_for(self, sock: socket.socket) -> Connection:
@@ -284,8 +310,11 @@ class GuardedServer(ThreadedAssociationServer):
             self.shutdown_request(request)
             return
         if victim is not None:
-            security_alert("%s dropped: socket limit reached and it had not associated after %.1f s",
-                           victim.address, time.monotonic() - victim.opened)
+            security_alert(
+                "%s dropped: socket limit reached and it had not associated after %.1f s",
+                victim.address,
+                time.monotonic() - victim.opened,
+            )
             try:
                 victim.sock.shutdown(socket.SHUT_RDWR)
             except OSError:
@@ -313,8 +342,11 @@ class GuardedServer(ThreadedAssociationServer):
             return False
 
     def handle_error(self, request: Any, client_address: Any) -> None:
-        log.warning("connection from %s ended with an error", escape(client_address),
-                    exc_info=log.isEnabledFor(logging.DEBUG))
+        log.warning(
+            "connection from %s ended with an error",
+            escape(client_address),
+            exc_info=log.isEnabledFor(logging.DEBUG),
+        )
 
     def close_all(self) -> None:
         """Shut every open socket down (server stop): their threads then end."""

@@ -134,9 +134,12 @@ class Server:
             if removed:
                 log.info("removed %d spool leftovers of an earlier crash", removed)
             ae = self._make_ae(cfg)
-            limits = Limits(acse_timeout=cfg.acse_timeout, network_timeout=cfg.network_timeout,
-                            max_pdu=cfg.max_pdu,
-                            max_sockets=cfg.max_associations + SOCKET_HEADROOM)
+            limits = Limits(
+                acse_timeout=cfg.acse_timeout,
+                network_timeout=cfg.network_timeout,
+                max_pdu=cfg.max_pdu,
+                max_sockets=cfg.max_associations + SOCKET_HEADROOM,
+            )
             ssl_context = None
             if cfg.tls.enabled:
                 from gearview.net.tls import server_context
@@ -144,34 +147,57 @@ class Server:
                 ssl_context = server_context(cfg.tls)
             address = (cfg.bind_address or "0.0.0.0", cfg.port)
             try:
-                server = ae.make_server(address, ae_title=cfg.ae_title, contexts=_contexts(cfg),
-                                        ssl_context=ssl_context, evt_handlers=self._handlers(),
-                                        server_class=GuardedServer, limits=limits)
+                server = ae.make_server(
+                    address,
+                    ae_title=cfg.ae_title,
+                    contexts=_contexts(cfg),
+                    ssl_context=ssl_context,
+                    evt_handlers=self._handlers(),
+                    server_class=GuardedServer,
+                    limits=limits,
+                )
             except OSError as exc:
                 self._fail(exc, cfg)
+            server.on_association_end = self.cache.index.close_current
             ae._servers.append(server)
-            thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.2},
-                                      name=f"gearview-scp-{cfg.port}", daemon=True)
+            thread = threading.Thread(
+                target=server.serve_forever,
+                kwargs={"poll_interval": 0.2},
+                name=f"gearview-scp-{cfg.port}",
+                daemon=True,
+            )
             thread.start()
             self._ae, self._server, self._thread = ae, server, thread
             port = server.server_address[1]
             self._state = ServerState(running=True, ae_title=cfg.ae_title, port=port)
-            log.info("listening as %s on %s:%d%s", cfg.ae_title, address[0], port,
-                     " (TLS)" if ssl_context else "")
+            log.info(
+                "listening as %s on %s:%d%s",
+                cfg.ae_title,
+                address[0],
+                port,
+                " (TLS)" if ssl_context else "",
+            )
         self._emit_state()
 
     def _fail(self, exc: OSError, cfg: ServerConfig) -> None:
         if exc.errno == errno.EADDRINUSE:
-            error = NetworkError(f"port {cfg.port} is already in use",
-                                 hint="stop the other program or choose another port (server.port)")
+            error = NetworkError(
+                f"port {cfg.port} is already in use",
+                hint="stop the other program or choose another port (server.port)",
+            )
         elif exc.errno in (errno.EACCES, errno.EPERM):
-            error = NetworkError(f"not allowed to listen on port {cfg.port}",
-                                 hint="ports below 1024 need privileges; choose a port above 1024")
+            error = NetworkError(
+                f"not allowed to listen on port {cfg.port}",
+                hint="ports below 1024 need privileges; choose a port above 1024",
+            )
         else:
-            error = NetworkError(f"cannot listen on {cfg.bind_address or '*'}:{cfg.port}: "
-                                 f"{exc.strerror or exc}", hint="check server.bind_address and server.port")
-        self._state = ServerState(running=False, ae_title=cfg.ae_title, port=cfg.port,
-                                  last_error=error.one_line())
+            error = NetworkError(
+                f"cannot listen on {cfg.bind_address or '*'}:{cfg.port}: {exc.strerror or exc}",
+                hint="check server.bind_address and server.port",
+            )
+        self._state = ServerState(
+            running=False, ae_title=cfg.ae_title, port=cfg.port, last_error=error.one_line()
+        )
         self.bus.emit(ev.SERVER_ERROR, message=error.one_line())
         self._emit_state()
         raise error
@@ -264,8 +290,12 @@ class Server:
                 self._admitted.add(id(assoc))
         if full:
             calling, address = self._peer(event)
-            log.warning("association from %s (%s) rejected: %d associations already open",
-                        calling, address, self.config.server.max_associations)
+            log.warning(
+                "association from %s (%s) rejected: %d associations already open",
+                calling,
+                address,
+                self.config.server.max_associations,
+            )
             assoc.acse.send_reject(0x02, 0x03, 0x02)
             assoc.kill()
 
@@ -279,7 +309,9 @@ class Server:
             count = len(self._open)
         calling, address = self._peer(event)
         log.info("association from %s (%s) established", calling, address)
-        self.bus.emit(ev.ASSOCIATION_OPENED, calling_ae=calling, address=address, associations=count)
+        self.bus.emit(
+            ev.ASSOCIATION_OPENED, calling_ae=calling, address=address, associations=count
+        )
         self._emit_state()
 
     def _on_conn_close(self, event: evt.Event) -> None:
@@ -290,7 +322,9 @@ class Server:
             self._open.discard(id(event.assoc))
             count = len(self._open)
         calling, address = self._peer(event)
-        self.bus.emit(ev.ASSOCIATION_CLOSED, calling_ae=calling, address=address, associations=count)
+        self.bus.emit(
+            ev.ASSOCIATION_CLOSED, calling_ae=calling, address=address, associations=count
+        )
         self._emit_state()
 
     def _on_rejected(self, event: evt.Event) -> None:
@@ -298,7 +332,9 @@ class Server:
         calling = escape(primitive.calling_ae_title if primitive else "")
         called = escape(primitive.called_ae_title if primitive else "")
         _, address = self._peer(event)
-        security_alert("association from %s (calling %s, called %s) rejected", address, calling, called)
+        security_alert(
+            "association from %s (calling %s, called %s) rejected", address, calling, called
+        )
 
     def _on_aborted(self, event: evt.Event) -> None:
         calling, address = self._peer(event)
@@ -318,11 +354,14 @@ class Server:
 
         def same_uids(info: InstanceInfo) -> None:
             if info.sop_instance_uid != sop_uid or info.sop_class_uid != sop_class:
-                raise UidMismatchError("the data set's SOP Instance/Class UID differ from the command's")
+                raise UidMismatchError(
+                    "the data set's SOP Instance/Class UID differ from the command's"
+                )
 
         try:
-            self.cache.add_received(meta, _dataset_bytes(request.DataSet), source_ae=calling,
-                                    check=same_uids)
+            self.cache.add_received(
+                meta, _dataset_bytes(request.DataSet), source_ae=calling, check=same_uids
+            )
         except UidMismatchError as exc:
             security_alert("C-STORE from %s: %s", escape(calling), exc)
             return _status(STATUS_MISMATCH, str(exc))
@@ -345,7 +384,9 @@ class Server:
         return _status(Status.SUCCESS)
 
     def _report_error(self, exc: Exception) -> None:
-        message = exc.one_line() if isinstance(exc, GearviewError) else f"{type(exc).__name__}: {exc}"
+        message = (
+            exc.one_line() if isinstance(exc, GearviewError) else f"{type(exc).__name__}: {exc}"
+        )
         log.error("server: %s", message)
         with self._lock:
             self._state = replace(self._state, last_error=message)
@@ -385,9 +426,15 @@ class Server:
             yield node.host, node.port, {"contexts": []}
             yield STATUS_IDENTIFIER_MISMATCH, None
             return
-        yield node.host, node.port, {"contexts": _move_contexts(instances),
-                                     "evt_handlers": [(evt.EVT_CONN_OPEN, _set_nodelay)],
-                                     "max_pdu": self.config.client.max_pdu}
+        yield (
+            node.host,
+            node.port,
+            {
+                "contexts": _move_contexts(instances),
+                "evt_handlers": [(evt.EVT_CONN_OPEN, _set_nodelay)],
+                "max_pdu": self.config.client.max_pdu,
+            },
+        )
         yield len(instances)
         for path, _, _, sop_uid in instances:
             if event.is_cancelled:
@@ -405,7 +452,7 @@ class Server:
 
 
 def _dataset_bytes(dataset: Any) -> memoryview | Any:
-    """The received data set without a copy (pynetdicom hands us a BytesIO, or a file when chunked)."""
+    """The received data set without a copy (a BytesIO from pynetdicom, or a file when chunked)."""
     if isinstance(dataset, io.BytesIO):
         return dataset.getbuffer()
     dataset.seek(0)

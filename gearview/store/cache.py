@@ -26,10 +26,10 @@ from gearview import IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION_NAME
 from gearview import events as ev
 from gearview.changes import Changes
 from gearview.config import Config, load_config
-from gearview.errors import InvalidDicomError, NotFoundError, StoreError
+from gearview.errors import NotFoundError, StoreError
 from gearview.home import Home
-from gearview.store.atomic import fsync_dir, os_error_to_store_error, publish, spool_writer
 from gearview.store import batch as batch_journal
+from gearview.store.atomic import fsync_dir, os_error_to_store_error, publish, spool_writer
 from gearview.store.index import (
     STUDY_QUERY,
     IndexConnections,

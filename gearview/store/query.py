@@ -26,13 +26,17 @@ LEVELS = ("STUDY", "SERIES", "IMAGE")
 PATIENT_JOIN = "JOIN patient p ON p.pk = s.patient_pk"
 STUDY_FROM = f"study s {PATIENT_JOIN}"
 SERIES_FROM = f"series se JOIN study s ON s.study_uid = se.study_uid {PATIENT_JOIN}"
-IMAGE_FROM = ("instance i JOIN series se ON se.series_uid = i.series_uid "
-              f"JOIN study s ON s.study_uid = se.study_uid {PATIENT_JOIN}")
+IMAGE_FROM = (
+    "instance i JOIN series se ON se.series_uid = i.series_uid "
+    f"JOIN study s ON s.study_uid = se.study_uid {PATIENT_JOIN}"
+)
 FROM = {"STUDY": STUDY_FROM, "SERIES": SERIES_FROM, "IMAGE": IMAGE_FROM}
 UNIQUE_KEY = {"STUDY": "StudyInstanceUID", "SERIES": "SeriesInstanceUID", "IMAGE": "SOPInstanceUID"}
-ORDER = {"STUDY": "s.study_date, s.study_time, s.study_uid",
-         "SERIES": "s.study_uid, se.number IS NULL, se.number, se.series_uid",
-         "IMAGE": "se.series_uid, i.instance_number IS NULL, i.instance_number, i.sop_uid"}
+ORDER = {
+    "STUDY": "s.study_date, s.study_time, s.study_uid",
+    "SERIES": "s.study_uid, se.number IS NULL, se.number, se.series_uid",
+    "IMAGE": "se.series_uid, i.instance_number IS NULL, i.instance_number, i.sop_uid",
+}
 
 
 @dataclass(frozen=True)
@@ -62,18 +66,22 @@ KEYS: dict[str, Key] = {
         "STUDY",
         "(SELECT group_concat(m, '\\') FROM (SELECT DISTINCT modality AS m FROM series x "
         "WHERE x.study_uid = s.study_uid AND modality != '' ORDER BY modality))",
-        "modalities"),
+        "modalities",
+    ),
     "NumberOfStudyRelatedSeries": Key(
-        "STUDY", "(SELECT count(*) FROM series x WHERE x.study_uid = s.study_uid)", "count"),
+        "STUDY", "(SELECT count(*) FROM series x WHERE x.study_uid = s.study_uid)", "count"
+    ),
     "NumberOfStudyRelatedInstances": Key(
-        "STUDY", "(SELECT count(*) FROM instance x WHERE x.study_uid = s.study_uid)", "count"),
+        "STUDY", "(SELECT count(*) FROM instance x WHERE x.study_uid = s.study_uid)", "count"
+    ),
     "SeriesInstanceUID": Key("SERIES", "se.series_uid", "uid"),
     "Modality": Key("SERIES", "se.modality", "str"),
     "SeriesNumber": Key("SERIES", "se.number", "int"),
     "SeriesDescription": Key("SERIES", "se.description", "str"),
     "BodyPartExamined": Key("SERIES", "se.body_part", "str"),
     "NumberOfSeriesRelatedInstances": Key(
-        "SERIES", "(SELECT count(*) FROM instance x WHERE x.series_uid = se.series_uid)", "count"),
+        "SERIES", "(SELECT count(*) FROM instance x WHERE x.series_uid = se.series_uid)", "count"
+    ),
     "SOPInstanceUID": Key("IMAGE", "i.sop_uid", "uid"),
     "SOPClassUID": Key("IMAGE", "i.sop_class", "uid"),
     "InstanceNumber": Key("IMAGE", "i.instance_number", "int"),
@@ -148,8 +156,11 @@ def _condition(key: Key, value: str) -> tuple[str, list[object]]:
     if key.kind == "modalities":
         mods = [m.strip() for m in value.split("\\") if m.strip()]
         marks = ",".join("?" * len(mods))
-        return (f"EXISTS (SELECT 1 FROM series x WHERE x.study_uid = s.study_uid "
-                f"AND x.modality IN ({marks}))", list(mods))
+        return (
+            f"EXISTS (SELECT 1 FROM series x WHERE x.study_uid = s.study_uid "
+            f"AND x.modality IN ({marks}))",
+            list(mods),
+        )
     if key.kind == "count":
         return "1", []
     wild = "*" in value or "?" in value
@@ -206,8 +217,9 @@ def find(conn: sqlite3.Connection, identifier: Dataset) -> Iterator[Dataset]:
         yield _response(identifier, level, keywords, columns, row)
 
 
-def _response(identifier: Dataset, level: str, keywords: list[str], columns: list[str],
-              row: sqlite3.Row) -> Dataset:
+def _response(
+    identifier: Dataset, level: str, keywords: list[str], columns: list[str], row: sqlite3.Row
+) -> Dataset:
     ds = Dataset()
     values = {kw: row[n] for n, kw in enumerate(columns)}
     non_ascii = any(isinstance(v, str) and not v.isascii() for v in values.values())
@@ -238,8 +250,9 @@ def _vr(keyword: str) -> str:
     return dictionary_VR(Tag(keyword))
 
 
-def instance_paths(conn: sqlite3.Connection, identifier: Dataset,
-                   files_dir: Path) -> list[tuple[Path, str, str, str]]:
+def instance_paths(
+    conn: sqlite3.Connection, identifier: Dataset, files_dir: Path
+) -> list[tuple[Path, str, str, str]]:
     """(path, sop_class, transfer_syntax, sop_uid) of every instance a C-MOVE identifier names."""
     level = _level(identifier)
     unique = UNIQUE_KEY[level]
@@ -247,6 +260,8 @@ def instance_paths(conn: sqlite3.Connection, identifier: Dataset,
         raise InvalidValueError(f"a {level} level C-MOVE needs {unique} (PS3.4 C.4.2.2.1)")
     _, clauses, params = _matching(identifier, level)
     where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
-    sql = (f"SELECT i.path, i.sop_class, i.transfer_syntax, i.sop_uid FROM {IMAGE_FROM}{where} "
-           f"ORDER BY {ORDER['IMAGE']}")
+    sql = (
+        f"SELECT i.path, i.sop_class, i.transfer_syntax, i.sop_uid FROM {IMAGE_FROM}{where} "
+        f"ORDER BY {ORDER['IMAGE']}"
+    )
     return [(files_dir / r[0], r[1], r[2], r[3]) for r in conn.execute(sql, params)]

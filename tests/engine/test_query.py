@@ -3,25 +3,45 @@
 from __future__ import annotations
 
 import pytest
+from factory import make_ct
 from pydicom.dataset import Dataset
 from pydicom.uid import generate_uid
 
 from gearview.errors import InvalidValueError
 from gearview.store import query as q
 
-from factory import make_ct
-
 
 @pytest.fixture
 def filled(cache, tmp_path):
     """Three studies: Smith John (CT, 2 series), Smith Jane (MR), Jones (CT, 1999)."""
     specs = [
-        dict(patient_name="Smith^John", patient_id="P1", study_date="20240105", accession="A1",
-             modality="CT", series=2, per_series=2),
-        dict(patient_name="Smith^Jane", patient_id="P2", study_date="20240320", accession="A2",
-             modality="MR", series=1, per_series=3),
-        dict(patient_name="Jones^Ann", patient_id="P3", study_date="19991231", accession="A3",
-             modality="CT", series=1, per_series=1),
+        dict(
+            patient_name="Smith^John",
+            patient_id="P1",
+            study_date="20240105",
+            accession="A1",
+            modality="CT",
+            series=2,
+            per_series=2,
+        ),
+        dict(
+            patient_name="Smith^Jane",
+            patient_id="P2",
+            study_date="20240320",
+            accession="A2",
+            modality="MR",
+            series=1,
+            per_series=3,
+        ),
+        dict(
+            patient_name="Jones^Ann",
+            patient_id="P3",
+            study_date="19991231",
+            accession="A3",
+            modality="CT",
+            series=1,
+            per_series=1,
+        ),
     ]
     uids = {}
     for spec in specs:
@@ -31,10 +51,17 @@ def filled(cache, tmp_path):
             series = generate_uid()
             uids[spec["patient_id"]]["series"].append(series)
             for index in range(1, spec["per_series"] + 1):
-                ds = make_ct(study, series, index, patient_name=spec["patient_name"],
-                             patient_id=spec["patient_id"], study_date=spec["study_date"],
-                             accession=spec["accession"], modality=spec["modality"],
-                             series_number=number)
+                ds = make_ct(
+                    study,
+                    series,
+                    index,
+                    patient_name=spec["patient_name"],
+                    patient_id=spec["patient_id"],
+                    study_date=spec["study_date"],
+                    accession=spec["accession"],
+                    modality=spec["modality"],
+                    series_number=number,
+                )
                 path = tmp_path / f"{ds.SOPInstanceUID}.dcm"
                 ds.save_as(path, enforce_file_format=True)
                 cache.add_file(path)
@@ -55,22 +82,39 @@ def _find(cache, level: str, **keys: object) -> list[Dataset]:
 
 
 def test_universal_match_returns_every_study_with_requested_keys(cache, filled):
-    found = _find(cache, "STUDY", PatientName="", StudyInstanceUID="", NumberOfStudyRelatedInstances="",
-                  NumberOfStudyRelatedSeries="", ModalitiesInStudy="")
+    found = _find(
+        cache,
+        "STUDY",
+        PatientName="",
+        StudyInstanceUID="",
+        NumberOfStudyRelatedInstances="",
+        NumberOfStudyRelatedSeries="",
+        ModalitiesInStudy="",
+    )
     assert len(found) == 3
     by_id = {str(ds.PatientName): ds for ds in found}
     assert by_id["Smith^John"].NumberOfStudyRelatedInstances == 4
     assert by_id["Smith^John"].NumberOfStudyRelatedSeries == 2
-    assert list(by_id["Smith^Jane"].ModalitiesInStudy) == ["MR"] or by_id["Smith^Jane"].ModalitiesInStudy == "MR"
+    assert (
+        list(by_id["Smith^Jane"].ModalitiesInStudy) == ["MR"]
+        or by_id["Smith^Jane"].ModalitiesInStudy == "MR"
+    )
     assert all(ds.QueryRetrieveLevel == "STUDY" for ds in found)
 
 
 def test_wildcards_star_and_question_mark(cache, filled):
     assert {str(d.PatientName) for d in _find(cache, "STUDY", PatientName="Smith*")} == {
-        "Smith^John", "Smith^Jane"}
-    assert [str(d.PatientName) for d in _find(cache, "STUDY", PatientName="Smith^J?ne")] == ["Smith^Jane"]
+        "Smith^John",
+        "Smith^Jane",
+    }
+    assert [str(d.PatientName) for d in _find(cache, "STUDY", PatientName="Smith^J?ne")] == [
+        "Smith^Jane"
+    ]
     assert {str(d.PatientName) for d in _find(cache, "STUDY", PatientName="*")} == {
-        "Smith^John", "Smith^Jane", "Jones^Ann"}
+        "Smith^John",
+        "Smith^Jane",
+        "Jones^Ann",
+    }
 
 
 def test_person_name_matching_is_case_insensitive_other_strings_are_not(cache, filled):
@@ -105,18 +149,33 @@ def test_list_of_uids(cache, filled):
 
 def test_series_level_within_a_study(cache, filled):
     study = filled["P1"]["study"]
-    found = _find(cache, "SERIES", StudyInstanceUID=study, SeriesInstanceUID="", Modality="",
-                  SeriesNumber="", NumberOfSeriesRelatedInstances="")
+    found = _find(
+        cache,
+        "SERIES",
+        StudyInstanceUID=study,
+        SeriesInstanceUID="",
+        Modality="",
+        SeriesNumber="",
+        NumberOfSeriesRelatedInstances="",
+    )
     assert {d.SeriesInstanceUID for d in found} == set(filled["P1"]["series"])
     assert all(d.Modality == "CT" and d.NumberOfSeriesRelatedInstances == 2 for d in found)
     assert sorted(int(d.SeriesNumber) for d in found) == [1, 2]
-    assert [d.SeriesInstanceUID for d in _find(cache, "SERIES", Modality="MR")] == filled["P2"]["series"]
+    assert [d.SeriesInstanceUID for d in _find(cache, "SERIES", Modality="MR")] == filled["P2"][
+        "series"
+    ]
 
 
 def test_image_level_and_unknown_keys_returned_empty(cache, filled):
     series = filled["P2"]["series"][0]
-    found = _find(cache, "IMAGE", SeriesInstanceUID=series, SOPInstanceUID="", InstanceNumber="",
-                  ImageComments="")
+    found = _find(
+        cache,
+        "IMAGE",
+        SeriesInstanceUID=series,
+        SOPInstanceUID="",
+        InstanceNumber="",
+        ImageComments="",
+    )
     assert {d.SOPInstanceUID for d in found} == set(filled["P2"]["sops"])
     assert sorted(int(d.InstanceNumber) for d in found) == [1, 2, 3]
     assert all("ImageComments" in d and not d.ImageComments for d in found)
@@ -125,7 +184,9 @@ def test_image_level_and_unknown_keys_returned_empty(cache, filled):
 
 
 def test_modalities_in_study_matches_any(cache, filled):
-    assert {d.PatientID for d in _find(cache, "STUDY", ModalitiesInStudy="MR", PatientID="")} == {"P2"}
+    assert {d.PatientID for d in _find(cache, "STUDY", ModalitiesInStudy="MR", PatientID="")} == {
+        "P2"
+    }
     assert len(_find(cache, "STUDY", ModalitiesInStudy=["MR", "CT"])) == 3
 
 
@@ -137,12 +198,16 @@ def test_patient_level_and_missing_level_are_refused(cache, filled):
 
 
 def test_move_paths_need_the_unique_key(cache, filled):
-    paths = q.instance_paths(cache.conn, _identifier("STUDY", StudyInstanceUID=filled["P1"]["study"]),
-                             cache.files_dir)
+    paths = q.instance_paths(
+        cache.conn, _identifier("STUDY", StudyInstanceUID=filled["P1"]["study"]), cache.files_dir
+    )
     assert {sop for *_, sop in paths} == set(filled["P1"]["sops"])
     assert all(path.is_file() for path, *_ in paths)
-    series = q.instance_paths(cache.conn, _identifier("SERIES", SeriesInstanceUID=filled["P1"]["series"][1]),
-                              cache.files_dir)
+    series = q.instance_paths(
+        cache.conn,
+        _identifier("SERIES", SeriesInstanceUID=filled["P1"]["series"][1]),
+        cache.files_dir,
+    )
     assert len(series) == 2
     with pytest.raises(InvalidValueError):
         q.instance_paths(cache.conn, _identifier("STUDY", PatientID="P1"), cache.files_dir)

@@ -32,8 +32,9 @@ def make_config(home: Home, nodes: list[Node] | None = None, **server: Any) -> C
 
 
 @contextmanager
-def running_server(home: Home, nodes: list[Node] | None = None,
-                   **server: Any) -> Iterator[tuple[Server, int, Cache]]:
+def running_server(
+    home: Home, nodes: list[Node] | None = None, **server: Any
+) -> Iterator[tuple[Server, int, Cache]]:
     """Our SCP on a free loopback port for the duration of a test."""
     config = make_config(home, nodes, **server)
     cache = Cache(home, config)
@@ -48,19 +49,22 @@ def running_server(home: Home, nodes: list[Node] | None = None,
 
 def dcmtk(tool: str, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
     """Run a DCMTK tool with TCP_NODELAY=1 (FACTS: Nagle costs 40 ms per message)."""
-    return subprocess.run([require(tool), *args], env=DCMTK_ENV, capture_output=True, text=True,
-                          timeout=timeout)
+    return subprocess.run(
+        [require(tool), *args], env=DCMTK_ENV, capture_output=True, text=True, timeout=timeout
+    )
 
 
 def echo(port: int, aet: str = "ECHOSCU") -> subprocess.CompletedProcess[str]:
-    return dcmtk("echoscu", "-aet", aet, "-aec", AET, "-to", "5", "127.0.0.1", str(port), timeout=20)
+    return dcmtk(
+        "echoscu", "-aet", aet, "-aec", AET, "-to", "5", "127.0.0.1", str(port), timeout=20
+    )
 
 
 def dataset_bytes(path: Path) -> bytes:
     """The bytes after a Part-10 file's meta information (what goes on the wire)."""
     data = path.read_bytes()
     group_length = int.from_bytes(data[140:144], "little")
-    return data[144 + group_length:]
+    return data[144 + group_length :]
 
 
 def sent_dataset_bytes(path: Path) -> bytes:
@@ -73,7 +77,7 @@ def sent_dataset_bytes(path: Path) -> bytes:
         pos = data.rfind(marker)
         if pos < 0:
             continue
-        length = int.from_bytes(data[pos + header - 4:pos + header], "little")
+        length = int.from_bytes(data[pos + header - 4 : pos + header], "little")
         if pos + header + length == len(data):
             return data[:pos]
     return data

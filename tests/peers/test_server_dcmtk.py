@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pydicom
 import pytest
+from factory import write_series
 from pydicom.data import get_testdata_file
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import EncapsulatedPDFStorage, ExplicitVRLittleEndian, generate_uid
@@ -16,8 +17,6 @@ from pydicom.uid import EncapsulatedPDFStorage, ExplicitVRLittleEndian, generate
 from gearview import events as ev
 from gearview.config import Node
 from gearview.net.server import Server
-
-from factory import write_series
 from peers.scp import AET, dataset_bytes, dcmtk, echo, make_config, running_server
 from peers.tools import DCMTK_ENV, free_port, require, wait_for_port
 
@@ -25,21 +24,21 @@ pytestmark = pytest.mark.peers
 
 #: (pydicom test file, extra storescu options proposing its own syntax)
 SAMPLES = [
-    ("CT_small.dcm", []),                        # Explicit VR LE
-    ("MR_small_implicit.dcm", ["-xi"]),               # Implicit VR LE
-    ("MR_small_bigendian.dcm", ["-xb"]),         # Explicit VR BE
-    ("image_dfl.dcm", ["-xd"]),                  # Deflated
-    ("SC_rgb_jpeg_dcmtk.dcm", ["-xy"]),               # JPEG baseline, colour
-    ("JPEG-lossy.dcm", ["-xx"]),                      # JPEG extended
-    ("JPEG-LL.dcm", ["-xs"]),                         # JPEG lossless SV1
-    ("MR_small_jpeg_ls_lossless.dcm", ["-xt"]),       # JPEG-LS lossless
-    ("MR_small_jp2klossless.dcm", ["-xv"]),           # J2K lossless
-    ("JPEG2000.dcm", ["-xw"]),                        # J2K
-    ("MR_small_RLE.dcm", ["-xr"]),                    # RLE
-    ("emri_small.dcm", []),                      # multi-frame Enhanced MR
-    ("color3d_jpeg_baseline.dcm", ["-xy"]),           # multi-frame colour JPEG
-    ("test-SR.dcm", []),                         # SR
-    ("rtplan.dcm", ["-xi"]),                          # non-image
+    ("CT_small.dcm", []),  # Explicit VR LE
+    ("MR_small_implicit.dcm", ["-xi"]),  # Implicit VR LE
+    ("MR_small_bigendian.dcm", ["-xb"]),  # Explicit VR BE
+    ("image_dfl.dcm", ["-xd"]),  # Deflated
+    ("SC_rgb_jpeg_dcmtk.dcm", ["-xy"]),  # JPEG baseline, colour
+    ("JPEG-lossy.dcm", ["-xx"]),  # JPEG extended
+    ("JPEG-LL.dcm", ["-xs"]),  # JPEG lossless SV1
+    ("MR_small_jpeg_ls_lossless.dcm", ["-xt"]),  # JPEG-LS lossless
+    ("MR_small_jp2klossless.dcm", ["-xv"]),  # J2K lossless
+    ("JPEG2000.dcm", ["-xw"]),  # J2K
+    ("MR_small_RLE.dcm", ["-xr"]),  # RLE
+    ("emri_small.dcm", []),  # multi-frame Enhanced MR
+    ("color3d_jpeg_baseline.dcm", ["-xy"]),  # multi-frame colour JPEG
+    ("test-SR.dcm", []),  # SR
+    ("rtplan.dcm", ["-xi"]),  # non-image
 ]
 
 #: Files storescu sends exactly as they are on disk (checked against the file too).
@@ -99,8 +98,12 @@ def reference_scp(tmp_path_factory):
     binary = require("storescp")
     port = free_port()
     out = tmp_path_factory.mktemp("reference")
-    proc = subprocess.Popen([binary, "-aet", "REF", "+xa", "+B", "-od", str(out), str(port)],
-                            env=DCMTK_ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [binary, "-aet", "REF", "+xa", "+B", "-od", str(out), str(port)],
+        env=DCMTK_ENV,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         wait_for_port(port)
         yield port, out
@@ -126,6 +129,19 @@ def test_store_is_byte_exact(home, name, options, reference_scp):
     assert dataset_bytes(record.path) == dataset_bytes(reference)
     if name in UNCHANGED_BY_STORESCU:
         assert dataset_bytes(record.path) == dataset_bytes(source)
+
+
+def test_association_threads_close_their_index_connections(home, tmp_path):
+    files = write_series(tmp_path / "src", 2)
+    with running_server(home) as (_, port, cache):
+        for _ in range(3):
+            result = dcmtk("storescu", "-aec", AET, "127.0.0.1", str(port), *map(str, files))
+            assert result.returncode == 0, result.stderr
+            _, _ = _find(port, "STUDY", "PatientID"), echo(port)
+        deadline = time.monotonic() + 5
+        while len(cache.index._all) > 1 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert len(cache.index._all) <= 1  # at most this thread's own connection
 
 
 def test_store_encapsulated_pdf_and_events(home, tmp_path):
@@ -176,12 +192,31 @@ def test_association_events_and_state(home):
 def _populate(tmp_path: Path, port: int) -> dict[str, list[Path]]:
     """Three studies: two for Smith (different dates), one for Jones."""
     studies = {
-        "a": write_series(tmp_path / "a", 3, patient_name="Smith^John", patient_id="P1",
-                          study_date="20240105", accession="ACC-A"),
-        "b": write_series(tmp_path / "b", 2, patient_name="Smith^Jane", patient_id="P2",
-                          study_date="20240320", accession="ACC-B", modality="MR"),
-        "c": write_series(tmp_path / "c", 1, patient_name="Jones^Ann", patient_id="P3",
-                          study_date="20231111", accession="ACC-C"),
+        "a": write_series(
+            tmp_path / "a",
+            3,
+            patient_name="Smith^John",
+            patient_id="P1",
+            study_date="20240105",
+            accession="ACC-A",
+        ),
+        "b": write_series(
+            tmp_path / "b",
+            2,
+            patient_name="Smith^Jane",
+            patient_id="P2",
+            study_date="20240320",
+            accession="ACC-B",
+            modality="MR",
+        ),
+        "c": write_series(
+            tmp_path / "c",
+            1,
+            patient_name="Jones^Ann",
+            patient_id="P3",
+            study_date="20231111",
+            accession="ACC-C",
+        ),
     }
     files = [str(p) for paths in studies.values() for p in paths]
     result = dcmtk("storescu", "-aec", AET, "127.0.0.1", str(port), *files)
@@ -204,7 +239,11 @@ def _find(port: int, level: str, *keys: str) -> list[dict[str, str]]:
             answers.append(current)
         elif current is not None and line.startswith("I: (") and "#" in line:
             keyword = line.rsplit(None, 1)[-1]
-            value = line.split("[", 1)[1].split("]", 1)[0].strip("\x00 ") if "[" in line.split("#")[0] else ""
+            value = (
+                line.split("[", 1)[1].split("]", 1)[0].strip("\x00 ")
+                if "[" in line.split("#")[0]
+                else ""
+            )
             current[keyword] = value
         elif "Final Find Response" in line:
             current = None
@@ -218,32 +257,58 @@ def _uid(path: Path, keyword: str) -> str:
 def test_find_study_series_image(home, tmp_path):
     with running_server(home) as (_, port, _):
         studies = _populate(tmp_path, port)
-        smith = _find(port, "STUDY", "PatientName=smith*", "StudyInstanceUID",
-                      "NumberOfStudyRelatedInstances", "ModalitiesInStudy", "StudyDate")
+        smith = _find(
+            port,
+            "STUDY",
+            "PatientName=smith*",
+            "StudyInstanceUID",
+            "NumberOfStudyRelatedInstances",
+            "ModalitiesInStudy",
+            "StudyDate",
+        )
         assert sorted(a["PatientName"] for a in smith) == ["Smith^Jane", "Smith^John"]
         counts = {a["PatientName"]: a["NumberOfStudyRelatedInstances"] for a in smith}
         assert counts == {"Smith^John": "3", "Smith^Jane": "2"}
 
-        ranged = _find(port, "STUDY", "StudyDate=20240101-20240131", "PatientName", "StudyInstanceUID")
+        ranged = _find(
+            port, "STUDY", "StudyDate=20240101-20240131", "PatientName", "StudyInstanceUID"
+        )
         assert [a["PatientName"] for a in ranged] == ["Smith^John"]
         open_range = _find(port, "STUDY", "StudyDate=-20231231", "PatientID")
         assert [a["PatientID"] for a in open_range] == ["P3"]
 
-        uid_a, uid_c = _uid(studies["a"][0], "StudyInstanceUID"), _uid(studies["c"][0], "StudyInstanceUID")
+        uid_a, uid_c = (
+            _uid(studies["a"][0], "StudyInstanceUID"),
+            _uid(studies["c"][0], "StudyInstanceUID"),
+        )
         listed = _find(port, "STUDY", f"StudyInstanceUID={uid_a}\\{uid_c}", "PatientID")
         assert sorted(a["PatientID"] for a in listed) == ["P1", "P3"]
 
-        series = _find(port, "SERIES", f"StudyInstanceUID={uid_a}", "SeriesInstanceUID", "Modality",
-                       "NumberOfSeriesRelatedInstances")
+        series = _find(
+            port,
+            "SERIES",
+            f"StudyInstanceUID={uid_a}",
+            "SeriesInstanceUID",
+            "Modality",
+            "NumberOfSeriesRelatedInstances",
+        )
         assert len(series) == 1
         assert series[0]["SeriesInstanceUID"] == _uid(studies["a"][0], "SeriesInstanceUID")
         assert series[0]["NumberOfSeriesRelatedInstances"] == "3"
 
         series_uid = series[0]["SeriesInstanceUID"]
-        images = _find(port, "IMAGE", f"StudyInstanceUID={uid_a}", f"SeriesInstanceUID={series_uid}",
-                       "SOPInstanceUID", "InstanceNumber", "SOPClassUID")
+        images = _find(
+            port,
+            "IMAGE",
+            f"StudyInstanceUID={uid_a}",
+            f"SeriesInstanceUID={series_uid}",
+            "SOPInstanceUID",
+            "InstanceNumber",
+            "SOPClassUID",
+        )
         assert sorted(a["SOPInstanceUID"] for a in images) == sorted(
-            _uid(p, "SOPInstanceUID") for p in studies["a"])
+            _uid(p, "SOPInstanceUID") for p in studies["a"]
+        )
         assert sorted(int(a["InstanceNumber"]) for a in images) == [1, 2, 3]
 
         nothing = _find(port, "STUDY", "PatientName=Nobody*")
@@ -257,9 +322,12 @@ def storescp(tmp_path):
     port = free_port()
     out = tmp_path / "dest"
     out.mkdir()
-    proc = subprocess.Popen([binary, "-aet", "DEST", "-od", str(out), 
-                             str(port)], env=DCMTK_ENV, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [binary, "-aet", "DEST", "-od", str(out), str(port)],
+        env=DCMTK_ENV,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         wait_for_port(port)
         yield port, out
@@ -274,9 +342,21 @@ def test_move_to_storescp_and_unknown_destination(home, tmp_path, storescp):
     with running_server(home, nodes=[node]) as (_, port, _):
         studies = _populate(tmp_path, port)
         uid_a = _uid(studies["a"][0], "StudyInstanceUID")
-        result = dcmtk("movescu", "-S", "-d", "-aec", AET, "-aem", "DEST",
-                       "-k", "QueryRetrieveLevel=STUDY", "-k", f"StudyInstanceUID={uid_a}",
-                       "127.0.0.1", str(port))
+        result = dcmtk(
+            "movescu",
+            "-S",
+            "-d",
+            "-aec",
+            AET,
+            "-aem",
+            "DEST",
+            "-k",
+            "QueryRetrieveLevel=STUDY",
+            "-k",
+            f"StudyInstanceUID={uid_a}",
+            "127.0.0.1",
+            str(port),
+        )
         assert result.returncode == 0, result.stdout + result.stderr
         log = result.stdout + result.stderr
         assert log.count("Remaining Suboperations") >= 4  # 3 pending + final
@@ -286,9 +366,21 @@ def test_move_to_storescp_and_unknown_destination(home, tmp_path, storescp):
         sent = {dataset_bytes(p) for p in studies["a"]}
         assert {dataset_bytes(p) for p in received} == sent
 
-        unknown = dcmtk("movescu", "-S", "-v", "-aec", AET, "-aem", "NOWHERE",
-                        "-k", "QueryRetrieveLevel=STUDY", "-k", f"StudyInstanceUID={uid_a}",
-                        "127.0.0.1", str(port))
+        unknown = dcmtk(
+            "movescu",
+            "-S",
+            "-v",
+            "-aec",
+            AET,
+            "-aem",
+            "NOWHERE",
+            "-k",
+            "QueryRetrieveLevel=STUDY",
+            "-k",
+            f"StudyInstanceUID={uid_a}",
+            "127.0.0.1",
+            str(port),
+        )
         assert "Refused: MoveDestinationUnknown" in unknown.stdout + unknown.stderr  # 0xA801
 
 
@@ -308,16 +400,21 @@ def test_serve_cli_prints_port_and_stops_on_sigterm(home, tmp_path):
     gearview = shutil.which("gearview", path=str(Path(__file__).parents[2] / ".venv" / "bin"))
     if gearview is None:
         pytest.skip("the gearview entry point is not installed in .venv")
-    proc = subprocess.Popen([gearview, "serve", "--port", "0", "--aet", "CLISCP", "--bind", "127.0.0.1"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [gearview, "serve", "--port", "0", "--aet", "CLISCP", "--bind", "127.0.0.1"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         line = proc.stdout.readline().strip()
         assert line.startswith("listening on CLISCP@127.0.0.1:")
         port = int(line.rsplit(":", 1)[1])
         result = dcmtk("echoscu", "-aec", "CLISCP", "127.0.0.1", str(port))
         assert result.returncode == 0
-        busy = subprocess.run([gearview, "serve", "--port", str(port)], capture_output=True,
-                              text=True, timeout=30)
+        busy = subprocess.run(
+            [gearview, "serve", "--port", str(port)], capture_output=True, text=True, timeout=30
+        )
         assert busy.returncode == 1
         assert busy.stderr.count("\n") == 1 and "already in use" in busy.stderr
     finally:

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pydicom
 import pytest
+from factory import make_ct, write_series
 from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, generate_uid
 from pynetdicom import AE, _config
 from pynetdicom.pdu import A_ASSOCIATE_RQ
@@ -21,7 +22,6 @@ from pynetdicom.pdu_primitives import (
 from pynetdicom.presentation import build_context
 from pynetdicom.sop_class import Verification
 
-from factory import make_ct, write_series
 from peers.scp import AET, dcmtk, echo, running_server
 
 pytestmark = pytest.mark.peers
@@ -68,14 +68,20 @@ def _associate_rq(called: str = AET, calling: str = "RAWSCU") -> bytes:
 
 
 def _alert_logged(caplog: pytest.LogCaptureFixture, text: str) -> bool:
-    return any("Security Alert" in r.getMessage() and text in r.getMessage() for r in caplog.records)
+    return any(
+        "Security Alert" in r.getMessage() and text in r.getMessage() for r in caplog.records
+    )
 
 
-@pytest.mark.parametrize("payload", [
-    b"GET / HTTP/1.1\r\nHost: x\r\n\r\n",
-    bytes.fromhex("160301002e0100002a0303") + b"\x00" * 40,   # a TLS ClientHello
-    b"\x53\x00\x00\x00\x00\x04abcd",                           # unknown PDU type
-], ids=["http", "tls-hello", "unknown-pdu"])
+@pytest.mark.parametrize(
+    "payload",
+    [
+        b"GET / HTTP/1.1\r\nHost: x\r\n\r\n",
+        bytes.fromhex("160301002e0100002a0303") + b"\x00" * 40,  # a TLS ClientHello
+        b"\x53\x00\x00\x00\x00\x04abcd",  # unknown PDU type
+    ],
+    ids=["http", "tls-hello", "unknown-pdu"],
+)
 def test_garbage_is_closed(home, payload):
     with running_server(home) as (_, port, _):
         with _connect(port) as sock:
@@ -290,8 +296,19 @@ def test_path_traversal_uid_stays_in_the_cache(home, tmp_path):
 
 def test_findscu_patient_level_is_refused_cleanly(home):
     with running_server(home) as (_, port, _):
-        result = dcmtk("findscu", "-S", "-v", "-aec", AET, "-k", "QueryRetrieveLevel=PATIENT",
-                       "-k", "PatientID", "127.0.0.1", str(port))
+        result = dcmtk(
+            "findscu",
+            "-S",
+            "-v",
+            "-aec",
+            AET,
+            "-k",
+            "QueryRetrieveLevel=PATIENT",
+            "-k",
+            "PatientID",
+            "127.0.0.1",
+            str(port),
+        )
         log = result.stdout + result.stderr
         assert "Received Final Find Response" in log
         assert "Final Find Response (Success)" not in log

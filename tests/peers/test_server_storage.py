@@ -12,12 +12,11 @@ from pathlib import Path
 
 import pydicom
 import pytest
+from factory import write_series
 
 from gearview.config import load_config, save_config
 from gearview.store import Cache
 from gearview.store.check import check_store, rebuild_index
-
-from factory import write_series
 from peers.scp import AET, dcmtk, echo, running_server
 from peers.tools import DCMTK_ENV, require
 
@@ -28,9 +27,24 @@ SENDING = re.compile(r"Sending file: (\S+)")
 
 def _serve(home_root: Path) -> tuple[subprocess.Popen[str], int]:
     env = {**os.environ, "GEARVIEW_HOME": str(home_root)}
-    proc = subprocess.Popen([sys.executable, "-m", "gearview", "serve", "--port", "0", "--aet", AET,
-                             "--bind", "127.0.0.1"], env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.DEVNULL, text=True)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "gearview",
+            "serve",
+            "--port",
+            "0",
+            "--aet",
+            AET,
+            "--bind",
+            "127.0.0.1",
+        ],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
     line = proc.stdout.readline().strip()
     assert line.startswith(f"listening on {AET}@127.0.0.1:"), line
     return proc, int(line.rsplit(":", 1)[1])
@@ -41,9 +55,13 @@ def test_sigkill_mid_transfer_loses_no_acknowledged_instance(home, tmp_path):
     proc, port = _serve(home.root)
     acked: list[str] = []
     try:
-        sender = subprocess.Popen([require("storescu"), "-v", "-aec", AET, "127.0.0.1", str(port),
-                                   *map(str, files)], env=DCMTK_ENV, stdout=subprocess.PIPE,
-                                  stderr=subprocess.STDOUT, text=True)
+        sender = subprocess.Popen(
+            [require("storescu"), "-v", "-aec", AET, "127.0.0.1", str(port), *map(str, files)],
+            env=DCMTK_ENV,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
         current = None
         for line in sender.stdout:
             if match := SENDING.search(line):
@@ -90,8 +108,11 @@ def small_disk(tmp_path):
     """A 2 MiB tmpfs as the storage folder (needs root; skipped otherwise)."""
     mount = tmp_path / "small"
     mount.mkdir()
-    result = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(mount)],
-                            capture_output=True, text=True)
+    result = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(mount)],
+        capture_output=True,
+        text=True,
+    )
     if result.returncode != 0:
         pytest.skip(f"cannot mount a tmpfs here: {result.stderr.strip()}")
     try:
@@ -106,11 +127,13 @@ def test_disk_full_answers_a700_and_keeps_running(home, tmp_path, small_disk):
     save_config(home, config)
     files = write_series(tmp_path / "src", 8, rows=512, cols=512)  # 8 x 512 KiB into 2 MiB
     with running_server(home) as (scp, port, cache):
-        result = dcmtk("storescu", "-v", "-nh", "-aec", AET, "127.0.0.1", str(port), *map(str, files))
+        result = dcmtk(
+            "storescu", "-v", "-nh", "-aec", AET, "127.0.0.1", str(port), *map(str, files)
+        )
         log = result.stdout + result.stderr
         stored = log.count("Received Store Response (Success)")
         assert 0 < stored < len(files)
-        assert "Refused: OutOfResources" in log                   # 0xA700
+        assert "Refused: OutOfResources" in log  # 0xA700
         assert "storage full" in scp.state.last_error.lower() or "no space" in scp.state.last_error
         assert echo(port).returncode == 0
         assert cache.counts()["instance"] == stored

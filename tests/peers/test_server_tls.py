@@ -1,4 +1,4 @@
-"""DICOM over TLS (RELIABILITY.md 11): TLS 1.2+ only, client certificates, no plain-text fallback."""
+"""DICOM over TLS (RELIABILITY.md 11): TLS 1.2+ only, client certificates, no plain fallback."""
 
 from __future__ import annotations
 
@@ -12,7 +12,6 @@ from pynetdicom import AE
 from pynetdicom.sop_class import Verification
 
 from gearview.config import TlsConfig
-
 from peers.scp import AET, running_server
 from peers.tools import require
 
@@ -24,15 +23,62 @@ def _cert(folder: Path, name: str, ca: tuple[Path, Path] | None = None) -> tuple
     openssl = require("openssl")
     key, cert = folder / f"{name}.key", folder / f"{name}.pem"
     if ca is None:
-        cmd = [openssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key),
-               "-out", str(cert), "-days", "2", "-subj", f"/CN={name}"]
+        cmd = [
+            openssl,
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+            "-days",
+            "2",
+            "-subj",
+            f"/CN={name}",
+        ]
         subprocess.run(cmd, check=True, capture_output=True)
         return key, cert
     csr = folder / f"{name}.csr"
-    subprocess.run([openssl, "req", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(csr),
-                    "-subj", f"/CN={name}"], check=True, capture_output=True)
-    subprocess.run([openssl, "x509", "-req", "-in", str(csr), "-CA", str(ca[1]), "-CAkey", str(ca[0]),
-                    "-CAcreateserial", "-out", str(cert), "-days", "2"], check=True, capture_output=True)
+    subprocess.run(
+        [
+            openssl,
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            str(key),
+            "-out",
+            str(csr),
+            "-subj",
+            f"/CN={name}",
+        ],
+        check=True,
+        capture_output=True,
+    )
+    subprocess.run(
+        [
+            openssl,
+            "x509",
+            "-req",
+            "-in",
+            str(csr),
+            "-CA",
+            str(ca[1]),
+            "-CAkey",
+            str(ca[0]),
+            "-CAcreateserial",
+            "-out",
+            str(cert),
+            "-days",
+            "2",
+        ],
+        check=True,
+        capture_output=True,
+    )
     return key, cert
 
 
@@ -41,14 +87,23 @@ def pki(tmp_path_factory):
     folder = tmp_path_factory.mktemp("pki")
     ca = _cert(folder, "ca")
     other_ca = _cert(folder, "other-ca")
-    return {"ca": ca, "server": _cert(folder, "server", ca), "client": _cert(folder, "client", ca),
-            "stranger": _cert(folder, "stranger", other_ca)}
+    return {
+        "ca": ca,
+        "server": _cert(folder, "server", ca),
+        "client": _cert(folder, "client", ca),
+        "stranger": _cert(folder, "stranger", other_ca),
+    }
 
 
 def _tls(pki, require_client_cert: bool) -> TlsConfig:
     key, cert = pki["server"]
-    return TlsConfig(enabled=True, cert=str(cert), key=str(key), ca=str(pki["ca"][1]),
-                     require_client_cert=require_client_cert)
+    return TlsConfig(
+        enabled=True,
+        cert=str(cert),
+        key=str(key),
+        ca=str(pki["ca"][1]),
+        require_client_cert=require_client_cert,
+    )
 
 
 def _client_context(pki, who: str | None, maximum: ssl.TLSVersion | None = None) -> ssl.SSLContext:
@@ -80,9 +135,9 @@ def _echo(port: int, context: ssl.SSLContext | None) -> bool:
 def test_mutual_tls_echo_and_refusals(home, pki):
     with running_server(home, tls=_tls(pki, require_client_cert=True)) as (_, port, _):
         assert _echo(port, _client_context(pki, "client"))
-        assert not _echo(port, _client_context(pki, "stranger"))   # untrusted client cert
-        assert not _echo(port, _client_context(pki, None))         # no client cert
-        assert not _echo(port, None)                                # plain DICOM on the TLS port
+        assert not _echo(port, _client_context(pki, "stranger"))  # untrusted client cert
+        assert not _echo(port, _client_context(pki, None))  # no client cert
+        assert not _echo(port, None)  # plain DICOM on the TLS port
         assert _echo(port, _client_context(pki, "client"))
 
 
