@@ -25,10 +25,6 @@ from gearview.errors import NetworkError
 
 log = logging.getLogger(__name__)
 
-#: pynetdicom's reactor sleeps this long when idle (default 1 ms); a shorter
-#: delay keeps the per-message latency low on a busy send.
-RUN_LOOP_DELAY = 0.0002
-
 
 class _ConnectErrors(logging.Handler):
     """Remembers the last pynetdicom transport error per reactor thread."""
@@ -155,7 +151,6 @@ def open_association(
         tls_args=tls_args,
         evt_handlers=handlers,
     )
-    assoc.dul._run_loop_delay = RUN_LOOP_DELAY
     if not assoc.is_established:
         error = _describe_failure(assoc, node)
         log.info("association with %s failed: %s", node.address, error.message)
