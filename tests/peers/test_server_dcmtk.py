@@ -14,6 +14,7 @@ from pydicom.data import get_testdata_file
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import EncapsulatedPDFStorage, ExplicitVRLittleEndian, generate_uid
 
+from gearview import IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION_NAME
 from gearview import events as ev
 from gearview.config import Node
 from gearview.net.server import Server
@@ -73,10 +74,13 @@ def _pdf_file(folder: Path) -> Path:
     return path
 
 
-def test_echo(home):
+def test_echo_shows_our_implementation(home):
     with running_server(home) as (_, port, _):
-        result = echo(port)
+        result = dcmtk("echoscu", "-d", "-aec", AET, "127.0.0.1", str(port))
     assert result.returncode == 0, result.stderr
+    log = result.stdout + result.stderr
+    assert IMPLEMENTATION_CLASS_UID in log
+    assert IMPLEMENTATION_VERSION_NAME in log
 
 
 def test_called_ae_must_match(home):
@@ -384,6 +388,24 @@ def test_move_to_storescp_and_unknown_destination(home, tmp_path, storescp):
         assert "Refused: MoveDestinationUnknown" in unknown.stdout + unknown.stderr  # 0xA801
 
 
+def test_move_with_a_failed_sub_operation_ends_b000(home, tmp_path, storescp):
+    dest_port, dest_dir = storescp
+    node = Node(name="dest", ae_title="DEST", host="127.0.0.1", port=dest_port, roles=["send"])
+    with running_server(home, nodes=[node]) as (_, port, cache):
+        studies = _populate(tmp_path, port)
+        uid_a = _uid(studies["a"][0], "StudyInstanceUID")
+        lost = cache.instances(study_uid=uid_a)[0]
+        lost.path.write_bytes(b"not DICOM any more")
+        result = dcmtk("movescu", "-S", "-d", "-aec", AET, "-aem", "DEST",
+                       "-k", "QueryRetrieveLevel=STUDY", "-k", f"StudyInstanceUID={uid_a}",
+                       "127.0.0.1", str(port))
+        log = result.stdout + result.stderr
+        assert "Completed Suboperations       : 2" in log
+        assert "Failed Suboperations          : 1" in log
+        assert "0xb000" in log.lower()
+        assert len(list(dest_dir.iterdir())) == 2
+
+
 def test_port_busy_raises_network_error(home):
     with running_server(home) as (_, port, cache):
         config = make_config(home, port=port)
@@ -420,3 +442,14 @@ def test_serve_cli_prints_port_and_stops_on_sigterm(home, tmp_path):
     finally:
         proc.terminate()
         assert proc.wait(timeout=15) == 0
+
+
+def test_restart_applies_a_new_configuration(home):
+    with running_server(home) as (scp, port, _):
+        config = make_config(home, ae_title="RENAMED")
+        scp.restart(config)
+        state = scp.state
+        assert state.running and state.ae_title == "RENAMED" and state.port != 0
+        result = dcmtk("echoscu", "-aec", "RENAMED", "127.0.0.1", str(state.port))
+        assert result.returncode == 0, result.stderr
+        assert dcmtk("echoscu", "-aec", AET, "127.0.0.1", str(state.port)).returncode != 0
