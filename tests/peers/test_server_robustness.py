@@ -322,3 +322,20 @@ def test_stored_file_is_readable(home, tmp_path):
         assert _send_path(port, path) == 0
         record = cache.instance(pydicom.dcmread(path).SOPInstanceUID)
         assert pydicom.dcmread(record.path).PixelData == pydicom.dcmread(path).PixelData
+
+
+def test_stalled_association_is_ended_at_network_timeout(home):
+    """RELIABILITY 9: an association that goes quiet is aborted; its slot is freed."""
+    with running_server(home, network_timeout=1.0, max_associations=1) as (scp, port, _):
+        ae = AE(ae_title="STALLER")
+        ae.add_requested_context(Verification)
+        assoc = ae.associate("127.0.0.1", port, ae_title=AET)
+        assert assoc.is_established
+        deadline = time.monotonic() + 5
+        while assoc.is_established and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not assoc.is_established
+        while scp.state.associations and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert scp.state.associations == 0
+        assert echo(port).returncode == 0
