@@ -17,6 +17,7 @@ from PySide6.QtGui import (
     QPainter,
     QPaintEvent,
     QPen,
+    QResizeEvent,
     QTransform,
     QWheelEvent,
 )
@@ -73,6 +74,10 @@ class ImageView(QWidget):
         self.image = image
         self.placeholder = placeholder
         self.update()
+
+    def resizeEvent(self, event: QResizeEvent) -> None:  # noqa: N802
+        super().resizeEvent(event)
+        self.view_changed.emit()  # the fitted zoom (corner text) follows the size
 
     def fit(self) -> None:
         self.zoom = None

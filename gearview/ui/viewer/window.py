@@ -121,6 +121,7 @@ class ViewerWindow(QMainWindow):
         self.cine = QTimer(self)
         self.cine.timeout.connect(self._cine_tick)
         self._closed = False
+        self._shown = 1
         app = QCoreApplication.instance()
         if app is not None:
             app.aboutToQuit.connect(self.shutdown)
@@ -169,6 +170,8 @@ class ViewerWindow(QMainWindow):
 
         self.tags = QTreeWidget(self)
         self.tags.setHeaderLabels(["Tag", "Name", "VR", "Value"])
+        for column, width in enumerate((110, 170, 32)):
+            self.tags.setColumnWidth(column, width)
         self.tags_dock = QDockWidget("Tags", self)
         self.tags_dock.setObjectName("viewer-tags")
         self.tags_dock.setWidget(self.tags)
@@ -196,6 +199,7 @@ class ViewerWindow(QMainWindow):
         bar.addWidget(self.layout_box)
         self.preset_box = QComboBox(bar)
         self.preset_box.setMinimumContentsLength(14)
+        self.preset_box.setPlaceholderText("W/L presets (1–9)")
         self.preset_box.activated.connect(lambda i: self.apply_preset(i + 1))
         bar.addWidget(self.preset_box)
         tools = QActionGroup(self)
@@ -407,6 +411,7 @@ class ViewerWindow(QMainWindow):
     def set_layout(self, name: str) -> None:
         rows, cols = LAYOUTS[name]
         wanted = rows * cols
+        self._shown = wanted
         while len(self.viewports) < wanted:
             viewport = Viewport(self.services, self.grid_host)
             viewport.corner_info = self._corners
@@ -427,6 +432,8 @@ class ViewerWindow(QMainWindow):
             viewport.show()
         if self.active is None or self.active not in self.viewports[:wanted]:
             self.set_active(self.viewports[0])
+        else:
+            self.set_active(self.active)  # the highlight depends on how many are shown
         if self.layout_box.currentText() != name:
             self.layout_box.setCurrentText(name)
 
@@ -435,7 +442,7 @@ class ViewerWindow(QMainWindow):
             self.active.view.active = False
             self.active.view.update()
         self.active = viewport
-        viewport.view.active = len([v for v in self.viewports if v.isVisible()]) > 1
+        viewport.view.active = self._shown > 1
         viewport.view.update()
         self._sync_slider()
         self._refresh_presets()
@@ -552,6 +559,7 @@ class ViewerWindow(QMainWindow):
         self.preset_box.clear()
         for i, (label, _) in enumerate(self.presets(), 1):
             self.preset_box.addItem(f"{i}  {label}" if i <= 9 else label)
+        self.preset_box.setCurrentIndex(-1)  # shows the placeholder: no preset is applied
         self.preset_box.blockSignals(False)
 
     # ---- per-frame updates ----------------------------------------------------------------------
