@@ -38,6 +38,7 @@ from gearview.errors import (
     StoreError,
 )
 from gearview.home import Home
+from gearview.net import commitment
 from gearview.net.guard import GuardedServer, Limits, escape, security_alert
 from gearview.store import Cache, InstanceInfo
 from gearview.store import query as q
@@ -98,6 +99,7 @@ def _contexts(cfg: ServerConfig) -> list[PresentationContext]:
     plain = [str(ts) for ts in conformance.UNCOMPRESSED]
     for sop in (conformance.VERIFICATION, conformance.QR_FIND, conformance.QR_MOVE):
         contexts.append(build_context(sop, plain))
+    contexts.append(commitment.server_context())
     return contexts
 
 
@@ -267,6 +269,7 @@ class Server:
             (evt.EVT_C_STORE, self._on_store),
             (evt.EVT_C_FIND, self._on_find),
             (evt.EVT_C_MOVE, self._on_move),
+            (evt.EVT_N_EVENT_REPORT, commitment.handle_event_report),
             (evt.EVT_REQUESTED, self._on_requested),
             (evt.EVT_ESTABLISHED, self._on_established),
             (evt.EVT_CONN_CLOSE, self._on_conn_close),

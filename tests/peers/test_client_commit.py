@@ -1,4 +1,4 @@
-"""Storage Commitment (N-ACTION to Orthanc, N-EVENT-REPORT back to a station handler)."""
+"""Storage Commitment (N-ACTION to Orthanc, N-EVENT-REPORT back to our real server)."""
 
 from __future__ import annotations
 
@@ -6,11 +6,12 @@ import pytest
 from factory import write_series
 from pydicom import dcmread
 from pydicom.uid import CTImageStorage, generate_uid
-from pynetdicom import AE, evt
 
 from gearview.config import Config
-from gearview.net.commitment import handle_event_report, request_commitment, server_context
+from gearview.home import Home
+from gearview.net.commitment import request_commitment
 from peers.orthanc import orthanc_with
+from peers.scp import running_server
 from peers.tools import free_port
 
 pytestmark = pytest.mark.peers
@@ -31,17 +32,12 @@ def pacs(tmp_path_factory: pytest.TempPathFactory):
 
 
 @pytest.fixture
-def station():
-    """A listener on our station's port with the commitment handler our server binds."""
-    ae = AE(ae_title="GEARVIEW")
-    ae.add_supported_context(server_context().abstract_syntax, scu_role=True, scp_role=True)
-    server = ae.start_server(
-        ("127.0.0.1", STATION_PORT),
-        block=False,
-        evt_handlers=[(evt.EVT_N_EVENT_REPORT, handle_event_report)],
-    )
-    yield
-    server.shutdown()
+def station(tmp_path_factory: pytest.TempPathFactory):
+    """Our embedded server on the station port: Orthanc reports commitment to it."""
+    station_home = Home(tmp_path_factory.mktemp("station")).ensure()
+    with running_server(station_home, port=STATION_PORT, ae_title="GEARVIEW",
+                        require_called_ae=False):
+        yield
 
 
 def test_commitment_of_sent_instances(pacs, station):
