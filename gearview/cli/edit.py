@@ -26,10 +26,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--set",
         dest="assignments",
-        action="append",
+        action="extend",
+        nargs="+",
         default=[],
         metavar="KEYWORD=VALUE",
-        help="a DICOM keyword (e.g. PatientName) and its new value; repeatable",
+        help="DICOM keywords (e.g. PatientName) and their new values: "
+        "`--set PatientName=Doe^Jane PatientID=123` (or --set repeated)",
     )
     parser.add_argument("--reason", default="", help="why the study is corrected (audit log)")
     parser.add_argument("--undo", action="store_true", help="undo the study's last edit instead")

@@ -39,7 +39,6 @@ def test_edit_sets_values_and_ls_shows_them(
             study,
             "--set",
             "PatientName=Doe^Jane",
-            "--set",
             "PatientID=MRN7",
             "--set",
             "AccessionNumber=",
