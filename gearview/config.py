@@ -38,7 +38,9 @@ def validate_ae_title(key: str, value: str) -> str:
     if len(value) > 16:
         raise ConfigError(key, f"an AE title has at most 16 characters, got {len(value)}")
     if any(ch == "\\" or ord(ch) < 32 or ord(ch) > 126 for ch in value):
-        raise ConfigError(key, "an AE title may not contain a backslash or control/non-ASCII characters")
+        raise ConfigError(
+            key, "an AE title may not contain a backslash or control/non-ASCII characters"
+        )
     return stripped
 
 
@@ -100,20 +102,27 @@ class ServerConfig:
         if not 1 <= self.max_associations <= 1000:
             raise ConfigError(f"{prefix}.max_associations", "must be between 1 and 1000")
         if self.max_pdu != 0 and not 4096 <= self.max_pdu <= 2**31:
-            raise ConfigError(f"{prefix}.max_pdu", "must be 0 (unlimited) or between 4096 and 2^31 bytes")
+            raise ConfigError(
+                f"{prefix}.max_pdu", "must be 0 (unlimited) or between 4096 and 2^31 bytes"
+            )
         for name in ("acse_timeout", "dimse_timeout", "network_timeout"):
             _positive(f"{prefix}.{name}", getattr(self, name))
         self.allowed_calling_aets = [
-            validate_ae_title(f"{prefix}.allowed_calling_aets", a) for a in self.allowed_calling_aets
+            validate_ae_title(f"{prefix}.allowed_calling_aets", a)
+            for a in self.allowed_calling_aets
         ]
         known_sops = set(conformance.storage_sop_classes())
         for uid in self.accepted_sop_classes:
             if uid not in known_sops:
-                raise ConfigError(f"{prefix}.accepted_sop_classes", f"not a storage SOP class: {uid}")
+                raise ConfigError(
+                    f"{prefix}.accepted_sop_classes", f"not a storage SOP class: {uid}"
+                )
         known_ts = set(conformance.TRANSFER_SYNTAXES)
         for uid in self.accepted_transfer_syntaxes:
             if uid not in known_ts:
-                raise ConfigError(f"{prefix}.accepted_transfer_syntaxes", f"unsupported transfer syntax: {uid}")
+                raise ConfigError(
+                    f"{prefix}.accepted_transfer_syntaxes", f"unsupported transfer syntax: {uid}"
+                )
         self.tls.validate(f"{prefix}.tls")
 
 
@@ -130,7 +139,9 @@ class ClientConfig:
         for name in ("acse_timeout", "dimse_timeout", "network_timeout"):
             _positive(f"{prefix}.{name}", getattr(self, name))
         if self.max_pdu != 0 and not 4096 <= self.max_pdu <= 2**31:
-            raise ConfigError(f"{prefix}.max_pdu", "must be 0 (unlimited) or between 4096 and 2^31 bytes")
+            raise ConfigError(
+                f"{prefix}.max_pdu", "must be 0 (unlimited) or between 4096 and 2^31 bytes"
+            )
 
 
 @dataclass
@@ -182,7 +193,9 @@ class Node:
         validate_port(f"{key}.port", self.port)
         for role in self.roles:
             if role not in NODE_ROLES:
-                raise ConfigError(f"{key}.roles", f"unknown role {role!r} (known: {', '.join(NODE_ROLES)})")
+                raise ConfigError(
+                    f"{key}.roles", f"unknown role {role!r} (known: {', '.join(NODE_ROLES)})"
+                )
         if self.timeout < 0:
             raise ConfigError(f"{key}.timeout", "must be 0 (use the client defaults) or more")
 
@@ -211,12 +224,19 @@ class Config:
             if node.name.lower() in seen:
                 raise ConfigError(f"nodes[{node.name}].name", "two nodes have this name")
             seen.add(node.name.lower())
-        if self.client.default_send_destination and self.client.default_send_destination.lower() not in seen:
+        if (
+            self.client.default_send_destination
+            and self.client.default_send_destination.lower() not in seen
+        ):
             raise ConfigError("client.default_send_destination", "no node has this name")
         return self
 
     def storage_dir(self, home: Home) -> Path:
-        return Path(self.storage.folder).expanduser() if self.storage.folder else home.default_files_dir
+        return (
+            Path(self.storage.folder).expanduser()
+            if self.storage.folder
+            else home.default_files_dir
+        )
 
     def node(self, name: str) -> Node | None:
         for node in self.nodes:
@@ -270,9 +290,13 @@ def _from_dict(cls: type, data: dict[str, Any], prefix: str) -> Any:
         if key not in names:
             raise ConfigError(full, "unknown setting")
         kwargs[key] = _coerce(full, value, hints[key])
-    missing = [f.name for f in dataclasses.fields(cls)
-               if f.name not in kwargs and f.default is dataclasses.MISSING
-               and f.default_factory is dataclasses.MISSING]
+    missing = [
+        f.name
+        for f in dataclasses.fields(cls)
+        if f.name not in kwargs
+        and f.default is dataclasses.MISSING
+        and f.default_factory is dataclasses.MISSING
+    ]
     if missing:
         raise ConfigError(f"{prefix}.{missing[0]}" if prefix else missing[0], "is required")
     return cls(**kwargs)

@@ -35,11 +35,13 @@ COMPRESSED_IMAGE = (
 VIDEO = tuple(UID(u) for u in uid.MPEGTransferSyntaxes)
 
 #: Every transfer syntax of SPEC §2.3, in order of preference when we propose.
-TRANSFER_SYNTAXES: tuple[UID, ...] = UNCOMPRESSED[1:2] + UNCOMPRESSED[:1] + UNCOMPRESSED[2:] + (
-    DEFLATED + COMPRESSED_IMAGE + VIDEO
+TRANSFER_SYNTAXES: tuple[UID, ...] = (
+    UNCOMPRESSED[1:2] + UNCOMPRESSED[:1] + UNCOMPRESSED[2:] + (DEFLATED + COMPRESSED_IMAGE + VIDEO)
 )
 
-LOSSY = frozenset({uid.JPEGBaseline8Bit, uid.JPEGExtended12Bit, uid.JPEGLSNearLossless, uid.JPEG2000})
+LOSSY = frozenset(
+    {uid.JPEGBaseline8Bit, uid.JPEGExtended12Bit, uid.JPEGLSNearLossless, uid.JPEG2000}
+)
 
 QR_FIND = StudyRootQueryRetrieveInformationModelFind
 QR_MOVE = StudyRootQueryRetrieveInformationModelMove
@@ -84,11 +86,21 @@ def conformance_markdown() -> str:
     ]
     for sop in (VERIFICATION, QR_FIND, QR_MOVE):
         lines.append(f"| {sop_class_name(sop)} | `{sop}` |")
-    lines += ["", "## Transfer syntaxes (received, stored as received, and sent)", "",
-              "| transfer syntax | UID |", "|---|---|"]
+    lines += [
+        "",
+        "## Transfer syntaxes (received, stored as received, and sent)",
+        "",
+        "| transfer syntax | UID |",
+        "|---|---|",
+    ]
     lines += [f"| {transfer_syntax_name(ts)} | `{ts}` |" for ts in TRANSFER_SYNTAXES]
-    lines += ["", "## Storage SOP classes (SCP accepts all by default; SCU sends any found in a study)", "",
-              "| SOP class | UID |", "|---|---|"]
+    lines += [
+        "",
+        "## Storage SOP classes (SCP accepts all by default; SCU sends any found in a study)",
+        "",
+        "| SOP class | UID |",
+        "|---|---|",
+    ]
     lines += [f"| {sop_class_name(s)} | `{s}` |" for s in storage_sop_classes()]
     return "\n".join(lines) + "\n"
 

@@ -26,17 +26,27 @@ class EventType:
 
 
 INSTANCE_STORED = EventType("INSTANCE_STORED", "an instance was written to the cache and indexed")
-CACHE_CHANGED = EventType("CACHE_CHANGED", "patients/studies/series/instances were added, updated or removed")
+CACHE_CHANGED = EventType(
+    "CACHE_CHANGED", "patients/studies/series/instances were added, updated or removed"
+)
 ASSOCIATION_OPENED = EventType("ASSOCIATION_OPENED", "a peer opened an association with our server")
 ASSOCIATION_CLOSED = EventType("ASSOCIATION_CLOSED", "an association with our server ended")
 SERVER_STATE = EventType("SERVER_STATE", "the embedded server started, stopped or failed")
-SERVER_ERROR = EventType("SERVER_ERROR", "the embedded server hit an error worth showing to the user")
+SERVER_ERROR = EventType(
+    "SERVER_ERROR", "the embedded server hit an error worth showing to the user"
+)
 JOB_PROGRESS = EventType("JOB_PROGRESS", "a background job reported progress")
 JOB_FINISHED = EventType("JOB_FINISHED", "a background job finished, failed or was cancelled")
 
 ALL_EVENTS = (
-    INSTANCE_STORED, CACHE_CHANGED, ASSOCIATION_OPENED, ASSOCIATION_CLOSED,
-    SERVER_STATE, SERVER_ERROR, JOB_PROGRESS, JOB_FINISHED,
+    INSTANCE_STORED,
+    CACHE_CHANGED,
+    ASSOCIATION_OPENED,
+    ASSOCIATION_CLOSED,
+    SERVER_STATE,
+    SERVER_ERROR,
+    JOB_PROGRESS,
+    JOB_FINISHED,
 )
 
 

@@ -35,8 +35,9 @@ def no_leaked_threads():
     """A test that leaves a non-daemon thread running has leaked it."""
     before = {t.ident for t in threading.enumerate()}
     yield
-    leaked = [t for t in threading.enumerate()
-              if t.ident not in before and t.is_alive() and not t.daemon]
+    leaked = [
+        t for t in threading.enumerate() if t.ident not in before and t.is_alive() and not t.daemon
+    ]
     for t in leaked:
         t.join(timeout=5)
     still = [t.name for t in leaked if t.is_alive()]

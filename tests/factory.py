@@ -7,16 +7,28 @@ from pathlib import Path
 
 import numpy as np
 from pydicom.dataset import Dataset, FileMetaDataset
-from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, UID, generate_uid
+from pydicom.uid import UID, CTImageStorage, ExplicitVRLittleEndian, generate_uid
 
 from gearview import IMPLEMENTATION_CLASS_UID
 
 
-def make_ct(study_uid: str, series_uid: str, index: int = 1, *, rows: int = 64, cols: int = 64,
-            patient_name: str = "Test^Patient", patient_id: str = "PID001",
-            transfer_syntax: UID = ExplicitVRLittleEndian, study_date: str = "20240102",
-            accession: str = "ACC001", modality: str = "CT", series_number: int = 1,
-            sop_uid: str | None = None, seed: int | None = None) -> Dataset:
+def make_ct(
+    study_uid: str,
+    series_uid: str,
+    index: int = 1,
+    *,
+    rows: int = 64,
+    cols: int = 64,
+    patient_name: str = "Test^Patient",
+    patient_id: str = "PID001",
+    transfer_syntax: UID = ExplicitVRLittleEndian,
+    study_date: str = "20240102",
+    accession: str = "ACC001",
+    modality: str = "CT",
+    series_number: int = 1,
+    sop_uid: str | None = None,
+    seed: int | None = None,
+) -> Dataset:
     """One CT slice with a deterministic 16-bit image."""
     ds = Dataset()
     ds.file_meta = FileMetaDataset()
@@ -65,8 +77,9 @@ def make_ct(study_uid: str, series_uid: str, index: int = 1, *, rows: int = 64, 
     return ds
 
 
-def ct_series(n: int, *, study_uid: str | None = None, series_uid: str | None = None,
-              **kwargs: object) -> Iterator[Dataset]:
+def ct_series(
+    n: int, *, study_uid: str | None = None, series_uid: str | None = None, **kwargs: object
+) -> Iterator[Dataset]:
     study_uid = study_uid or generate_uid()
     series_uid = series_uid or generate_uid()
     for i in range(1, n + 1):

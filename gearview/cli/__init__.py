@@ -25,8 +25,12 @@ EXIT_INTERRUPTED = 130
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # one line, no usage dump
-        self.exit(EXIT_USAGE, f"gearview: {message} (see `gearview {self.prog.split()[-1]} --help`)\n"
-                  if " " in self.prog else f"gearview: {message} (see `gearview --help`)\n")
+        self.exit(
+            EXIT_USAGE,
+            f"gearview: {message} (see `gearview {self.prog.split()[-1]} --help`)\n"
+            if " " in self.prog
+            else f"gearview: {message} (see `gearview --help`)\n",
+        )
 
 
 def _command_modules() -> list[ModuleType]:
@@ -41,11 +45,19 @@ def _command_modules() -> list[ModuleType]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="gearview", description="gearview DICOM QC workstation (headless commands). "
-                     "Run `gearview` without arguments to open the GUI.")
+    parser = _Parser(
+        prog="gearview",
+        description="gearview DICOM QC workstation (headless commands). "
+        "Run `gearview` without arguments to open the GUI.",
+    )
     parser.add_argument("--version", action="version", version=f"gearview {__version__}")
-    parser.add_argument("-v", "--verbose", action="count", default=0,
-                        help="more log output on stderr (-vv for debug, which may show PHI)")
+    parser.add_argument(
+        "-v",
+        "--verbose",
+        action="count",
+        default=0,
+        help="more log output on stderr (-vv for debug, which may show PHI)",
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     for module in _command_modules():
         module.add_parser(sub)
@@ -54,8 +66,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _setup_logging(verbosity: int) -> None:
     level = logging.WARNING - 10 * min(verbosity, 2)
-    logging.basicConfig(level=level, stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=level, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -80,6 +93,8 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_ERROR
     except Exception as exc:  # the user still gets one line, the log keeps the traceback
         log.debug("unexpected error", exc_info=True)
-        print(f"gearview: internal error: {type(exc).__name__}: {exc} (run with -vv for details)",
-              file=sys.stderr)
+        print(
+            f"gearview: internal error: {type(exc).__name__}: {exc} (run with -vv for details)",
+            file=sys.stderr,
+        )
         return EXIT_ERROR

@@ -23,12 +23,14 @@ def print_json(data: Any, out: TextIO | None = None) -> None:
     (out or sys.stdout).write("\n")
 
 
-def print_table(headers: Sequence[str], rows: Iterable[Sequence[Any]], out: TextIO | None = None) -> None:
+def print_table(
+    headers: Sequence[str], rows: Iterable[Sequence[Any]], out: TextIO | None = None
+) -> None:
     out = out or sys.stdout
     text_rows = [["" if v is None else str(v) for v in row] for row in rows]
     widths = [len(h) for h in headers]
     for row in text_rows:
-        widths = [max(w, len(v)) for w, v in zip(widths, row)]
+        widths = [max(w, len(v)) for w, v in zip(widths, row, strict=False)]
     fmt = "  ".join(f"{{:<{w}}}" for w in widths)
     out.write(fmt.format(*headers).rstrip() + "\n")
     for row in text_rows:

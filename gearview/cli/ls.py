@@ -14,7 +14,9 @@ COMMAND = "ls"
 def add_parser(sub: argparse._SubParsersAction) -> None:
     parser = sub.add_parser(COMMAND, help="list studies in the local cache (or one study's series)")
     parser.add_argument("study_uid", nargs="?", help="list this study's series")
-    parser.add_argument("--json", action="store_true", help="machine-readable output (SPEC §3 shapes)")
+    parser.add_argument(
+        "--json", action="store_true", help="machine-readable output (SPEC §3 shapes)"
+    )
     parser.set_defaults(run=run)
 
 
@@ -29,19 +31,47 @@ def run(args: argparse.Namespace) -> int:
             if args.json:
                 print_json([s.to_json() for s in series])
             else:
-                print_table(("NUMBER", "MODALITY", "INSTANCES", "DESCRIPTION", "SERIES UID"),
-                            [(s.number, s.modality, s.instances, s.description, s.series_uid)
-                             for s in series])
+                print_table(
+                    ("NUMBER", "MODALITY", "INSTANCES", "DESCRIPTION", "SERIES UID"),
+                    [
+                        (s.number, s.modality, s.instances, s.description, s.series_uid)
+                        for s in series
+                    ],
+                )
             return 0
         studies = cache.studies()
         if args.json:
             print_json([s.to_json() for s in studies])
         else:
             print_table(
-                ("PATIENT", "ID", "BIRTH", "SEX", "DATE", "MOD", "SER", "INST", "DESCRIPTION", "STUDY UID"),
-                [(s.patient_name, s.patient_id, s.birth_date, s.sex, s.study_date,
-                  ",".join(s.modalities), s.series, s.instances, s.description, s.study_uid)
-                 for s in studies])
+                (
+                    "PATIENT",
+                    "ID",
+                    "BIRTH",
+                    "SEX",
+                    "DATE",
+                    "MOD",
+                    "SER",
+                    "INST",
+                    "DESCRIPTION",
+                    "STUDY UID",
+                ),
+                [
+                    (
+                        s.patient_name,
+                        s.patient_id,
+                        s.birth_date,
+                        s.sex,
+                        s.study_date,
+                        ",".join(s.modalities),
+                        s.series,
+                        s.instances,
+                        s.description,
+                        s.study_uid,
+                    )
+                    for s in studies
+                ],
+            )
         return 0
     finally:
         cache.close()

@@ -13,16 +13,23 @@ COMMAND = "node"
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     parser = sub.add_parser(COMMAND, help="manage remote DICOM nodes")
-    actions = parser.add_subparsers(dest="action", metavar="ACTION", required=True,
-                                    parser_class=type(parser))
+    actions = parser.add_subparsers(
+        dest="action", metavar="ACTION", required=True, parser_class=type(parser)
+    )
     add = actions.add_parser("add", help="add a node: NAME AET@HOST:PORT")
     add.add_argument("name")
     add.add_argument("address", metavar="AET@HOST:PORT")
-    add.add_argument("--roles", type=parse_roles, default=None,
-                     help="comma list of query,retrieve,send,get,commit (default query,retrieve,send)")
+    add.add_argument(
+        "--roles",
+        type=parse_roles,
+        default=None,
+        help="comma list of query,retrieve,send,get,commit (default query,retrieve,send)",
+    )
     add.add_argument("--tls", action="store_true", help="use TLS for this node")
     add.add_argument("--replace", action="store_true", help="replace a node of the same name")
-    add.add_argument("--default-send", action="store_true", help="make it the default send destination")
+    add.add_argument(
+        "--default-send", action="store_true", help="make it the default send destination"
+    )
     add.set_defaults(run=run)
     ls = actions.add_parser("ls", help="list nodes")
     ls.add_argument("--json", action="store_true")
@@ -35,7 +42,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     home, config = context()
     if args.action == "add":
-        node = add_node(config, args.name, args.address, args.roles, tls=args.tls, replace=args.replace)
+        node = add_node(
+            config, args.name, args.address, args.roles, tls=args.tls, replace=args.replace
+        )
         if args.default_send:
             config.client.default_send_destination = node.name
         save_config(home, config)
@@ -47,10 +56,31 @@ def run(args: argparse.Namespace) -> int:
     else:
         default = config.client.default_send_destination.lower()
         if args.json:
-            print_json([{"name": n.name, "ae_title": n.ae_title, "host": n.host, "port": n.port,
-                         "roles": n.roles, "tls": n.tls} for n in config.nodes])
+            print_json(
+                [
+                    {
+                        "name": n.name,
+                        "ae_title": n.ae_title,
+                        "host": n.host,
+                        "port": n.port,
+                        "roles": n.roles,
+                        "tls": n.tls,
+                    }
+                    for n in config.nodes
+                ]
+            )
         else:
-            print_table(("NAME", "ADDRESS", "ROLES", "TLS", "DEFAULT"),
-                        [(n.name, n.address, ",".join(n.roles), "yes" if n.tls else "",
-                          "*" if n.name.lower() == default else "") for n in config.nodes])
+            print_table(
+                ("NAME", "ADDRESS", "ROLES", "TLS", "DEFAULT"),
+                [
+                    (
+                        n.name,
+                        n.address,
+                        ",".join(n.roles),
+                        "yes" if n.tls else "",
+                        "*" if n.name.lower() == default else "",
+                    )
+                    for n in config.nodes
+                ],
+            )
     return 0

@@ -14,10 +14,13 @@ EXIT_DIRTY = 3
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     parser = sub.add_parser(COMMAND, help="check or rebuild the local cache index")
-    actions = parser.add_subparsers(dest="action", metavar="ACTION", required=True,
-                                    parser_class=type(parser))
+    actions = parser.add_subparsers(
+        dest="action", metavar="ACTION", required=True, parser_class=type(parser)
+    )
     check = actions.add_parser("check", help="report missing, orphan and unreadable files")
-    check.add_argument("--quick", action="store_true", help="compare names only, do not parse files")
+    check.add_argument(
+        "--quick", action="store_true", help="compare names only, do not parse files"
+    )
     check.add_argument("--json", action="store_true")
     check.set_defaults(run=run)
     rebuild = actions.add_parser("rebuild", help="recreate the index from the files alone")
@@ -35,8 +38,10 @@ def run(args: argparse.Namespace) -> int:
             bar.close()
             if report.moved_aside:
                 print(f"the damaged index was kept as {report.moved_aside}")
-            print(f"indexed {report.indexed} instances; skipped {len(report.skipped)} unreadable files; "
-                  f"removed {report.spool_cleared} spool leftovers")
+            print(
+                f"indexed {report.indexed} instances; skipped {len(report.skipped)} unreadable "
+                f"files; removed {report.spool_cleared} spool leftovers"
+            )
             for rel, reason in report.skipped:
                 print(f"  unreadable {rel}: {reason}")
             return 0
@@ -44,14 +49,24 @@ def run(args: argparse.Namespace) -> int:
     finally:
         bar.close()
     if args.json:
-        print_json({"clean": report.clean, "indexed": report.indexed, "files": report.files,
-                    "missing": report.missing, "orphans": report.orphans,
-                    "unreadable": [{"path": p, "reason": r} for p, r in report.unreadable],
-                    "spool_leftovers": report.spool_leftovers, "integrity": report.integrity})
+        print_json(
+            {
+                "clean": report.clean,
+                "indexed": report.indexed,
+                "files": report.files,
+                "missing": report.missing,
+                "orphans": report.orphans,
+                "unreadable": [{"path": p, "reason": r} for p, r in report.unreadable],
+                "spool_leftovers": report.spool_leftovers,
+                "integrity": report.integrity,
+            }
+        )
     else:
-        print(f"{report.indexed} indexed, {report.files} files; {len(report.missing)} missing, "
-              f"{len(report.orphans)} orphan, {len(report.unreadable)} unreadable, "
-              f"{report.spool_leftovers} spool leftovers; index integrity {report.integrity}")
+        print(
+            f"{report.indexed} indexed, {report.files} files; {len(report.missing)} missing, "
+            f"{len(report.orphans)} orphan, {len(report.unreadable)} unreadable, "
+            f"{report.spool_leftovers} spool leftovers; index integrity {report.integrity}"
+        )
         for rel in report.missing:
             print(f"  missing   {rel}")
         for rel in report.orphans:
@@ -59,5 +74,7 @@ def run(args: argparse.Namespace) -> int:
         for rel, reason in report.unreadable:
             print(f"  unreadable {rel}: {reason}")
         if not report.clean:
-            print("run `gearview store rebuild` to recreate the index from the files", file=sys.stderr)
+            print(
+                "run `gearview store rebuild` to recreate the index from the files", file=sys.stderr
+            )
     return 0 if report.clean else EXIT_DIRTY

@@ -14,9 +14,13 @@ def parse_address(text: str, name: str = "") -> Node:
     """`AET@host:port` (IPv6 hosts in brackets) as an unnamed Node."""
     match = _ADDRESS.match(text.strip())
     if not match:
-        raise InvalidValueError(f"not a node address: {text!r}", hint="use AET@HOST:PORT, e.g. PACS@10.0.0.5:104")
+        raise InvalidValueError(
+            f"not a node address: {text!r}", hint="use AET@HOST:PORT, e.g. PACS@10.0.0.5:104"
+        )
     host = match["host"].strip("[]")
-    node = Node(name=name or match["aet"].strip(), ae_title=match["aet"], host=host, port=int(match["port"]))
+    node = Node(
+        name=name or match["aet"].strip(), ae_title=match["aet"], host=host, port=int(match["port"])
+    )
     try:
         node.validate("node")
     except ConfigError as exc:
@@ -32,21 +36,30 @@ def resolve_node(config: Config, text: str) -> Node:
     if "@" in text:
         return parse_address(text)
     known = ", ".join(n.name for n in config.nodes) or "none configured"
-    raise NotFoundError(f"unknown node {text!r} (known: {known})",
-                        hint="add it with `gearview node add NAME AET@HOST:PORT`")
+    raise NotFoundError(
+        f"unknown node {text!r} (known: {known})",
+        hint="add it with `gearview node add NAME AET@HOST:PORT`",
+    )
 
 
 def parse_roles(text: str) -> list[str]:
     roles = [r.strip().lower() for r in text.split(",") if r.strip()]
     bad = [r for r in roles if r not in NODE_ROLES]
     if bad or not roles:
-        raise InvalidValueError(f"unknown role(s) {', '.join(bad) or text!r}",
-                                hint=f"roles are {', '.join(NODE_ROLES)}")
+        raise InvalidValueError(
+            f"unknown role(s) {', '.join(bad) or text!r}", hint=f"roles are {', '.join(NODE_ROLES)}"
+        )
     return roles
 
 
-def add_node(config: Config, name: str, address: str, roles: list[str] | None = None,
-             tls: bool = False, replace: bool = False) -> Node:
+def add_node(
+    config: Config,
+    name: str,
+    address: str,
+    roles: list[str] | None = None,
+    tls: bool = False,
+    replace: bool = False,
+) -> Node:
     node = parse_address(address, name=name)
     node.name = name
     if roles:
@@ -56,8 +69,9 @@ def add_node(config: Config, name: str, address: str, roles: list[str] | None = 
     existing = config.node(name)
     if existing is not None:
         if not replace:
-            raise InvalidValueError(f"a node named {name!r} exists already",
-                                    hint="remove it first or use --replace")
+            raise InvalidValueError(
+                f"a node named {name!r} exists already", hint="remove it first or use --replace"
+            )
         config.nodes.remove(existing)
     config.nodes.append(node)
     config.validate()

@@ -49,8 +49,14 @@ def iter_cache_files(files_dir: Path) -> Iterator[Path]:
                 yield Path(dirpath) / name
 
 
-def check_store(home: Home, files_dir: Path, *, verify: bool = True,
-                progress: ProgressCallback = no_progress, token: CancelToken | None = None) -> CheckReport:
+def check_store(
+    home: Home,
+    files_dir: Path,
+    *,
+    verify: bool = True,
+    progress: ProgressCallback = no_progress,
+    token: CancelToken | None = None,
+) -> CheckReport:
     """Compare index and files; with `verify`, parse every file too."""
     report = CheckReport()
     conn = connect(home.index_file)
@@ -77,7 +83,9 @@ def check_store(home: Home, files_dir: Path, *, verify: bool = True,
             try:
                 info = read_instance_info(files_dir / rel)
                 if info.sop_instance_uid != indexed[rel]:
-                    report.unreadable.append((rel, "file holds another SOP Instance UID than the index says"))
+                    report.unreadable.append(
+                        (rel, "file holds another SOP Instance UID than the index says")
+                    )
             except InvalidDicomError as exc:
                 report.unreadable.append((rel, str(exc)))
             if done % 100 == 0 or done == len(present):
@@ -112,8 +120,13 @@ def _fresh_index_path(home: Home) -> tuple[Path, str]:
     return index, moved
 
 
-def rebuild_index(home: Home, files_dir: Path, *, progress: ProgressCallback = no_progress,
-                  token: CancelToken | None = None) -> RebuildReport:
+def rebuild_index(
+    home: Home,
+    files_dir: Path,
+    *,
+    progress: ProgressCallback = no_progress,
+    token: CancelToken | None = None,
+) -> RebuildReport:
     """Recreate every index row from the files, in one transaction."""
     report = RebuildReport()
     index, report.moved_aside = _fresh_index_path(home)

@@ -30,22 +30,43 @@ class StudyRecord:
     mismatch: bool = False
 
     JSON_KEYS = (
-        "study_uid", "patient_name", "patient_id", "issuer_of_patient_id", "birth_date", "sex",
-        "study_date", "study_time", "accession", "study_id", "description",
-        "referring_physician", "modalities", "series", "instances",
+        "study_uid",
+        "patient_name",
+        "patient_id",
+        "issuer_of_patient_id",
+        "birth_date",
+        "sex",
+        "study_date",
+        "study_time",
+        "accession",
+        "study_id",
+        "description",
+        "referring_physician",
+        "modalities",
+        "series",
+        "instances",
     )
 
     @classmethod
     def from_row(cls, row: sqlite3.Row) -> StudyRecord:
         return cls(
-            study_uid=row["study_uid"], patient_name=row["patient_name"],
-            patient_id=row["patient_id"], issuer_of_patient_id=row["issuer_of_patient_id"],
-            birth_date=row["birth_date"], sex=row["sex"], study_date=row["study_date"],
-            study_time=row["study_time"], accession=row["accession"], study_id=row["study_id"],
-            description=row["description"], referring_physician=row["referring_physician"],
+            study_uid=row["study_uid"],
+            patient_name=row["patient_name"],
+            patient_id=row["patient_id"],
+            issuer_of_patient_id=row["issuer_of_patient_id"],
+            birth_date=row["birth_date"],
+            sex=row["sex"],
+            study_date=row["study_date"],
+            study_time=row["study_time"],
+            accession=row["accession"],
+            study_id=row["study_id"],
+            description=row["description"],
+            referring_physician=row["referring_physician"],
             modalities=[m for m in (row["modalities"] or "").split("\\") if m],
-            series=row["series_count"], instances=row["instance_count"],
-            institution=row["institution"], updated_at=row["updated_at"],
+            series=row["series_count"],
+            instances=row["instance_count"],
+            institution=row["institution"],
+            updated_at=row["updated_at"],
             mismatch=bool(row["mismatch"]),
         )
 
@@ -89,9 +110,17 @@ class InstanceRecord:
     @classmethod
     def from_row(cls, row: sqlite3.Row, files_dir: Path) -> InstanceRecord:
         return cls(
-            sop_uid=row["sop_uid"], series_uid=row["series_uid"], study_uid=row["study_uid"],
-            sop_class=row["sop_class"], transfer_syntax=row["transfer_syntax"],
-            instance_number=row["instance_number"], frames=row["frames"], rows=row["rows"],
-            columns=row["columns"], path=files_dir / row["path"], size=row["size"],
-            received_at=row["received_at"], source_ae=row["source_ae"],
+            sop_uid=row["sop_uid"],
+            series_uid=row["series_uid"],
+            study_uid=row["study_uid"],
+            sop_class=row["sop_class"],
+            transfer_syntax=row["transfer_syntax"],
+            instance_number=row["instance_number"],
+            frames=row["frames"],
+            rows=row["rows"],
+            columns=row["columns"],
+            path=files_dir / row["path"],
+            size=row["size"],
+            received_at=row["received_at"],
+            source_ae=row["source_ae"],
         )

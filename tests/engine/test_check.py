@@ -1,4 +1,4 @@
-"""`store check` finds every kind of mismatch; `store rebuild` recreates the index from files alone."""
+"""`store check` finds every mismatch; `store rebuild` recreates the index from files alone."""
 
 from __future__ import annotations
 
@@ -21,7 +21,9 @@ def test_clean_cache_checks_clean(cache: Cache, home: Home, tmp_path: Path) -> N
     assert report.clean and report.indexed == report.files == 4
 
 
-def test_check_reports_missing_orphan_unreadable_and_spool(cache: Cache, home: Home, tmp_path: Path) -> None:
+def test_check_reports_missing_orphan_unreadable_and_spool(
+    cache: Cache, home: Home, tmp_path: Path
+) -> None:
     stored = _fill(cache, tmp_path)
     stored[0].unlink()
     stored[1].write_bytes(stored[1].read_bytes()[:300])
@@ -37,7 +39,9 @@ def test_check_reports_missing_orphan_unreadable_and_spool(cache: Cache, home: H
     assert report.spool_leftovers == 1
 
 
-def test_rebuild_recreates_the_same_studies_from_files(cache: Cache, home: Home, tmp_path: Path) -> None:
+def test_rebuild_recreates_the_same_studies_from_files(
+    cache: Cache, home: Home, tmp_path: Path
+) -> None:
     _fill(cache, tmp_path)
     before = [s.to_json() for s in cache.studies()]
     cache.close()
@@ -54,8 +58,9 @@ def test_rebuild_recreates_the_same_studies_from_files(cache: Cache, home: Home,
         again.close()
 
 
-def test_rebuild_of_a_damaged_index_keeps_it_aside_and_every_file(cache: Cache, home: Home,
-                                                                   tmp_path: Path) -> None:
+def test_rebuild_of_a_damaged_index_keeps_it_aside_and_every_file(
+    cache: Cache, home: Home, tmp_path: Path
+) -> None:
     files = _fill(cache, tmp_path)
     cache.close()
     for suffix in ("-wal", "-shm"):
@@ -73,7 +78,9 @@ def test_rebuild_of_a_damaged_index_keeps_it_aside_and_every_file(cache: Cache, 
         again.close()
 
 
-def test_rebuild_skips_unreadable_files_and_says_why(cache: Cache, home: Home, tmp_path: Path) -> None:
+def test_rebuild_skips_unreadable_files_and_says_why(
+    cache: Cache, home: Home, tmp_path: Path
+) -> None:
     files = _fill(cache, tmp_path, 2)
     files[0].write_bytes(b"junk")
     report = rebuild_index(home, cache.files_dir)

@@ -30,15 +30,38 @@ def test_defaults_match_spec(home: Home) -> None:
         ({"server": {"max_pdu": 100}}, "server.max_pdu", "4096"),
         ({"server": {"acse_timeout": -1}}, "server.acse_timeout", "greater than 0"),
         ({"server": {"prot": 104}}, "server.prot", "unknown setting"),
-        ({"server": {"accepted_transfer_syntaxes": ["1.2.3"]}}, "server.accepted_transfer_syntaxes", "unsupported"),
-        ({"server": {"accepted_sop_classes": ["1.2.3"]}}, "server.accepted_sop_classes", "not a storage"),
+        (
+            {"server": {"accepted_transfer_syntaxes": ["1.2.3"]}},
+            "server.accepted_transfer_syntaxes",
+            "unsupported",
+        ),
+        (
+            {"server": {"accepted_sop_classes": ["1.2.3"]}},
+            "server.accepted_sop_classes",
+            "not a storage",
+        ),
         ({"server": {"tls": {"enabled": True}}}, "server.tls.cert", "required"),
         ({"nodes": [{"name": "P", "ae_title": "X", "host": "h"}]}, "nodes[0].port", "required"),
-        ({"nodes": [{"name": "P", "ae_title": "X", "host": "h", "port": 1, "roles": ["fly"]}]},
-         "nodes[P].roles", "unknown role"),
-        ({"nodes": [{"name": "P", "ae_title": "X", "host": "h", "port": 1},
-                    {"name": "p", "ae_title": "Y", "host": "h", "port": 2}]}, "nodes[p].name", "two nodes"),
-        ({"client": {"default_send_destination": "NOPE"}}, "client.default_send_destination", "no node"),
+        (
+            {"nodes": [{"name": "P", "ae_title": "X", "host": "h", "port": 1, "roles": ["fly"]}]},
+            "nodes[P].roles",
+            "unknown role",
+        ),
+        (
+            {
+                "nodes": [
+                    {"name": "P", "ae_title": "X", "host": "h", "port": 1},
+                    {"name": "p", "ae_title": "Y", "host": "h", "port": 2},
+                ]
+            },
+            "nodes[p].name",
+            "two nodes",
+        ),
+        (
+            {"client": {"default_send_destination": "NOPE"}},
+            "client.default_send_destination",
+            "no node",
+        ),
     ],
 )
 def test_bad_values_are_refused_naming_the_key(data: dict, key: str, reason: str) -> None:
@@ -50,12 +73,25 @@ def test_bad_values_are_refused_naming_the_key(data: dict, key: str, reason: str
 
 
 def test_save_and_reload_round_trip(home: Home) -> None:
-    config = config_from_dict({
-        "server": {"ae_title": "QCSTATION", "port": 4104, "allowed_calling_aets": ["CT1", "MR2"]},
-        "nodes": [{"name": "PACS", "ae_title": "ORTHANC", "host": "127.0.0.1", "port": 4242,
-                   "roles": ["query", "retrieve"]}],
-        "client": {"default_send_destination": "PACS"},
-    })
+    config = config_from_dict(
+        {
+            "server": {
+                "ae_title": "QCSTATION",
+                "port": 4104,
+                "allowed_calling_aets": ["CT1", "MR2"],
+            },
+            "nodes": [
+                {
+                    "name": "PACS",
+                    "ae_title": "ORTHANC",
+                    "host": "127.0.0.1",
+                    "port": 4242,
+                    "roles": ["query", "retrieve"],
+                }
+            ],
+            "client": {"default_send_destination": "PACS"},
+        }
+    )
     save_config(home, config)
     assert home.config_file.stat().st_mode & 0o777 == 0o600
     again = load_config(home)
@@ -86,8 +122,9 @@ def test_save_refuses_invalid_config_and_keeps_the_old_file(home: Home) -> None:
 
 
 def test_example_config_in_resources_loads_with_defaults() -> None:
-    import tomllib
     from pathlib import Path
+
+    import tomllib
 
     example = Path(__file__).parents[2] / "resources" / "config.example.toml"
     config = config_from_dict(tomllib.loads(example.read_text()))

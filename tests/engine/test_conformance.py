@@ -19,5 +19,6 @@ def test_spec_syntaxes_and_classes_are_supported() -> None:
 
 def test_generated_conformance_doc_is_current() -> None:
     doc = Path(__file__).parents[2] / "docs" / "conformance.md"
-    assert doc.read_text() == conformance.conformance_markdown(), \
+    assert doc.read_text() == conformance.conformance_markdown(), (
         "run `python -m gearview.conformance > docs/conformance.md`"
+    )

@@ -25,7 +25,7 @@ def _dataset_bytes(ds: pydicom.Dataset) -> bytes:
     ds.save_as(buf, enforce_file_format=True)
     raw = buf.getvalue()
     meta_len = struct.unpack("<L", raw[140:144])[0]
-    return raw[144 + meta_len:]
+    return raw[144 + meta_len :]
 
 
 def _no_spool_leftovers(cache: Cache) -> bool:
@@ -37,8 +37,9 @@ def test_added_file_is_indexed_under_a_hashed_path(cache: Cache, tmp_path: Path)
     for path in paths:
         cache.add_file(path, source_ae="MODALITY")
     studies = cache.studies()
-    assert [(s.patient_name, s.patient_id, s.series, s.instances, s.modalities) for s in studies] == [
-        ("Doe^Jane", "MRN123", 1, 3, ["CT"])]
+    assert [
+        (s.patient_name, s.patient_id, s.series, s.instances, s.modalities) for s in studies
+    ] == [("Doe^Jane", "MRN123", 1, 3, ["CT"])]
     for inst in cache.instances(study_uid=studies[0].study_uid):
         rel = inst.path.relative_to(cache.files_dir).as_posix()
         assert "Doe" not in rel and "MRN123" not in rel
@@ -52,6 +53,7 @@ def test_received_bytes_are_stored_exactly_as_sent(cache: Cache) -> None:
     ds = make_ct(generate_uid(), generate_uid())
     payload = _dataset_bytes(ds)
     from gearview.store.cache import build_file_meta
+
     meta = build_file_meta(ds.SOPClassUID, ds.SOPInstanceUID, ds.file_meta.TransferSyntaxUID, "CT1")
     stored = cache.add_received(meta, payload, source_ae="CT1")
     assert stored.path.read_bytes().endswith(payload)
@@ -63,6 +65,7 @@ def test_received_bytes_are_stored_exactly_as_sent(cache: Cache) -> None:
 def test_same_sop_instance_replaces_file_and_keeps_one_row(cache: Cache) -> None:
     study, series, sop = generate_uid(), generate_uid(), generate_uid()
     from gearview.store.cache import build_file_meta
+
     first = make_ct(study, series, sop_uid=sop, patient_name="First^Name")
     second = make_ct(study, series, sop_uid=sop, patient_name="Second^Name")
     meta = build_file_meta(first.SOPClassUID, sop, first.file_meta.TransferSyntaxUID)
@@ -76,6 +79,7 @@ def test_same_sop_instance_replaces_file_and_keeps_one_row(cache: Cache) -> None
 def test_same_sop_moved_to_another_study_leaves_no_old_file(cache: Cache) -> None:
     sop = generate_uid()
     from gearview.store.cache import build_file_meta
+
     a = make_ct(generate_uid(), generate_uid(), sop_uid=sop)
     b = make_ct(generate_uid(), generate_uid(), sop_uid=sop)
     meta = build_file_meta(a.SOPClassUID, sop, a.file_meta.TransferSyntaxUID)
@@ -118,15 +122,30 @@ def _deep_sequence_file(depth: int) -> bytes:
     for _ in range(depth):
         head += struct.pack("<HH2sHL", 0x0040, 0xA730, b"SQ", 0, 0xFFFFFFFF)
         head += struct.pack("<HHL", 0xFFFE, 0xE000, 0xFFFFFFFF)
-        tail = struct.pack("<HHL", 0xFFFE, 0xE00D, 0) + struct.pack("<HHL", 0xFFFE, 0xE0DD, 0) + tail
+        tail = (
+            struct.pack("<HHL", 0xFFFE, 0xE00D, 0) + struct.pack("<HHL", 0xFFFE, 0xE0DD, 0) + tail
+        )
     raw = buf.getvalue()
     return raw + head + tail
 
 
-@pytest.mark.parametrize("kind", ["empty", "preamble_only", "html", "garbage_after_dicm",
-                                  "truncated_half", "truncated_in_meta", "deep_nesting",
-                                  "huge_declared_length", "no_uids"])
-def test_bad_files_are_refused_and_nothing_is_stored(cache: Cache, tmp_path: Path, kind: str) -> None:
+@pytest.mark.parametrize(
+    "kind",
+    [
+        "empty",
+        "preamble_only",
+        "html",
+        "garbage_after_dicm",
+        "truncated_half",
+        "truncated_in_meta",
+        "deep_nesting",
+        "huge_declared_length",
+        "no_uids",
+    ],
+)
+def test_bad_files_are_refused_and_nothing_is_stored(
+    cache: Cache, tmp_path: Path, kind: str
+) -> None:
     good = write_series(tmp_path / "good", 1)[0].read_bytes()
     data = {
         "empty": b"",
@@ -136,7 +155,9 @@ def test_bad_files_are_refused_and_nothing_is_stored(cache: Cache, tmp_path: Pat
         "truncated_half": good[: len(good) // 2],
         "truncated_in_meta": good[:180],
         "deep_nesting": _deep_sequence_file(3000),
-        "huge_declared_length": good + struct.pack("<HH2sHL", 0x7FE1, 0x0010, b"UT", 0, 0xFFFFFFF0) + b"x" * 16,
+        "huge_declared_length": good
+        + struct.pack("<HH2sHL", 0x7FE1, 0x0010, b"UT", 0, 0xFFFFFFF0)
+        + b"x" * 16,
         "no_uids": b"\x00" * 128 + b"DICM" + good[132:][:400],
     }[kind]
     path = _craft(tmp_path, "IM000001", data)
@@ -148,8 +169,13 @@ def test_bad_files_are_refused_and_nothing_is_stored(cache: Cache, tmp_path: Pat
 
 
 def test_deflate_bomb_is_refused(cache: Cache, tmp_path: Path) -> None:
-    ds = make_ct(generate_uid(), generate_uid(), rows=16, cols=16,
-                 transfer_syntax=DeflatedExplicitVRLittleEndian)
+    ds = make_ct(
+        generate_uid(),
+        generate_uid(),
+        rows=16,
+        cols=16,
+        transfer_syntax=DeflatedExplicitVRLittleEndian,
+    )
     buf = io.BytesIO()
     ds.save_as(buf, enforce_file_format=True)
     raw = buf.getvalue()
@@ -157,7 +183,7 @@ def test_deflate_bomb_is_refused(cache: Cache, tmp_path: Path) -> None:
     head = raw[: 144 + meta_len]
     # a body that inflates to 256 MiB of zeros after a valid small data set
     comp = zlib.compressobj(9, zlib.DEFLATED, -zlib.MAX_WBITS)
-    body = comp.compress(zlib.decompress(raw[144 + meta_len:], -zlib.MAX_WBITS))
+    body = comp.compress(zlib.decompress(raw[144 + meta_len :], -zlib.MAX_WBITS))
     zeros = b"\x00" * (1 << 20)
     for _ in range(256):
         body += comp.compress(zeros)
@@ -196,8 +222,9 @@ def test_mismatched_patient_attributes_flag_the_study(cache: Cache, tmp_path: Pa
     assert cache.study(study).mismatch
 
 
-def test_locked_index_fails_cleanly_without_orphans(home: Home, tmp_path: Path,
-                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+def test_locked_index_fails_cleanly_without_orphans(
+    home: Home, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setattr(index, "BUSY_TIMEOUT_MS", 200)
     cache = Cache(home)
     try:
