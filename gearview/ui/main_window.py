@@ -206,7 +206,7 @@ class MainWindow(QMainWindow):
         from gearview.ui.tag_editor import install as install_tags
         from gearview.ui.viewer import install as install_viewer
 
-        install_viewer(self)  # noqa: E702
+        install_viewer(self)
         install_edit(self)
         install_import(self)
         install_burn(self)
