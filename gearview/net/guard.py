@@ -23,6 +23,7 @@ Refusals are logged as "Security Alert" lines with the peer address.
 from __future__ import annotations
 
 import logging
+import queue
 import socket
 import ssl
 import struct
@@ -32,6 +33,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import pynetdicom.association
 from pynetdicom import evt
 from pynetdicom.pdu import A_ABORT_RQ
 from pynetdicom.transport import AssociationSocket, RequestHandler, ThreadedAssociationServer
@@ -51,6 +53,52 @@ MAX_UNLIMITED_PDU = 64 << 20
 DUL_LOOP_DELAY = 0.0002
 #: First allocation for a PDU body; grown as bytes really arrive.
 INITIAL_BUFFER = 1 << 20
+
+
+class _WakingQueue(queue.Queue):
+    """pynetdicom's DIMSE message queue that also wakes the association's reactor."""
+
+    def __init__(self, wake: threading.Event) -> None:
+        super().__init__()
+        self._wake = wake
+
+    def put(self, item: Any, block: bool = True, timeout: float | None = None) -> None:
+        super().put(item, block, timeout)
+        self._wake.set()
+
+
+class _ReactorClock:
+    """Stands in for the `time` module inside `pynetdicom.association`.
+
+    pynetdicom's association reactor polls its DIMSE queue with
+    `time.sleep(0.001)`, so each received C-STORE waited ~0.5 ms on average
+    before its handler ran (~0.3 s per 500 instances). On the threads of our
+    server's associations `sleep` waits on an event that the DIMSE queue sets
+    (`_WakingQueue`), so a complete message is served at once; the reactor
+    still wakes at least as often as before for its other checks. Every
+    other thread sleeps exactly as before.
+    """
+
+    def __init__(self) -> None:
+        self._local = threading.local()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(time, name)
+
+    def sleep(self, seconds: float) -> None:
+        wake = getattr(self._local, "wake", None)
+        if wake is None:
+            time.sleep(seconds)
+            return
+        wake.wait(seconds)
+        wake.clear()
+
+    def register(self, wake: threading.Event | None) -> None:
+        """Make `sleep` on the calling thread end early when `wake` is set (None: plain sleep)."""
+        self._local.wake = wake
+
+
+_CLOCK = _ReactorClock()
 
 
 def escape(text: object) -> str:
@@ -227,18 +275,23 @@ class GuardedRequestHandler(RequestHandler):
         sock._expected = 0
         sock._limit = MAX_ASSOCIATE_RQ
         assoc.dul._run_loop_delay = DUL_LOOP_DELAY
+        wake = threading.Event()
+        assoc.dimse.msg_queue = _WakingQueue(wake)
         hook = self.server.on_association_end
-        if hook is not None:
-            run = assoc.run
+        run = assoc.run
 
-            def run_then_clean_up() -> None:
-                """Per-thread resources (the index connection) end with the association's thread."""
-                try:
-                    run()
-                finally:
+        def run_then_clean_up() -> None:
+            """Serve with the waking reactor; per-thread resources (the index connection) end
+            with the association's thread."""
+            _CLOCK.register(wake)
+            try:
+                run()
+            finally:
+                _CLOCK.register(None)
+                if hook is not None:
                     hook()
 
-            assoc.run = run_then_clean_up
+        assoc.run = run_then_clean_up
         return assoc
 
 
@@ -255,6 +308,7 @@ class GuardedServer(ThreadedAssociationServer):
 
     def __init__(self, *args: Any, limits: Limits, **kwargs: Any) -> None:
         self.limits = limits
+        pynetdicom.association.time = _CLOCK  # type: ignore[assignment]
         self._conn_lock = threading.Lock()
         self._connections: dict[int, Connection] = {}
         super().__init__(*args, request_handler=GuardedRequestHandler, **kwargs)

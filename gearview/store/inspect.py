@@ -9,6 +9,7 @@ ends inside the file, cap deflate inflation and catch runaway nesting.
 from __future__ import annotations
 
 import os
+import re
 import struct
 import zlib
 from dataclasses import dataclass, field
@@ -16,11 +17,12 @@ from pathlib import Path
 from typing import Any
 
 import pydicom
+from pydicom.datadict import dictionary_VR
 from pydicom.dataelem import RawDataElement
 from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError as PydicomInvalidDicomError
 from pydicom.tag import Tag
-from pydicom.uid import DeflatedExplicitVRLittleEndian, UID
+from pydicom.uid import UID, DeflatedExplicitVRLittleEndian
 
 from gearview.errors import InvalidDicomError
 
@@ -274,5 +276,261 @@ def _info_from_dataset(ds: Dataset, ts: str) -> InstanceInfo:
         rows=_int(ds, "Rows"),
         columns=_int(ds, "Columns"),
         charset=_text(ds, "SpecificCharacterSet"),
+        warnings=warnings,
+    )
+
+
+# ---- fast path: the header of a data set already in memory ------------------
+#
+# The SCP receives the whole data set in memory; parsing it again with
+# pydicom from the spool file was half of the per-instance cost. This walker
+# reads only what the index needs, straight from the received bytes, and
+# applies the same checks (every element ends inside the data, Pixel Data as
+# long as Rows x Columns x Samples x Bits x Frames, fragments end with a
+# delimiter). Anything it does not fully understand (deflate, big endian,
+# non-ASCII values, unusual VRs, deep nesting, any damage) makes it return
+# None, and the caller falls back to `read_instance_info`: that path alone
+# decides how a bad file is refused, so both give the same answers.
+
+_TEXT_KEYWORDS = (
+    "SpecificCharacterSet", "SOPClassUID", "SOPInstanceUID", "StudyDate", "StudyTime",
+    "AccessionNumber", "Modality", "ReferringPhysicianName", "InstitutionName",
+    "StudyDescription", "SeriesDescription", "PatientName", "PatientID", "IssuerOfPatientID",
+    "PatientBirthDate", "PatientSex", "BodyPartExamined", "StudyInstanceUID",
+    "SeriesInstanceUID", "StudyID",
+)
+_IS_KEYWORDS = ("SeriesNumber", "InstanceNumber", "NumberOfFrames")
+_US_KEYWORDS = ("SamplesPerPixel", "Rows", "Columns", "BitsAllocated")
+_WANTED: dict[int, tuple[str, bytes]] = {
+    int(Tag(kw)): (kw, dictionary_VR(kw).encode())
+    for kw in _TEXT_KEYWORDS + _IS_KEYWORDS + _US_KEYWORDS
+}
+_LONG_VRS = frozenset(b"OB OD OF OL OV OW SQ SV UC UN UR UT UV".split())
+_SHORT_VRS = frozenset(b"AE AS AT CS DA DS DT FD FL IS LO LT PN SH SL SS ST TM UI UL US".split())
+#: Character sets under which printable ASCII decodes to itself in pydicom.
+_ASCII_CHARSETS = frozenset({"", "ISO_IR 6", "ISO_IR 100", "ISO_IR 192"})
+_SIMPLE_TEXT = re.compile(rb"[\x20-\x5b\x5d-\x7e]*\x00?")
+_SIMPLE_INT = re.compile(rb" *-?[0-9]{1,9} *")
+_HEADER = struct.Struct("<HHL")
+_EXPLICIT = struct.Struct("<HH2sH")
+_U32 = struct.Struct("<L")
+_U16 = struct.Struct("<H")
+ITEM_DELIMITER = 0xFFFEE00D
+#: Deeper nesting goes to pydicom (which refuses runaway depth itself).
+MAX_FAST_DEPTH = 16
+
+
+class _Unsure(Exception):
+    """The fast walker met something it leaves to pydicom."""
+
+
+class _Walker:
+    """Walk the elements of an uncompressed little-endian data set held in memory."""
+
+    def __init__(self, data: memoryview, explicit: bool) -> None:
+        self.data = data
+        self.explicit = explicit
+        self.values: dict[int, tuple[bytes, bytes]] = {}
+        self.pixel_length: int | None = None
+        self.has_pixels = False
+
+    def element(self, pos: int, end: int) -> tuple[int, bytes, int, int]:
+        """(tag, VR or b'', value offset, value length) of the element at pos."""
+        data = self.data
+        if pos + 8 > end:
+            raise _Unsure
+        if self.explicit:
+            group, elem, vr, short = _EXPLICIT.unpack_from(data, pos)
+            tag = (group << 16) | elem
+            if group == 0xFFFE:
+                return tag, b"", pos + 8, _U32.unpack_from(data, pos + 4)[0]
+            if vr in _SHORT_VRS:
+                return tag, vr, pos + 8, short
+            if vr not in _LONG_VRS or pos + 12 > end:
+                raise _Unsure
+            return tag, vr, pos + 12, _U32.unpack_from(data, pos + 8)[0]
+        group, elem, length = _HEADER.unpack_from(data, pos)
+        return (group << 16) | elem, b"", pos + 8, length
+
+    def dataset(self, pos: int, end: int, depth: int, in_item: bool) -> int:
+        """Walk elements from pos; returns the offset after the last (or the item delimiter)."""
+        top = depth == 0
+        while pos < end:
+            tag, vr, start, length = self.element(pos, end)
+            if tag == ITEM_DELIMITER and in_item:
+                return start
+            if tag >> 16 == 0xFFFE:
+                raise _Unsure
+            if length == UNDEFINED_LENGTH:
+                if tag == PIXEL_DATA:
+                    pos = self.fragments(start, end)
+                elif vr in (b"", b"SQ"):
+                    pos = self.sequence(start, end, depth + 1)
+                else:
+                    raise _Unsure
+                if top and tag == PIXEL_DATA:
+                    self.has_pixels = True
+                continue
+            pos = start + length
+            if pos > end:
+                raise _Unsure
+            if top:
+                if tag == PIXEL_DATA:
+                    self.has_pixels = True
+                    self.pixel_length = length
+                elif tag in _WANTED:
+                    self.values[tag] = (vr, bytes(self.data[start:pos]))
+        if in_item:
+            raise _Unsure
+        return pos
+
+    def sequence(self, pos: int, end: int, depth: int) -> int:
+        """Items of an undefined-length sequence; returns the offset after its delimiter."""
+        if depth > MAX_FAST_DEPTH:
+            raise _Unsure
+        while True:
+            if pos + 8 > end:
+                raise _Unsure
+            group, elem, length = _HEADER.unpack_from(self.data, pos)
+            tag = (group << 16) | elem
+            if tag == SEQUENCE_DELIMITER:
+                return pos + 8
+            if tag != ITEM:
+                raise _Unsure
+            if length == UNDEFINED_LENGTH:
+                pos = self.dataset(pos + 8, end, depth, in_item=True)
+            else:
+                item_end = pos + 8 + length
+                if item_end > end:
+                    raise _Unsure
+                if self.dataset(pos + 8, item_end, depth, in_item=False) != item_end:
+                    raise _Unsure
+                pos = item_end
+
+    def fragments(self, pos: int, end: int) -> int:
+        """Encapsulated Pixel Data: items up to the sequence delimiter, all inside the data."""
+        for _ in range(MAX_FRAGMENTS):
+            if pos + 8 > end:
+                raise _Unsure
+            group, elem, length = _HEADER.unpack_from(self.data, pos)
+            tag = (group << 16) | elem
+            if tag == SEQUENCE_DELIMITER:
+                return pos + 8
+            if tag != ITEM or length == UNDEFINED_LENGTH:
+                raise _Unsure
+            pos += 8 + length
+            if pos > end:
+                raise _Unsure
+        raise _Unsure
+
+
+def _fast_text(raw: tuple[bytes, bytes] | None, expected_vr: bytes) -> str:
+    if raw is None:
+        return ""
+    vr, value = raw
+    if (vr and vr != expected_vr) or not _SIMPLE_TEXT.fullmatch(value):
+        raise _Unsure
+    return value.rstrip(b"\x00").decode("ascii").strip()
+
+
+def _fast_is(raw: tuple[bytes, bytes] | None) -> int | None:
+    if raw is None:
+        return None
+    vr, value = raw
+    if vr and vr != b"IS":
+        raise _Unsure
+    if not value.strip(b" "):
+        return None
+    if not _SIMPLE_INT.fullmatch(value):
+        raise _Unsure
+    return int(value)
+
+
+def _fast_us(raw: tuple[bytes, bytes] | None) -> int | None:
+    if raw is None:
+        return None
+    vr, value = raw
+    if (vr and vr != b"US") or len(value) != 2:
+        raise _Unsure
+    return _U16.unpack(value)[0]
+
+
+def info_from_buffer(data: bytes | memoryview, transfer_syntax_uid: str,
+                     meta_sop_class_uid: str, meta_sop_instance_uid: str) -> InstanceInfo | None:
+    """InstanceInfo of an encoded data set (no preamble, no file meta), or None when unsure.
+
+    Gives exactly what `read_instance_info` gives for the same Part-10 file
+    when it returns an InstanceInfo; None means "ask `read_instance_info`".
+    """
+    ts = UID(transfer_syntax_uid)
+    if not ts or not ts.is_transfer_syntax or ts.is_deflated or not ts.is_little_endian:
+        return None
+    view = memoryview(data).cast("B")
+    walker = _Walker(view, explicit=not ts.is_implicit_VR)
+    try:
+        if walker.dataset(0, len(view), 0, in_item=False) != len(view):
+            return None
+        return _fast_info(walker, str(ts), meta_sop_class_uid, meta_sop_instance_uid)
+    except (_Unsure, struct.error, UnicodeDecodeError):
+        return None
+    finally:
+        view.release()
+
+
+def _fast_info(walker: _Walker, ts: str, meta_class: str, meta_sop: str) -> InstanceInfo | None:
+    values = walker.values
+    text = {keyword: _fast_text(values.get(tag), vr) for tag, (keyword, vr) in _WANTED.items()
+            if keyword in _TEXT_KEYWORDS}
+    raw = {keyword: values.get(tag) for tag, (keyword, _) in _WANTED.items()}
+    if text["SpecificCharacterSet"] not in _ASCII_CHARSETS:
+        return None
+    numbers = {keyword: _fast_is(raw[keyword]) for keyword in _IS_KEYWORDS}
+    numbers.update({keyword: _fast_us(raw[keyword]) for keyword in _US_KEYWORDS})
+    if walker.pixel_length is not None:
+        rows, cols, bits = numbers["Rows"], numbers["Columns"], numbers["BitsAllocated"]
+        if rows and cols and bits:
+            samples = numbers["SamplesPerPixel"] or 1
+            pixels = rows * cols * samples * (numbers["NumberOfFrames"] or 1)
+            if walker.pixel_length < (pixels * bits + 7) // 8:
+                return None
+    sop_uid = text["SOPInstanceUID"] or meta_sop
+    sop_class = text["SOPClassUID"] or meta_class
+    if not (sop_uid and sop_class and ts):
+        return None
+    if not (text["StudyInstanceUID"] and text["SeriesInstanceUID"]):
+        return None
+    warnings = []
+    if meta_sop and meta_sop != sop_uid:
+        warnings.append("file meta SOP Instance UID differs from the data set's")
+    if not UID(sop_uid).is_valid:
+        warnings.append("non-conformant SOP Instance UID")
+    return InstanceInfo(
+        sop_instance_uid=sop_uid,
+        sop_class_uid=sop_class,
+        study_instance_uid=text["StudyInstanceUID"],
+        series_instance_uid=text["SeriesInstanceUID"],
+        transfer_syntax_uid=ts,
+        patient_name=text["PatientName"],
+        patient_id=text["PatientID"],
+        issuer_of_patient_id=text["IssuerOfPatientID"],
+        birth_date=text["PatientBirthDate"],
+        sex=text["PatientSex"],
+        study_date=text["StudyDate"],
+        study_time=text["StudyTime"],
+        accession=text["AccessionNumber"],
+        study_id=text["StudyID"],
+        study_description=text["StudyDescription"],
+        referring_physician=text["ReferringPhysicianName"],
+        institution=text["InstitutionName"],
+        modality=text["Modality"],
+        series_number=numbers["SeriesNumber"],
+        series_description=text["SeriesDescription"],
+        body_part=text["BodyPartExamined"],
+        instance_number=numbers["InstanceNumber"],
+        frames=numbers["NumberOfFrames"] or 1,
+        rows=numbers["Rows"],
+        columns=numbers["Columns"],
+        charset=text["SpecificCharacterSet"],
+        has_pixels=walker.has_pixels,
         warnings=warnings,
     )
