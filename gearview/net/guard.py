@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import logging
 import queue
+import select
 import socket
 import ssl
 import struct
@@ -34,6 +35,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pynetdicom.association
+import pynetdicom.dul
 from pynetdicom import evt
 from pynetdicom.pdu import A_ABORT_RQ
 from pynetdicom.transport import AssociationSocket, RequestHandler, ThreadedAssociationServer
@@ -56,15 +58,15 @@ INITIAL_BUFFER = 1 << 20
 
 
 class _WakingQueue(queue.Queue):
-    """pynetdicom's DIMSE message queue that also wakes the association's reactor."""
+    """One of pynetdicom's queues that also wakes the reactor reading it."""
 
-    def __init__(self, wake: threading.Event) -> None:
+    def __init__(self, wake: Callable[[], None]) -> None:
         super().__init__()
         self._wake = wake
 
     def put(self, item: Any, block: bool = True, timeout: float | None = None) -> None:
         super().put(item, block, timeout)
-        self._wake.set()
+        self._wake()
 
 
 class _ReactorClock:
@@ -93,12 +95,75 @@ class _ReactorClock:
         wake.wait(seconds)
         wake.clear()
 
-    def register(self, wake: threading.Event | None) -> None:
+    def register(self, wake: Any) -> None:
         """Make `sleep` on the calling thread end early when `wake` is set (None: plain sleep)."""
         self._local.wake = wake
 
 
+class _DulWaker:
+    """Lets the DUL reactor sleep until its socket has data or a PDU is queued to send.
+
+    pynetdicom's DUL thread polls both with short sleeps (DUL_LOOP_DELAY), so
+    each incoming C-STORE and each outgoing response waited up to that long.
+    `wait` keeps the same upper bound but returns as soon as either happens.
+    """
+
+    def __init__(self, dul: Any) -> None:
+        self._dul = dul
+        self._pair: tuple[socket.socket, socket.socket] | None = None
+
+    def open(self) -> None:
+        reader, writer = socket.socketpair()
+        reader.setblocking(False)
+        writer.setblocking(False)
+        self._pair = (reader, writer)
+
+    def close(self) -> None:
+        pair, self._pair = self._pair, None
+        for end in pair or ():
+            end.close()
+
+    def wake(self) -> None:
+        pair = self._pair
+        if pair is not None:
+            try:
+                pair[1].send(b"\0")
+            except OSError:
+                pass  # already pending (buffer full) or closing: the reactor wakes anyway
+
+    def wait(self, seconds: float) -> None:
+        pair = self._pair
+        transport = self._dul.socket
+        sock = transport.socket if transport is not None else None
+        if pair is None or sock is None or sock.fileno() < 0:
+            time.sleep(seconds)
+            return
+        try:
+            ready, _, _ = select.select([sock, pair[0]], [], [], seconds)
+        except (OSError, ValueError):
+            time.sleep(seconds)
+            return
+        if pair[0] in ready:
+            try:
+                while pair[0].recv(4096):
+                    pass
+            except OSError:
+                pass
+
+
+class _DulClock(_ReactorClock):
+    """Stands in for the `time` module inside `pynetdicom.dul` (see `_DulWaker`)."""
+
+    def sleep(self, seconds: float) -> None:
+        waker = getattr(self._local, "wake", None)
+        if waker is None:
+            time.sleep(seconds)
+        else:
+            waker.wait(seconds)
+
+
 _CLOCK = _ReactorClock()
+_DUL_CLOCK = _DulClock()
 
 
 def escape(text: object) -> str:
@@ -276,7 +341,8 @@ class GuardedRequestHandler(RequestHandler):
         sock._limit = MAX_ASSOCIATE_RQ
         assoc.dul._run_loop_delay = DUL_LOOP_DELAY
         wake = threading.Event()
-        assoc.dimse.msg_queue = _WakingQueue(wake)
+        assoc.dimse.msg_queue = _WakingQueue(wake.set)
+        self._wake_dul(assoc.dul)
         hook = self.server.on_association_end
         run = assoc.run
 
@@ -294,6 +360,24 @@ class GuardedRequestHandler(RequestHandler):
         assoc.run = run_then_clean_up
         return assoc
 
+    @staticmethod
+    def _wake_dul(dul: Any) -> None:
+        """Give the DUL thread a `_DulWaker` for its idle sleeps."""
+        waker = _DulWaker(dul)
+        dul.to_provider_queue = _WakingQueue(waker.wake)
+        run = dul.run
+
+        def run_with_waker() -> None:
+            waker.open()
+            _DUL_CLOCK.register(waker)
+            try:
+                run()
+            finally:
+                _DUL_CLOCK.register(None)
+                waker.close()
+
+        dul.run = run_with_waker
+
 
 class GuardedServer(ThreadedAssociationServer):
     """ThreadedAssociationServer with a socket cap, TCP_NODELAY and deferred TLS handshakes."""
@@ -309,6 +393,7 @@ class GuardedServer(ThreadedAssociationServer):
     def __init__(self, *args: Any, limits: Limits, **kwargs: Any) -> None:
         self.limits = limits
         pynetdicom.association.time = _CLOCK  # type: ignore[assignment]
+        pynetdicom.dul.time = _DUL_CLOCK  # type: ignore[assignment]
         self._conn_lock = threading.Lock()
         self._connections: dict[int, Connection] = {}
         super().__init__(*args, request_handler=GuardedRequestHandler, **kwargs)
