@@ -160,6 +160,7 @@ class Server:
                 )
             except OSError as exc:
                 self._fail(exc, cfg)
+            self.cache.reserve_spool_files()
             server.on_association_end = self.cache.index.close_current
             ae._servers.append(server)
             thread = threading.Thread(
@@ -227,6 +228,7 @@ class Server:
                     dul.join(timeout=max(0.0, deadline - time.monotonic()))
         if thread is not None:
             thread.join(timeout=max(0.1, deadline - time.monotonic()))
+        self.cache.release_spool_files()
         with self._lock:
             self._open.clear()
             self._admitted.clear()

@@ -6,6 +6,7 @@ import copy
 import io
 import random
 import struct
+import time
 from pathlib import Path
 
 import pydicom
@@ -182,3 +183,44 @@ def test_received_file_is_byte_identical_to_a_pydicom_written_one(cache: Cache) 
     pydicom.filewriter.write_file_meta_info(expected, copy.deepcopy(meta), enforce_standard=True)
     assert stored.path.read_bytes() == expected.getvalue() + body
     assert stored.info == read_instance_info(stored.path)
+
+
+def _wait_for_reserve(cache: Cache) -> None:
+    for _ in range(500):
+        if cache._reserve is not None and cache._reserve._ready.full():
+            return
+        time.sleep(0.01)
+    raise AssertionError("the spool reserve was never filled")
+
+
+def _refuse(info: InstanceInfo) -> None:
+    raise InvalidDicomError("no")
+
+
+def test_reserved_unnamed_spool_files_are_used_and_leave_nothing(cache: Cache) -> None:
+    if not cache.reserve_spool_files():
+        pytest.skip("no O_TMPFILE on this filesystem")
+    try:
+        _wait_for_reserve(cache)
+        taken: list[int | None] = []
+        take = cache._reserve.take
+        cache._reserve.take = lambda: taken.append(take()) or taken[-1]
+        ds = make_ct(generate_uid(), generate_uid())
+        body = _split(_encode(ds))[1]
+        meta = build_file_meta(ds.SOPClassUID, ds.SOPInstanceUID, ExplicitVRLittleEndian, "CT1")
+        stored = cache.add_received(meta, body, source_ae="CT1")
+        assert taken and taken[0] is not None  # written into a reserved file
+        assert stored.path.read_bytes().endswith(body)
+        assert stored.info == read_instance_info(stored.path)
+        with pytest.raises(InvalidDicomError, match="truncated"):
+            cache.add_received(meta, body[:1000])  # the pydicom path, in a named spool file
+        with pytest.raises(InvalidDicomError):
+            cache.add_received(meta, body, check=_refuse)  # refused before anything is written
+        assert len(taken) == 1
+        assert cache.counts()["instance"] == 1
+        assert not list(cache.spool_dir.iterdir())
+        assert [p for p in cache.files_dir.rglob("*") if p.is_file()] == [stored.path]
+    finally:
+        cache.release_spool_files()
+    assert cache._reserve is None
+    assert not list(cache.spool_dir.iterdir())
