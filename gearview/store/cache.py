@@ -32,7 +32,7 @@ from gearview import IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION_NAME
 from gearview import events as ev
 from gearview.changes import Changes
 from gearview.config import Config, load_config
-from gearview.errors import NotFoundError, StoreError
+from gearview.errors import InvalidDicomError, NotFoundError, StoreError
 from gearview.home import Home
 from gearview.store import batch as batch_journal
 from gearview.store.atomic import (
@@ -183,6 +183,19 @@ def _reserved_writer(fd: int, spool_dir: Path, what: str) -> Iterator[tuple[Path
     except BaseException:
         path.unlink(missing_ok=True)
         raise
+
+
+def _sniff_part10(path: Path) -> None:
+    """Refuse at once what cannot be a Part-10 file (empty, no `DICM` marker)."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(132)
+    except OSError as exc:
+        raise InvalidDicomError(f"cannot read file: {exc.strerror}") from None
+    if not head:
+        raise InvalidDicomError("empty file")
+    if len(head) < 132 or head[128:132] != b"DICM":
+        raise InvalidDicomError("not a DICOM Part-10 file (no DICM marker after the preamble)")
 
 
 @dataclass
@@ -375,9 +388,13 @@ class Cache:
         return info
 
     def add_file(self, path: str | os.PathLike[str], source_ae: str = "") -> StoredInstance:
-        """Copy a Part-10 file into the cache (the preamble is zeroed: never executable)."""
+        """Copy a Part-10 file into the cache (the preamble is zeroed: never executable).
+
+        Only the spool copy, which is what gets published, is fully validated;
+        the source is just sniffed first so junk is not copied at all.
+        """
         source = Path(path)
-        read_instance_info(source)
+        _sniff_part10(source)
         with spool_writer(self.spool_dir, "the imported instance") as (spool, fh):
             with open(source, "rb") as src:
                 src.seek(128)
