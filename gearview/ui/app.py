@@ -202,10 +202,9 @@ def main(argv: list[str] | None = None) -> int:
     except SystemExit as exc:  # --help / --version / bad option
         return int(exc.code or 0)
     if QApplication.instance() is None and not display_available(os.environ, sys.platform):
-        print(
+        sys.stderr.write(
             "gearview: no display to open the window on (DISPLAY/WAYLAND_DISPLAY unset); "
-            "use `gearview serve` to run the DICOM server headless",
-            file=sys.stderr,
+            "use `gearview serve` to run the DICOM server headless\n"
         )
         return 1
     app = QApplication.instance() or QApplication([sys.argv[0]])
