@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import subprocess
+import sys
 from pathlib import Path
 
 import pydicom
@@ -97,3 +99,32 @@ def without(lines: list[str], tags: set[str]) -> list[str]:
         if not skipping:
             kept.append(line)
     return kept
+
+
+KILL_AT_RENAME = """
+import os, signal
+import gearview.store.batch as batch
+from gearview.home import Home
+from gearview.store import Cache
+{imports}
+real = os.replace
+calls = []
+def killer(src, dst):
+    calls.append(dst)
+    if len(calls) == {n}:
+        os.kill(os.getpid(), signal.SIGKILL)
+    return real(src, dst)
+batch.os.replace = killer
+{call}
+"""
+
+
+def run_killed_at_rename(cache: Cache, n: int, imports: str, call: str) -> None:
+    """Run `call` (with `cache` bound to a fresh Cache) in a child SIGKILLed at the n-th rename."""
+    script = KILL_AT_RENAME.format(imports=imports, n=n, call=call)
+    proc = subprocess.run(
+        [sys.executable, "-c", script],
+        env={**os.environ, "GEARVIEW_HOME": str(cache.home.root)},
+        capture_output=True,
+    )
+    assert proc.returncode == -9, proc.stderr.decode()

@@ -8,7 +8,14 @@ from pathlib import Path
 
 import pydicom
 import pytest
-from edit_fixtures import add_charset_file, add_mixed_study, dcmdump, snapshot, without
+from edit_fixtures import (
+    add_charset_file,
+    add_mixed_study,
+    dcmdump,
+    run_killed_at_rename,
+    snapshot,
+    without,
+)
 from factory import write_series
 from peers.tools import require
 from pydicom.uid import generate_uid
@@ -318,33 +325,14 @@ def test_disk_full_changes_nothing(home, tmp_path: Path) -> None:
 
 def test_sigkill_mid_swap_is_rolled_back_on_next_open(cache: Cache, tmp_path: Path) -> None:
     """A process killed between renames: the next Cache restores every old file and row."""
-    import subprocess
-    import sys
-
     study = add_mixed_study(cache, tmp_path / "src")
     before = snapshot(cache)
-    script = f"""
-import os, signal
-import gearview.store.batch as batch
-from gearview.home import Home
-from gearview.store import Cache
-from gearview.edit.study_edit import edit_study
-real = os.replace
-calls = []
-def killer(src, dst):
-    calls.append(dst)
-    if len(calls) == 5:
-        os.kill(os.getpid(), signal.SIGKILL)
-    return real(src, dst)
-batch.os.replace = killer
-edit_study(Cache(Home.default()), {study!r}, {NEW!r})
-"""
-    proc = subprocess.run(
-        [sys.executable, "-c", script],
-        env={**os.environ, "GEARVIEW_HOME": str(cache.home.root)},
-        capture_output=True,
+    run_killed_at_rename(
+        cache,
+        5,
+        "from gearview.edit.study_edit import edit_study",
+        f"edit_study(Cache(Home.default()), {study!r}, {NEW!r})",
     )
-    assert proc.returncode == -9, proc.stderr.decode()
     assert snapshot(cache) != before  # half-swapped files on disk
     cache.close()
     reopened = Cache(cache.home)

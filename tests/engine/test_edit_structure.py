@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pydicom
 import pytest
-from edit_fixtures import snapshot
+from edit_fixtures import run_killed_at_rename, snapshot
 from factory import write_series
 from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence
@@ -138,34 +138,14 @@ def test_split_refuses_all_or_nothing_choices(cache: Cache, tmp_path: Path) -> N
 
 def test_sigkill_mid_split_is_rolled_back(cache: Cache, tmp_path: Path) -> None:
     """Paths change with the Study UID: recovery removes new-path files and restores old ones."""
-    import os
-    import subprocess
-    import sys
-
     study, series = _study(cache, tmp_path, series=2, n=3)
     before = snapshot(cache)
-    script = f"""
-import os, signal
-import gearview.store.batch as batch
-from gearview.home import Home
-from gearview.store import Cache
-from gearview.edit.structure import split_study
-real = os.replace
-calls = []
-def killer(src, dst):
-    calls.append(dst)
-    if len(calls) == 2:
-        os.kill(os.getpid(), signal.SIGKILL)
-    return real(src, dst)
-batch.os.replace = killer
-split_study(Cache(Home.default()), {study!r}, [{series[1]!r}])
-"""
-    proc = subprocess.run(
-        [sys.executable, "-c", script],
-        capture_output=True,
-        env={**os.environ, "GEARVIEW_HOME": str(cache.home.root)},
+    run_killed_at_rename(
+        cache,
+        2,
+        "from gearview.edit.structure import split_study",
+        f"split_study(Cache(Home.default()), {study!r}, [{series[1]!r}])",
     )
-    assert proc.returncode == -9, proc.stderr.decode()
     cache.close()
     reopened = Cache(cache.home)
     try:
