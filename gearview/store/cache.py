@@ -8,16 +8,13 @@ instance that is not safely on disk.
 
 from __future__ import annotations
 
-import errno
 import logging
 import os
-import queue
 import shutil
 import sqlite3
 import struct
 import threading
-from collections.abc import Callable, Iterable, Iterator
-from contextlib import AbstractContextManager, contextmanager
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from io import BytesIO
 from pathlib import Path
@@ -39,9 +36,9 @@ from gearview.store.atomic import (
     fsync_dir,
     os_error_to_store_error,
     publish,
-    spool_path,
     spool_writer,
 )
+from gearview.store.incoming import Incoming, SpoolReserve, probe_unnamed
 from gearview.store.index import (
     STUDY_QUERY,
     IndexConnections,
@@ -49,140 +46,12 @@ from gearview.store.index import (
     prune_empty,
     upsert_instance,
 )
-from gearview.store.inspect import InstanceInfo, info_from_buffer, read_instance_info
+from gearview.store.inspect import InstanceInfo, read_instance_info
 from gearview.store.paths import SPOOL_DIR, instance_relpath
 from gearview.store.records import InstanceRecord, SeriesRecord, StudyRecord
 
 log = logging.getLogger(__name__)
 COPY_CHUNK = 1 << 20
-PREAMBLE = b"\x00" * 128 + b"DICM"
-
-
-class _Background:
-    """Run one blocking call on a daemon thread; `wait()` re-raises its error."""
-
-    def __init__(self, fn: Callable[..., object], *args: object) -> None:
-        self._error: BaseException | None = None
-        self._thread = threading.Thread(target=self._run, args=(fn, args), daemon=True,
-                                        name="gearview-fsync")
-        self._thread.start()
-
-    def _run(self, fn: Callable[..., object], args: tuple[object, ...]) -> None:
-        try:
-            fn(*args)
-        except BaseException as exc:  # handed to the waiting thread
-            self._error = exc
-
-    def wait(self) -> None:
-        self._thread.join()
-        if self._error is not None:
-            raise self._error
-
-
-#: How many unnamed spool files the reserve keeps open and ready.
-RESERVE_DEPTH = 4
-_RESERVE_POLL = 0.5
-
-
-def _open_unnamed(folder: Path) -> int:
-    """An unnamed file (O_TMPFILE) on the storage filesystem; OSError where unsupported."""
-    flags = getattr(os, "O_TMPFILE", 0)
-    if not flags:
-        raise OSError(errno.EOPNOTSUPP, "O_TMPFILE is not available")
-    return os.open(folder, flags | os.O_RDWR | getattr(os, "O_CLOEXEC", 0), 0o600)
-
-
-def _name_unnamed(fd: int, path: Path) -> None:
-    """Give an O_TMPFILE file a name (linkat with AT_SYMLINK_FOLLOW on its /proc entry)."""
-    dir_fd = os.open(path.parent, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
-    try:
-        os.link(f"/proc/self/fd/{fd}", path.name, dst_dir_fd=dir_fd, follow_symlinks=True)
-    finally:
-        os.close(dir_fd)
-
-
-def _probe_unnamed(folder: Path) -> None:
-    """Make, name and remove one unnamed file: raises OSError where any step is unsupported."""
-    fd = _open_unnamed(folder)
-    probe = spool_path(folder)
-    try:
-        _name_unnamed(fd, probe)
-        probe.unlink()
-    finally:
-        os.close(fd)
-
-
-class _SpoolReserve:
-    """Unnamed spool files (O_TMPFILE) opened ahead on a daemon thread.
-
-    Creating a file costs an inode allocation, which ext4 makes slow (~0.4 ms
-    in the receive benchmark) right after many files were deleted; the filler
-    pays it while associations wait for data. The files have no name until the
-    receive path links a fully written and fsynced one into the spool, so a
-    crash or a refused instance leaves nothing behind and nobody sees them.
-    Durability is unchanged: written, fsynced, named, renamed into place, its
-    directory fsynced, then indexed.
-    """
-
-    def __init__(self, folder: Path) -> None:
-        self.folder = folder
-        self._ready: queue.Queue[int] = queue.Queue(RESERVE_DEPTH)
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._fill, daemon=True,
-                                        name="gearview-spool-reserve")
-        self._thread.start()
-
-    def _fill(self) -> None:
-        while not self._stop.is_set():
-            try:
-                fd = _open_unnamed(self.folder)
-            except OSError as exc:
-                log.debug("spool reserve paused: %s", exc)
-                self._stop.wait(_RESERVE_POLL)
-                continue
-            while not self._stop.is_set():
-                try:
-                    self._ready.put(fd, timeout=_RESERVE_POLL)
-                    break
-                except queue.Full:
-                    continue
-            else:
-                os.close(fd)
-
-    def take(self) -> int | None:
-        try:
-            return self._ready.get_nowait()
-        except queue.Empty:
-            return None
-
-    def stop(self) -> None:
-        """End the filler and close the files it left (they vanish: they have no name)."""
-        self._stop.set()
-        self._thread.join()
-        while (fd := self.take()) is not None:
-            os.close(fd)
-
-
-@contextmanager
-def _reserved_writer(fd: int, spool_dir: Path, what: str) -> Iterator[tuple[Path, BinaryIO]]:
-    """`spool_writer` on an unnamed file: fsynced, then linked into the spool under a new name.
-
-    Only a complete, fsynced file ever gets a name; on any failure the
-    descriptor is closed and the file is gone.
-    """
-    path = spool_path(spool_dir)
-    try:
-        with open(fd, "wb") as fh:
-            yield path, fh
-            fh.flush()
-            os.fsync(fh.fileno())
-            _name_unnamed(fh.fileno(), path)
-    except OSError as exc:
-        path.unlink(missing_ok=True)
-        raise os_error_to_store_error(exc, what) from exc
-    except BaseException:
-        path.unlink(missing_ok=True)
-        raise
 
 
 def _sniff_part10(path: Path) -> None:
@@ -295,7 +164,7 @@ class Cache:
         self.index = IndexConnections(home.index_file)
         self.index.get()
         self._write_lock = threading.Lock()
-        self._reserve: _SpoolReserve | None = None
+        self._reserve: SpoolReserve | None = None
         self.recover_batches()
 
     @classmethod
@@ -313,45 +182,34 @@ class Cache:
 
     # ---- writing -------------------------------------------------------
 
+    def begin_received(self, file_meta: FileMetaDataset) -> Incoming:
+        """Start storing a data set exactly as received (no decoding), with our file meta.
+
+        The caller writes the data set bytes as they arrive and then calls
+        `finish` (or `discard`); see `Incoming`.
+        """
+        reserve = self._reserve
+        fd = reserve.take() if reserve is not None else None
+        return Incoming(self, file_meta, encode_file_meta(file_meta), fd)
+
     def add_received(self, file_meta: FileMetaDataset, dataset: bytes | memoryview | BinaryIO,
                      source_ae: str = "",
                      check: Callable[[InstanceInfo], None] | None = None) -> StoredInstance:
-        """Store a data set exactly as received (no decoding), with our file meta.
-
-        `check` sees the parsed header before the file is published; if it
-        raises, nothing is stored (the SCP refuses a UID mismatch this way
-        without parsing the data set twice).
-        """
-        meta_bytes = encode_file_meta(file_meta)
-        info = None
-        if isinstance(dataset, (bytes, bytearray, memoryview)):
-            info = info_from_buffer(dataset, _meta_text(file_meta, "TransferSyntaxUID"),
-                                    _meta_text(file_meta, "MediaStorageSOPClassUID"),
-                                    _meta_text(file_meta, "MediaStorageSOPInstanceUID"))
-            if info is not None and check is not None:
-                check(info)
-        with self._received_writer(unnamed=info is not None) as (spool, fh):
-            fh.write(PREAMBLE)
-            fh.write(meta_bytes)
+        """Store a whole received data set (bytes or a file); see `begin_received`."""
+        incoming = self.begin_received(file_meta)
+        try:
             if isinstance(dataset, (bytes, bytearray, memoryview)):
-                fh.write(dataset)
+                incoming.write(dataset)
             else:
-                shutil.copyfileobj(dataset, fh, COPY_CHUNK)
-            if info is None:
-                info = self._parse_while_syncing(spool, fh, check)
-        return self._publish_and_index(spool, info, source_ae)
-
-    def _received_writer(self, unnamed: bool) -> AbstractContextManager[tuple[Path, BinaryIO]]:
-        """A reserved unnamed file when the header is already parsed (the pydicom
-        fallback reads the spool file by name, so it gets a named one)."""
-        reserve = self._reserve
-        fd = reserve.take() if reserve is not None and unnamed else None
-        if fd is None:
-            return spool_writer(self.spool_dir, "the received instance")
-        return _reserved_writer(fd, self.spool_dir, "the received instance")
+                while chunk := dataset.read(COPY_CHUNK):
+                    incoming.write(chunk)
+        except BaseException:
+            incoming.discard()
+            raise
+        return incoming.finish(source_ae, check)
 
     def reserve_spool_files(self) -> bool:
-        """Keep unnamed spool files open for `add_received` (the SCP does while it runs).
+        """Keep unnamed spool files open for `begin_received` (the SCP does while it runs).
 
         False where the filesystem cannot make unnamed files (not Linux, or no
         O_TMPFILE support): the receive path then creates its files as before.
@@ -359,11 +217,11 @@ class Cache:
         with self._write_lock:
             if self._reserve is None:
                 try:
-                    _probe_unnamed(self.spool_dir)
+                    probe_unnamed(self.spool_dir)
                 except OSError as exc:
                     log.info("no spool reserve on this filesystem: %s", exc)
                     return False
-                self._reserve = _SpoolReserve(self.spool_dir)
+                self._reserve = SpoolReserve(self.spool_dir)
         return True
 
     def release_spool_files(self) -> None:
@@ -372,20 +230,6 @@ class Cache:
             reserve, self._reserve = self._reserve, None
         if reserve is not None:
             reserve.stop()
-
-    @staticmethod
-    def _parse_while_syncing(spool: Path, fh: BinaryIO,
-                             check: Callable[[InstanceInfo], None] | None) -> InstanceInfo:
-        """Validate the spool file with pydicom while its fsync runs (data the fast parser left)."""
-        fh.flush()
-        syncing = _Background(os.fsync, fh.fileno())
-        try:
-            info = read_instance_info(spool)
-            if check is not None:
-                check(info)
-        finally:
-            syncing.wait()
-        return info
 
     def add_file(self, path: str | os.PathLike[str], source_ae: str = "") -> StoredInstance:
         """Copy a Part-10 file into the cache (the preamble is zeroed: never executable).
@@ -411,9 +255,10 @@ class Cache:
         except BaseException:
             spool.unlink(missing_ok=True)
             raise
-        return self._publish_and_index(spool, info, source_ae)
+        return self.publish_spool(spool, info, source_ae)
 
-    def _publish_and_index(self, spool: Path, info: InstanceInfo, source_ae: str) -> StoredInstance:
+    def publish_spool(self, spool: Path, info: InstanceInfo, source_ae: str) -> StoredInstance:
+        """Move a complete, fsynced spool file into place and index it."""
         relpath = instance_relpath(info.study_instance_uid, info.series_instance_uid,
                                    info.sop_instance_uid)
         target = self.files_dir / relpath

@@ -213,10 +213,10 @@ def test_reserved_unnamed_spool_files_are_used_and_leave_nothing(cache: Cache) -
         assert stored.path.read_bytes().endswith(body)
         assert stored.info == read_instance_info(stored.path)
         with pytest.raises(InvalidDicomError, match="truncated"):
-            cache.add_received(meta, body[:1000])  # the pydicom path, in a named spool file
+            cache.add_received(meta, body[:1000])  # the pydicom path, reading the unnamed file
         with pytest.raises(InvalidDicomError):
-            cache.add_received(meta, body, check=_refuse)  # refused before anything is written
-        assert len(taken) == 1
+            cache.add_received(meta, body, check=_refuse)  # refused after it was written
+        assert len(taken) == 3 and None not in taken
         assert cache.counts()["instance"] == 1
         assert not list(cache.spool_dir.iterdir())
         assert [p for p in cache.files_dir.rglob("*") if p.is_file()] == [stored.path]
