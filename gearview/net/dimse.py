@@ -51,6 +51,7 @@ _IOV_BATCH = 512
 
 #: PS3.7 E.1 command fields and the values we use.
 C_STORE_RQ = 0x0001
+C_STORE_RSP = 0x8001
 C_FIND_RQ = 0x0020
 C_CANCEL_RQ = 0x0FFF
 PRIORITY_MEDIUM = 0x0000
@@ -129,6 +130,58 @@ def store_command(sop_class: str, sop_uid: str, msg_id: int) -> bytes:
         element("CommandDataSetType", us(DATASET_PRESENT)),
         element("AffectedSOPInstanceUID", sop_uid.encode()),
     )
+
+
+def store_response(sop_class: str, sop_uid: str, msg_id: int, status: int,
+                   comment: str = "") -> bytes:
+    """C-STORE-RSP (PS3.7 9.3.1.2); the error comment (LO) only with a failure status."""
+    comment_element = (
+        [element("ErrorComment", _pad_text(comment.encode("ascii", "replace")))] if comment else []
+    )
+    return command_set(
+        element("AffectedSOPClassUID", sop_class.encode()),
+        element("CommandField", us(C_STORE_RSP)),
+        element("MessageIDBeingRespondedTo", us(msg_id)),
+        element("CommandDataSetType", us(NO_DATASET)),
+        element("Status", us(status)),
+        *comment_element,
+        element("AffectedSOPInstanceUID", sop_uid.encode()),
+    )
+
+
+def _pad_text(value: bytes) -> bytes:
+    return value + b" " if len(value) % 2 else value
+
+
+def parse_command(data: bytes | memoryview) -> dict[int, bytes] | None:
+    """The elements of an implicit VR little endian command set by tag, or None if malformed."""
+    view = memoryview(data).cast("B")
+    elements: dict[int, bytes] = {}
+    offset = 0
+    while offset < len(view):
+        if offset + _ELEMENT_HEADER.size > len(view):
+            return None
+        group, elem, length = _ELEMENT_HEADER.unpack_from(view, offset)
+        offset += _ELEMENT_HEADER.size
+        if group != 0x0000 or offset + length > len(view):
+            return None
+        elements[elem] = bytes(view[offset : offset + length])
+        offset += length
+    return elements
+
+
+def command_us(elements: dict[int, bytes], keyword: str) -> int | None:
+    """A US value of a parsed command set (None when absent or not 2 bytes)."""
+    value = elements.get(tag_for_keyword(keyword) & 0xFFFF)
+    return _US.unpack(value)[0] if value is not None and len(value) == 2 else None
+
+
+def command_text(elements: dict[int, bytes], keyword: str) -> str | None:
+    """A UI/AE value of a parsed command set, padding removed (None when absent or not ASCII)."""
+    value = elements.get(tag_for_keyword(keyword) & 0xFFFF)
+    if value is None or not value.isascii():
+        return None
+    return value.rstrip(b"\x00 ").decode("ascii")
 
 
 def find_command(model: str, msg_id: int) -> bytes:

@@ -253,6 +253,28 @@ class GuardedSocket(AssociationSocket):
         """
         if nr_bytes == PDU_HEADER and not getattr(self, "_expected", None):
             return self._header()
+        if not self._body_allowed(nr_bytes):
+            return bytearray()
+        body, got = self._read_into(bytearray(min(nr_bytes, INITIAL_BUFFER)), nr_bytes)
+        del body[got:]
+        if self.connection.pdus == 1 and len(body) == nr_bytes and not self._titles_ok(body):
+            self._abort_and_close()
+            return bytearray()
+        return body
+
+    def recv_body_reusing(self, nr_bytes: int) -> memoryview:
+        """`recv` of a PDU body into a buffer this connection reuses (no allocation and page
+        faults per PDU); the view is valid until the next call and must be released by then."""
+        if not self._body_allowed(nr_bytes):
+            return memoryview(b"")
+        buf = getattr(self, "_reused", None)
+        if buf is None:
+            buf = bytearray(min(nr_bytes, INITIAL_BUFFER))
+        self._reused, got = self._read_into(buf, nr_bytes)
+        return memoryview(self._reused)[:got]
+
+    def _body_allowed(self, nr_bytes: int) -> bool:
+        """Check a PDU's declared length against our limit before reading its body."""
         self._expected = 0
         if nr_bytes > self._limit:
             security_alert(
@@ -262,12 +284,8 @@ class GuardedSocket(AssociationSocket):
                 self._limit,
             )
             self._abort_and_close()
-            return bytearray()
-        body = self._read(nr_bytes)
-        if self.connection.pdus == 1 and len(body) == nr_bytes and not self._titles_ok(body):
-            self._abort_and_close()
-            return bytearray()
-        return body
+            return False
+        return True
 
     def _titles_ok(self, body: bytearray) -> bool:
         """Called/calling AE titles of an A-ASSOCIATE-RQ: printable, not blank (PS3.8 9.3.2)."""
@@ -285,13 +303,19 @@ class GuardedSocket(AssociationSocket):
         return True
 
     def _read(self, nr_bytes: int) -> bytearray:
-        """Read up to nr_bytes before the PDU deadline; fewer means the peer failed."""
+        buf, got = self._read_into(bytearray(nr_bytes), nr_bytes)
+        del buf[got:]
+        return buf
+
+    def _read_into(self, buf: bytearray, nr_bytes: int) -> tuple[bytearray, int]:
+        """Read up to nr_bytes into buf (grown only as bytes really arrive) before the PDU
+        deadline; returns the buffer (a new one if it had to grow while exported) and the
+        count, which is short when the peer failed."""
         sock = self.socket
         if sock is None:
-            return bytearray()
-        buf = bytearray(min(nr_bytes, INITIAL_BUFFER))
-        view = memoryview(buf)
+            return buf, 0
         got = 0
+        view = memoryview(buf)
         try:
             while got < nr_bytes:
                 remaining = self._pdu_deadline - time.monotonic()
@@ -299,10 +323,10 @@ class GuardedSocket(AssociationSocket):
                     raise TimeoutError
                 if got == len(buf):
                     view.release()
-                    buf.extend(bytes(min(len(buf), nr_bytes - len(buf))))
+                    buf = _grown(buf, min(len(buf), nr_bytes - len(buf)))
                     view = memoryview(buf)
                 sock.settimeout(remaining)
-                n = sock.recv_into(view[got:])
+                n = sock.recv_into(view[got:nr_bytes])
                 if not n:
                     break
                 got += n
@@ -320,8 +344,16 @@ class GuardedSocket(AssociationSocket):
                 self.socket.settimeout(self.limits.network_timeout)
             except OSError:
                 pass
-        del buf[got:]
+        return buf, got
+
+
+def _grown(buf: bytearray, extra: int) -> bytearray:
+    """buf with `extra` more bytes (a copy when someone still holds a view of it)."""
+    try:
+        buf.extend(bytes(extra))
         return buf
+    except BufferError:
+        return buf + bytes(extra)
 
 
 class GuardedRequestHandler(RequestHandler):
@@ -342,8 +374,10 @@ class GuardedRequestHandler(RequestHandler):
         assoc.dul._run_loop_delay = DUL_LOOP_DELAY
         wake = threading.Event()
         assoc.dimse.msg_queue = _WakingQueue(wake.set)
-        self._wake_dul(assoc.dul)
         hook = self.server.on_association_end
+        created = self.server.on_association_created
+        dul_ended = created(assoc) if created is not None else None
+        self._wake_dul(assoc.dul, [dul_ended, hook])
         run = assoc.run
 
         def run_then_clean_up() -> None:
@@ -361,8 +395,8 @@ class GuardedRequestHandler(RequestHandler):
         return assoc
 
     @staticmethod
-    def _wake_dul(dul: Any) -> None:
-        """Give the DUL thread a `_DulWaker` for its idle sleeps."""
+    def _wake_dul(dul: Any, on_end: list[Callable[[], None] | None]) -> None:
+        """Give the DUL thread a `_DulWaker` for its idle sleeps; `on_end` runs as it ends."""
         waker = _DulWaker(dul)
         dul.to_provider_queue = _WakingQueue(waker.wake)
         run = dul.run
@@ -375,6 +409,9 @@ class GuardedRequestHandler(RequestHandler):
             finally:
                 _DUL_CLOCK.register(None)
                 waker.close()
+                for hook in on_end:
+                    if hook is not None:
+                        hook()
 
         dul.run = run_with_waker
 
@@ -387,8 +424,11 @@ class GuardedServer(ThreadedAssociationServer):
     #: socketserver's default backlog (5) makes a burst of connects wait for SYN retries.
     request_queue_size = 128
     limits: Limits
-    #: Called on each association's own thread when it ends.
+    #: Called on each association's own thread, and on its DUL thread, when they end.
     on_association_end: Callable[[], None] | None = None
+    #: Called with each new pynetdicom Association before its threads start; what it
+    #: returns is called when the association's DUL thread ends.
+    on_association_created: Callable[[Any], Callable[[], None] | None] | None = None
 
     def __init__(self, *args: Any, limits: Limits, **kwargs: Any) -> None:
         self.limits = limits

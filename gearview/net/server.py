@@ -15,7 +15,7 @@ import logging
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -40,9 +40,11 @@ from gearview.errors import (
 from gearview.home import Home
 from gearview.net import commitment
 from gearview.net.guard import GuardedServer, Limits, escape, security_alert
+from gearview.net.store_stream import StoreRequest, StoreStream, install
 from gearview.store import Cache, InstanceInfo
 from gearview.store import query as q
-from gearview.store.cache import build_file_meta
+from gearview.store.cache import COPY_CHUNK, build_file_meta
+from gearview.store.incoming import Incoming
 
 log = logging.getLogger(__name__)
 
@@ -77,6 +79,48 @@ class ServerState:
 
 class UidMismatchError(InvalidDicomError):
     """The data set's SOP Instance/Class UID differ from the C-STORE command's."""
+
+
+class _Receipt:
+    """One incoming instance: its bytes go to the cache, `finish` gives the C-STORE status."""
+
+    def __init__(self, server: Server, request: StoreRequest) -> None:
+        self._server = server
+        self._request = request
+        self._incoming: Incoming | None = None
+        self._error: Exception | None = None
+        meta = build_file_meta(request.sop_class, request.sop_uid, request.transfer_syntax,
+                               request.calling_ae)
+        try:
+            self._incoming = server.cache.begin_received(meta)
+        except StoreError as exc:
+            self._error = exc
+
+    def write(self, data: memoryview) -> None:
+        if self._incoming is not None:
+            self._incoming.write(data)
+
+    def discard(self) -> None:
+        if self._incoming is not None:
+            self._incoming.discard()
+
+    def finish(self) -> tuple[int, str]:
+        request = self._request
+
+        def same_uids(info: InstanceInfo) -> None:
+            if info.sop_instance_uid != request.sop_uid or info.sop_class_uid != request.sop_class:
+                raise UidMismatchError(
+                    "the data set's SOP Instance/Class UID differ from the command's"
+                )
+
+        try:
+            if self._error is not None:
+                raise self._error
+            assert self._incoming is not None
+            self._incoming.finish(request.calling_ae, check=same_uids)
+        except Exception as exc:  # never let one bad instance end the association
+            return self._server.store_failure(exc, request.calling_ae)
+        return Status.SUCCESS, ""
 
 
 def _status(code: int, comment: str = "") -> Dataset:
@@ -162,6 +206,7 @@ class Server:
                 self._fail(exc, cfg)
             self.cache.reserve_spool_files()
             server.on_association_end = self.cache.index.close_current
+            server.on_association_created = self._attach_store_stream
             ae._servers.append(server)
             thread = threading.Thread(
                 target=server.serve_forever,
@@ -351,42 +396,58 @@ class Server:
         return 0x0000
 
     def _on_store(self, event: evt.Event) -> Dataset:
+        """pynetdicom's path, for the C-STOREs `StoreStream` leaves to it."""
         request = event.request
-        sop_class = str(request.AffectedSOPClassUID or "")
-        sop_uid = str(request.AffectedSOPInstanceUID or "")
-        calling = event.assoc.requestor.ae_title or ""
-        meta = build_file_meta(sop_class, sop_uid, event.context.transfer_syntax, calling)
-
-        def same_uids(info: InstanceInfo) -> None:
-            if info.sop_instance_uid != sop_uid or info.sop_class_uid != sop_class:
-                raise UidMismatchError(
-                    "the data set's SOP Instance/Class UID differ from the command's"
-                )
-
+        receipt = self.begin_store(StoreRequest(
+            sop_class=str(request.AffectedSOPClassUID or ""),
+            sop_uid=str(request.AffectedSOPInstanceUID or ""),
+            transfer_syntax=str(event.context.transfer_syntax),
+            calling_ae=event.assoc.requestor.ae_title or "",
+        ))
+        dataset = request.DataSet
         try:
-            self.cache.add_received(
-                meta, _dataset_bytes(request.DataSet), source_ae=calling, check=same_uids
-            )
-        except UidMismatchError as exc:
+            if isinstance(dataset, io.BytesIO):
+                receipt.write(dataset.getbuffer())
+            else:
+                dataset.seek(0)
+                while chunk := dataset.read(COPY_CHUNK):
+                    receipt.write(memoryview(chunk))
+        except BaseException:
+            receipt.discard()
+            raise
+        return _status(*receipt.finish())
+
+    def begin_store(self, request: StoreRequest) -> _Receipt:
+        return _Receipt(self, request)
+
+    def store_failure(self, exc: Exception, calling: str) -> tuple[int, str]:
+        """The C-STORE status (and error comment) for why an instance was not stored."""
+        if isinstance(exc, UidMismatchError):
             security_alert("C-STORE from %s: %s", escape(calling), exc)
-            return _status(STATUS_MISMATCH, str(exc))
-        except InvalidDicomError as exc:
+            return STATUS_MISMATCH, str(exc)
+        if isinstance(exc, InvalidDicomError):
             log.warning("C-STORE from %s refused: %s", escape(calling), exc)
-            return _status(STATUS_CANNOT_UNDERSTAND, str(exc))
-        except StorageFullError as exc:
-            self._report_error(exc)
-            return _status(STATUS_OUT_OF_RESOURCES, "storage full")
-        except StoragePermissionError as exc:
-            self._report_error(exc)
-            return _status(STATUS_WRITE_REFUSED, "storage not writable")
-        except StoreError as exc:
-            self._report_error(exc)
-            return _status(STATUS_OUT_OF_RESOURCES, str(exc))
-        except Exception as exc:  # never let one bad instance end the association
-            log.exception("unexpected error storing an instance")
-            self._report_error(exc)
-            return _status(STATUS_PROCESSING_FAILURE, type(exc).__name__)
-        return _status(Status.SUCCESS)
+            return STATUS_CANNOT_UNDERSTAND, str(exc)
+        self._report_error(exc)
+        if isinstance(exc, StorageFullError):
+            return STATUS_OUT_OF_RESOURCES, "storage full"
+        if isinstance(exc, StoragePermissionError):
+            return STATUS_WRITE_REFUSED, "storage not writable"
+        if isinstance(exc, StoreError):
+            return STATUS_OUT_OF_RESOURCES, str(exc)
+        log.error("unexpected error storing an instance", exc_info=exc)
+        return STATUS_PROCESSING_FAILURE, type(exc).__name__
+
+    def _attach_store_stream(self, assoc: Any) -> Callable[[], None]:
+        """C-STOREs of this association go straight to the cache; returns the DUL-end hook."""
+        stream = StoreStream(assoc, self.begin_store)
+        install(assoc.dul, stream)
+
+        def ended() -> None:
+            stream.interrupt()
+            self.cache.index.close_current()
+
+        return ended
 
     def _report_error(self, exc: Exception) -> None:
         message = (
@@ -454,14 +515,6 @@ class Server:
                 yield Status.PENDING, failed
                 continue
             yield Status.PENDING, ds
-
-
-def _dataset_bytes(dataset: Any) -> memoryview | Any:
-    """The received data set without a copy (a BytesIO from pynetdicom, or a file when chunked)."""
-    if isinstance(dataset, io.BytesIO):
-        return dataset.getbuffer()
-    dataset.seek(0)
-    return dataset
 
 
 def _set_nodelay(event: evt.Event) -> None:
