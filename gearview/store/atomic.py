@@ -65,14 +65,19 @@ def spool_writer(spool_dir: Path, what: str) -> Iterator[tuple[Path, BinaryIO]]:
         raise
 
 
-def publish(spool_file: Path, target: Path, what: str) -> None:
-    """Rename a fsynced spool file into place and make the rename durable."""
+def place(spool_file: Path, target: Path, what: str) -> None:
+    """Rename a fsynced spool file into place; the caller makes it durable (`fsync_dir`)."""
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
         os.replace(spool_file, target)
     except OSError as exc:
         spool_file.unlink(missing_ok=True)
         raise os_error_to_store_error(exc, what) from exc
+
+
+def publish(spool_file: Path, target: Path, what: str) -> None:
+    """Rename a fsynced spool file into place and make the rename durable."""
+    place(spool_file, target, what)
     fsync_dir(target.parent)
 
 

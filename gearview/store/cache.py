@@ -35,7 +35,6 @@ from gearview.store import batch as batch_journal
 from gearview.store.atomic import (
     fsync_dir,
     os_error_to_store_error,
-    publish,
     spool_writer,
 )
 from gearview.store.incoming import Incoming, SpoolReserve, probe_unnamed
@@ -44,10 +43,10 @@ from gearview.store.index import (
     IndexConnections,
     Transaction,
     prune_empty,
-    upsert_instance,
 )
 from gearview.store.inspect import InstanceInfo, read_instance_info
 from gearview.store.paths import SPOOL_DIR, instance_relpath
+from gearview.store.publisher import GroupPublisher, Publication
 from gearview.store.records import InstanceRecord, SeriesRecord, StudyRecord
 
 log = logging.getLogger(__name__)
@@ -164,6 +163,7 @@ class Cache:
         self.index = IndexConnections(home.index_file)
         self.index.get()
         self._write_lock = threading.Lock()
+        self._publisher = GroupPublisher(self._write_lock, lambda: self.conn)
         self._reserve: SpoolReserve | None = None
         self.recover_batches()
 
@@ -262,18 +262,9 @@ class Cache:
         relpath = instance_relpath(info.study_instance_uid, info.series_instance_uid,
                                    info.sop_instance_uid)
         target = self.files_dir / relpath
-        size = spool.stat().st_size
-        conn = self.conn
-        with self._write_lock:
-            had_file = target.exists()
-            publish(spool, target, "the instance")
-            try:
-                with Transaction(conn):
-                    study_new, previous = upsert_instance(conn, info, relpath.as_posix(), size, source_ae)
-            except (StoreError, sqlite3.DatabaseError) as exc:
-                if not had_file:
-                    target.unlink(missing_ok=True)
-                raise StoreError(f"could not index the instance: {exc}") from None
+        item = Publication(spool, target, relpath.as_posix(), spool.stat().st_size, info, source_ae)
+        self._publisher.publish(item)
+        study_new, previous = item.study_new, item.previous
         changes = Changes()
         if previous is not None and previous["path"] != relpath.as_posix():
             (self.files_dir / previous["path"]).unlink(missing_ok=True)
