@@ -5,6 +5,13 @@ temp folder; sent with one association and with 4 in parallel. gearview
 stores with fsync (spool, rename, index commit) before every acknowledgement;
 storescp writes without fsync; Orthanc indexes into SQLite before answering.
 
+It also measures, in the same run, what the fsyncs alone cost on this disk:
+the same files written one by one by a bare loop (write, rename) with and
+without the sync sequence a receiver that acknowledges only durable
+instances needs (fsync, directory fsync). storescp plus that difference is
+the best any such receiver can do here, since a C-STORE SCU waits for each
+acknowledgement before it sends the next instance.
+
     .venv/bin/python benchmarks/bench_receive.py [--count N] [--runs R]
 """
 
@@ -193,6 +200,33 @@ class Orthanc:
         self.proc.wait(timeout=30)
 
 
+def write_floor(files: list[Path], folder: Path, sync: bool) -> float:
+    """Seconds to write `files` one by one (durably with `sync`), with nothing else to do."""
+    folder.mkdir()
+    payloads = [p.read_bytes() for p in files]
+    os.sync()
+    start = time.perf_counter()
+    dir_fd = os.open(folder, os.O_RDONLY)
+    try:
+        for i, payload in enumerate(payloads):
+            spool, target = folder / f"{i}.part", folder / f"{i}.dcm"
+            fd = os.open(spool, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            try:
+                os.write(fd, payload)
+                if sync:
+                    os.fsync(fd)
+            finally:
+                os.close(fd)
+            os.rename(spool, target)
+            if sync:
+                os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+    elapsed = time.perf_counter() - start
+    shutil.rmtree(folder)
+    return elapsed
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--count", type=int, default=500)
@@ -215,6 +249,10 @@ def main() -> int:
         if not args.no_orthanc and os.path.exists(ORTHANC):
             targets.append(Orthanc(work))
         results: dict[tuple[str, int], float] = {}
+        floors = {
+            sync: min(write_floor(files, work / f"floor{i}", sync) for i in range(args.runs))
+            for sync in (False, True)
+        }
         try:
             for parallel in (1, 4):
                 for target in targets:
@@ -238,6 +276,14 @@ def main() -> int:
                     f"{target.name:<26}{parallel:>7}{seconds:>9.2f}{len(files) / seconds:>9.0f}"
                     f"{megabytes / seconds:>8.0f}{reference / seconds:>12.2f}x"
                 )
+        storescp = results[(Storescp.name, 1)]
+        sync_cost = floors[True] - floors[False]
+        print(
+            f"bare write loop: {floors[False]:.2f} s, with fsync + directory fsync: "
+            f"{floors[True]:.2f} s; the syncs cost {sync_cost:.2f} s, so a receiver with "
+            f"fsync on can reach at best {storescp / (storescp + sync_cost):.2f}x storescp "
+            f"(1 association) on this disk"
+        )
     return 0
 
 
