@@ -11,8 +11,10 @@ that point removes the spool files: the cache never changed.
 from __future__ import annotations
 
 import functools
+import json
 import logging
 import os
+import sqlite3
 from collections.abc import Callable, Iterable
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
@@ -132,12 +134,18 @@ SELECT i.*, se.modality, se.number AS series_number, se.description AS series_de
        se.body_part, st.study_date, st.study_time, st.accession, st.study_id,
        st.description AS study_description, st.referring_physician, st.institution
 FROM instance i JOIN series se ON se.series_uid = i.series_uid
-JOIN study st ON st.study_uid = i.study_uid WHERE i.sop_uid = ?"""
+JOIN study st ON st.study_uid = i.study_uid
+WHERE i.sop_uid IN (SELECT value FROM json_each(?))"""
 
 
-def _info_from_index(cache: Cache, sop_uid: str, assignments: Assignments) -> InstanceInfo:
+def _index_rows(cache: Cache, records: list[InstanceRecord]) -> dict[str, sqlite3.Row]:
+    """The index rows of all records in one query (one per instance cost ~10 % of an edit)."""
+    uids = json.dumps([r.sop_uid for r in records])
+    return {row["sop_uid"]: row for row in cache.conn.execute(_INFO_QUERY, (uids,))}
+
+
+def _info_from_index(row: sqlite3.Row | None, assignments: Assignments) -> InstanceInfo:
     """The index row of an instance with the edited values applied (no file parse)."""
-    row = cache.conn.execute(_INFO_QUERY, (sop_uid,)).fetchone()
     if row is None:
         raise NotFoundError("an instance was removed from the cache during the edit")
     info = InstanceInfo(
@@ -178,7 +186,12 @@ def _info_from_index(cache: Cache, sop_uid: str, assignments: Assignments) -> In
 
 
 def _splice_one(
-    cache: Cache, record: InstanceRecord, assignments: Assignments, reason: str, when: str
+    cache: Cache,
+    record: InstanceRecord,
+    assignments: Assignments,
+    reason: str,
+    when: str,
+    row: sqlite3.Row | None,
 ) -> tuple[Replacement, InstanceChange] | None:
     """The fast path: header spliced at the byte level, pixel data copied raw."""
     try:
@@ -208,7 +221,7 @@ def _splice_one(
         raise
     except OSError as exc:
         raise InvalidDicomError(f"cannot read an instance file: {exc.strerror or exc}") from None
-    info = _info_from_index(cache, record.sop_uid, assignments)
+    info = _info_from_index(row, assignments)
     previous = {keyword_for_tag(tag) or str(Tag(tag)): "" for tag in old}
     change = InstanceChange(
         sop_uid=record.sop_uid, previous=_old_texts(old, parts, previous), charset_switched=False
@@ -270,12 +283,14 @@ def _rewrite_one(
     reason: str,
     when: str,
     tokens: tuple[CancelToken, ...],
+    rows: dict[str, sqlite3.Row],
 ) -> tuple[Replacement, InstanceChange] | None:
     for token in tokens:
         token.check()
     if isinstance(transform, Static):
         try:
-            return _splice_one(cache, record, transform.assignments, reason, when)
+            return _splice_one(cache, record, transform.assignments, reason, when,
+                               rows.get(record.sop_uid))
         except NotSpliceable as exc:
             log.debug("full rewrite of %s: %s", record.sop_uid, exc)
     header: Header = read_header(record.path)
@@ -328,10 +343,13 @@ def rewrite_instances(
     results: list[tuple[Replacement, InstanceChange]] = []
     progress(Progress(0, total, "writing edited files"))
     workers = max(1, min(MAX_WORKERS, (os.cpu_count() or 1) * 2, total))
+    rows = _index_rows(cache, records) if isinstance(transform, Static) else {}
     try:
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="gv-edit") as pool:
             futures: list[Future] = [
-                pool.submit(_rewrite_one, cache, r, transform, reason_code, when, (token, stop))
+                pool.submit(
+                    _rewrite_one, cache, r, transform, reason_code, when, (token, stop), rows
+                )
                 for r in records
             ]
             _collect(futures, results, total, progress, token, stop)
