@@ -10,7 +10,6 @@ renamed into place and indexed. Socket-level guards live in `net/guard.py`.
 from __future__ import annotations
 
 import errno
-import io
 import logging
 import socket
 import threading
@@ -43,7 +42,7 @@ from gearview.net.guard import GuardedServer, Limits, escape, security_alert
 from gearview.net.store_stream import StoreRequest, StoreStream, install
 from gearview.store import Cache, InstanceInfo
 from gearview.store import query as q
-from gearview.store.cache import COPY_CHUNK, build_file_meta
+from gearview.store.cache import build_file_meta
 from gearview.store.incoming import Incoming
 
 log = logging.getLogger(__name__)
@@ -404,17 +403,7 @@ class Server:
             transfer_syntax=str(event.context.transfer_syntax),
             calling_ae=event.assoc.requestor.ae_title or "",
         ))
-        dataset = request.DataSet
-        try:
-            if isinstance(dataset, io.BytesIO):
-                receipt.write(dataset.getbuffer())
-            else:
-                dataset.seek(0)
-                while chunk := dataset.read(COPY_CHUNK):
-                    receipt.write(memoryview(chunk))
-        except BaseException:
-            receipt.discard()
-            raise
+        receipt.write(request.DataSet.getbuffer())  # a BytesIO: we never enable chunked receive
         return _status(*receipt.finish())
 
     def begin_store(self, request: StoreRequest) -> _Receipt:
