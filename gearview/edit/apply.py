@@ -33,13 +33,14 @@ from gearview.edit.provenance import (
     append_original_attributes,
     modification_datetime,
 )
-from gearview.edit.rewrite import Header, copy_range, read_header, write_rewritten
-from gearview.edit.splice import NotSpliceable, SplitFile, splice_header, split_file
+from gearview.edit.rewrite import Header, read_header, write_rewritten
+from gearview.edit.splice import SPLIT_READ, NotSpliceable, SplitFile, splice_header, split_file
 from gearview.errors import Cancelled, InvalidDicomError, NotFoundError, StoreError
 from gearview.jobs import CancelToken, Progress, ProgressCallback, no_progress
 from gearview.store import Cache
-from gearview.store.atomic import spool_writer
+from gearview.store.atomic import os_error_to_store_error, spool_writer
 from gearview.store.batch import Replacement
+from gearview.store.direct_copy import SpoolCopier
 from gearview.store.inspect import InstanceInfo, _info_from_dataset
 from gearview.store.records import InstanceRecord
 
@@ -48,7 +49,7 @@ log = logging.getLogger(__name__)
 Assignments = dict[BaseTag, tuple[str, object]]
 #: Computes the assignments for one instance from its header (may vary per instance).
 Transform = Callable[[Dataset], Assignments]
-MAX_WORKERS = 4
+MAX_WORKERS = 8
 CHARSET = Tag("SpecificCharacterSet")
 
 
@@ -186,7 +187,7 @@ def _info_from_index(row: sqlite3.Row | None, assignments: Assignments) -> Insta
 
 
 def _splice_one(
-    cache: Cache,
+    copier: SpoolCopier,
     record: InstanceRecord,
     assignments: Assignments,
     reason: str,
@@ -195,32 +196,33 @@ def _splice_one(
 ) -> tuple[Replacement, InstanceChange] | None:
     """The fast path: header spliced at the byte level, pixel data copied raw."""
     try:
-        with open(record.path, "rb") as src:
-            stat = os.fstat(src.fileno())
-            parts = split_file(src, stat.st_size)
-            if parts.sop_uid != record.sop_uid:
-                raise NotSpliceable("the file does not match the index")
-            spliced = splice_header(
-                parts.header,
-                parts.implicit,
-                parts.little,
-                assignments,
-                reason,
-                when,
-                parts.elements,
-            )
-            if spliced is None:
-                return None
-            header, old = spliced
-            with spool_writer(cache.spool_dir, "an edited instance") as (spool, fh):
-                fh.write(parts.meta)
-                fh.write(header)
-                fh.flush()
-                copy_range(src, fh, parts.tail_offset, parts.size - parts.tail_offset)
+        src = copier.open_source(record.path)
+    except OSError as exc:
+        raise InvalidDicomError(f"cannot read an instance file: {exc.strerror or exc}") from None
+    try:
+        stat = os.fstat(src)
+        parts = split_file(os.pread(src, SPLIT_READ, 0), stat.st_size)
+        if parts.sop_uid != record.sop_uid:
+            raise NotSpliceable("the file does not match the index")
+        spliced = splice_header(
+            parts.header, parts.implicit, parts.little, assignments, reason, when, parts.elements
+        )
+        if spliced is None:
+            return None
+        header, old = spliced
+        spool = copier.write(
+            parts.meta + header,
+            src,
+            parts.tail_offset,
+            parts.size - parts.tail_offset,
+            "an edited instance",
+        )
     except StoreError:
         raise
     except OSError as exc:
         raise InvalidDicomError(f"cannot read an instance file: {exc.strerror or exc}") from None
+    finally:
+        os.close(src)
     info = _info_from_index(row, assignments)
     previous = {keyword_for_tag(tag) or str(Tag(tag)): "" for tag in old}
     change = InstanceChange(
@@ -278,6 +280,7 @@ class RewriteResult:
 
 def _rewrite_one(
     cache: Cache,
+    copier: SpoolCopier,
     record: InstanceRecord,
     transform: Transform,
     reason: str,
@@ -289,7 +292,7 @@ def _rewrite_one(
         token.check()
     if isinstance(transform, Static):
         try:
-            return _splice_one(cache, record, transform.assignments, reason, when,
+            return _splice_one(copier, record, transform.assignments, reason, when,
                                rows.get(record.sop_uid))
         except NotSpliceable as exc:
             log.debug("full rewrite of %s: %s", record.sop_uid, exc)
@@ -342,18 +345,25 @@ def rewrite_instances(
     total = len(records)
     results: list[tuple[Replacement, InstanceChange]] = []
     progress(Progress(0, total, "writing edited files"))
-    workers = max(1, min(MAX_WORKERS, (os.cpu_count() or 1) * 2, total))
+    workers = max(1, min(MAX_WORKERS, total))
     rows = _index_rows(cache, records) if isinstance(transform, Static) else {}
+    try:
+        cache.spool_dir.mkdir(parents=True, exist_ok=True)
+        copier = SpoolCopier(cache.spool_dir)
+    except OSError as exc:
+        raise os_error_to_store_error(exc, "the edited instances") from exc
     try:
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="gv-edit") as pool:
             futures: list[Future] = [
                 pool.submit(
-                    _rewrite_one, cache, r, transform, reason_code, when, (token, stop), rows
+                    _rewrite_one, cache, copier, r, transform, reason_code, when,
+                    (token, stop), rows,
                 )
                 for r in records
             ]
             _collect(futures, results, total, progress, token, stop)
         token.check()
+        copier.sync("the edited instances")
         progress(Progress(total, total, "swapping files into the cache"))
         if not results:
             return RewriteResult(changes=Changes(), undo_id=None, instances=[])
@@ -369,6 +379,8 @@ def rewrite_instances(
         for rep, _ in results:
             rep.spool.unlink(missing_ok=True)
         raise
+    finally:
+        copier.close()
     return RewriteResult(
         changes=changes, undo_id=changes.undo_id, instances=[c for _, c in results]
     )

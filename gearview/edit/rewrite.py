@@ -10,7 +10,6 @@ that way (the body is one zlib stream) and are re-encoded whole.
 
 from __future__ import annotations
 
-import errno
 import os
 import struct
 from dataclasses import dataclass
@@ -28,11 +27,10 @@ from pydicom.tag import Tag
 from pydicom.uid import DeflatedExplicitVRLittleEndian
 
 from gearview.errors import InvalidDicomError
+from gearview.store.direct_copy import copy_fd_range
 
 PIXEL_DATA = Tag("PixelData")
 PREAMBLE_AND_MAGIC = 132
-COPY_CHUNK = 1 << 20
-_NO_COPY_RANGE = {errno.EXDEV, errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP, errno.EBADF}
 
 
 @dataclass
@@ -174,27 +172,10 @@ def write_rewritten(header: Header, out: BinaryIO) -> None:
 
 
 def copy_range(src: BinaryIO, dst: BinaryIO, offset: int, count: int) -> None:
-    """Copy bytes [offset, offset+count), kernel-side when the OS and file system allow it."""
-    copied = 0
-    kernel_copy = getattr(os, "copy_file_range", None)
-    if kernel_copy is not None:
-        try:
-            while copied < count:
-                done = kernel_copy(src.fileno(), dst.fileno(), count - copied, offset + copied)
-                if done == 0:
-                    raise InvalidDicomError("an instance file shrank while it was being rewritten")
-                copied += done
-        except OSError as exc:
-            if copied or exc.errno not in _NO_COPY_RANGE:
-                raise
-        dst.seek(0, os.SEEK_END)
-    src.seek(offset + copied)
-    while copied < count:
-        chunk = src.read(min(COPY_CHUNK, count - copied))
-        if not chunk:
-            raise InvalidDicomError("an instance file shrank while it was being rewritten")
-        dst.write(chunk)
-        copied += len(chunk)
+    """Append bytes [offset, offset+count) of `src` to the buffered file `dst`."""
+    dst.flush()
+    copy_fd_range(src.fileno(), dst.fileno(), offset, count)
+    dst.seek(0, os.SEEK_END)
 
 
 def _write_deflated(header: Header, out: BinaryIO) -> None:

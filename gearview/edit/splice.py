@@ -14,7 +14,6 @@ from __future__ import annotations
 import functools
 import struct
 from dataclasses import dataclass
-from typing import BinaryIO
 
 from pydicom.dataelem import DataElement
 from pydicom.filebase import DicomBytesIO
@@ -283,9 +282,15 @@ class SplitFile:
     elements: list[RawElement]
 
 
-def split_file(fh: BinaryIO, size: int, chunk: int = 1 << 16) -> SplitFile:
-    """Locate meta / header / tail by walking tags only; NotSpliceable when unusual."""
-    head = fh.read(chunk)
+#: How much of a file `split_file` is given: headers are far smaller.
+SPLIT_READ = 1 << 16
+
+
+def split_file(head: bytes, size: int) -> SplitFile:
+    """Locate meta / header / tail in the first bytes of a file (`size` long) by walking tags.
+
+    NotSpliceable when the file is unusual (or its header is longer than `head`).
+    """
     try:
         if (
             head[128:132] != b"DICM"

@@ -323,6 +323,29 @@ def test_disk_full_changes_nothing(home, tmp_path: Path) -> None:
         subprocess.run(["umount", str(mount)], check=True)
 
 
+def test_write_back_error_at_the_batch_sync_changes_nothing(
+    cache: Cache, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """New files are made durable together before the swap; an error there (EIO) loses nothing."""
+    import errno
+
+    from gearview.store import direct_copy
+    from gearview.store.atomic import os_error_to_store_error
+
+    def failing_sync(folder: Path, what: str) -> None:
+        raise os_error_to_store_error(OSError(errno.EIO, "Input/output error"), what)
+
+    study = add_mixed_study(cache, tmp_path / "src")
+    before = snapshot(cache)
+    monkeypatch.setattr(direct_copy, "can_sync_filesystem", lambda: True)
+    monkeypatch.setattr(direct_copy, "sync_filesystem", failing_sync)
+    with pytest.raises(StoreError, match="Input/output error"):
+        edit_study(cache, study, NEW)
+    assert snapshot(cache) == before
+    assert _spool_empty(cache)
+    assert not audit.read(cache.home)
+
+
 def test_sigkill_mid_swap_is_rolled_back_on_next_open(cache: Cache, tmp_path: Path) -> None:
     """A process killed between renames: the next Cache restores every old file and row."""
     study = add_mixed_study(cache, tmp_path / "src")
@@ -468,7 +491,7 @@ def test_fast_splice_equals_full_rewrite(tmp_path: Path, name: str) -> None:
 
     from gearview.edit.apply import _apply
     from gearview.edit.rewrite import write_rewritten
-    from gearview.edit.splice import splice_header, split_file
+    from gearview.edit.splice import SPLIT_READ, splice_header, split_file
     from gearview.edit.study_edit import assignments_for
     from gearview.edit.values import validate_all
 
@@ -483,7 +506,7 @@ def test_fast_splice_equals_full_rewrite(tmp_path: Path, name: str) -> None:
     with open(full, "wb") as fh:
         write_rewritten(header, fh)
     with open(source, "rb") as src:
-        parts = split_file(src, source.stat().st_size)
+        parts = split_file(src.read(SPLIT_READ), source.stat().st_size)
         spliced, _ = splice_header(
             parts.header,
             parts.implicit,

@@ -1,0 +1,95 @@
+"""Spool files built from a header plus a range of another file (the edit's write path)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from gearview.errors import InvalidDicomError
+from gearview.store import direct_copy
+from gearview.store.direct_copy import ALIGN, SpoolCopier
+
+
+def _copy(spool: Path, source: Path, head: bytes, offset: int, count: int, direct: bool) -> bytes:
+    copier = SpoolCopier(spool)
+    if direct and not copier.direct:
+        pytest.skip(f"{spool} refuses O_DIRECT")
+    copier.direct = direct
+    try:
+        fd = os.open(source, os.O_RDONLY)
+        try:
+            path = copier.write(head, fd, offset, count, "a test file")
+        finally:
+            os.close(fd)
+        copier.sync("a test file")
+    finally:
+        copier.close()
+    return path.read_bytes()
+
+
+@pytest.mark.parametrize(
+    ("head_size", "offset", "count"),
+    [
+        (300, 0, 0),  # header only
+        (300, 17, 100),  # under one block
+        (300, 5, ALIGN - 300),  # exactly one block
+        (1301, 1100, 3 * ALIGN + 1),  # one byte into the last block
+        (7000, 3, 40_000),  # several buffers' worth
+        (20_000, 9, 1000),  # header longer than a buffer
+    ],
+)
+def test_direct_and_page_cache_writes_are_identical(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, head_size: int, offset: int, count: int
+) -> None:
+    monkeypatch.setattr(direct_copy, "CHUNK", 4 * ALIGN)  # small buffers: many chunk edges
+    source = tmp_path / "source.dcm"
+    source.write_bytes(os.urandom(offset + count + 50))
+    head = os.urandom(head_size)
+    expected = head + source.read_bytes()[offset : offset + count]
+    spool = tmp_path / "spool"
+    spool.mkdir()
+    assert _copy(spool, source, head, offset, count, direct=False) == expected
+    assert _copy(spool, source, head, offset, count, direct=True) == expected
+    assert sorted(p.stat().st_size for p in spool.iterdir()) == [len(expected)] * 2
+
+
+def test_source_not_in_the_page_cache_is_read_directly(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A second edit reads files the first wrote around the cache: same bytes, no cache filled."""
+    monkeypatch.setattr(direct_copy, "CHUNK", 4 * ALIGN)
+    source = tmp_path / "cold.dcm"
+    data = os.urandom(9 * ALIGN + 123)
+    source.write_bytes(data)
+    fd = os.open(source, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+    finally:
+        os.close(fd)
+    reads = []
+    real_open = direct_copy._Source._open_direct
+
+    def counting_open(self) -> int:
+        reads.append(self.fd)
+        return real_open(self)
+
+    monkeypatch.setattr(direct_copy._Source, "_open_direct", counting_open)
+    spool = tmp_path / "spool"
+    spool.mkdir()
+    head = os.urandom(777)
+    assert _copy(spool, source, head, 1001, len(data) - 1001, direct=True) == head + data[1001:]
+    assert reads, "the uncached source was read through the page cache"
+
+
+@pytest.mark.parametrize("direct", [False, True])
+def test_source_shorter_than_its_header_says_leaves_no_file(tmp_path: Path, direct: bool) -> None:
+    source = tmp_path / "short.dcm"
+    source.write_bytes(os.urandom(5000))
+    spool = tmp_path / "spool"
+    spool.mkdir()
+    with pytest.raises(InvalidDicomError, match="shrank"):
+        _copy(spool, source, b"h" * 200, 100, 9000, direct=direct)
+    assert not any(spool.iterdir())
