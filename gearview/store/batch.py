@@ -104,7 +104,7 @@ class BatchInfo:
     path: Path = field(repr=False, default=Path())
 
 
-def file_stat(path: Path) -> tuple[int, int, int]:
+def file_stat(path: Path | str) -> tuple[int, int, int]:
     st = os.stat(path)
     return st.st_ino, st.st_size, st.st_mtime_ns
 
@@ -133,7 +133,7 @@ def _locked(folder: Path, blocking: bool = True) -> Iterator[bool]:
         os.close(fd)
 
 
-def _link_or_copy(source: Path, target: Path) -> None:
+def _link_or_copy(source: Path | str, target: Path | str) -> None:
     """Keep `source`'s bytes at `target`: a hard link, or an fsynced copy across file systems."""
     try:
         os.link(source, target)
@@ -181,9 +181,10 @@ def run_batch(
             if complete is not None:
                 _check_complete(cache.conn, *complete)
             changes = _run_locked(cache, replacements, kind, description, reason, keep)
-    finally:
+    except BaseException:
         for item in replacements:
             item.spool.unlink(missing_ok=True)
+        raise
     if keep:
         prune_journals(cache)
     return changes
@@ -243,8 +244,9 @@ def _run_locked(
                         entry["source_ae"],
                         received_at=entry["received_at"],
                     )
+            files_dir = str(cache.files_dir)
             for entry in entries:
-                entry["new_stat"] = list(file_stat(cache.files_dir / entry["new_rel"]))
+                entry["new_stat"] = list(file_stat(os.path.join(files_dir, entry["new_rel"])))
             manifest["entries"] = entries
             manifest["state"] = COMMITTED
             _write_manifest(folder, manifest)
@@ -263,17 +265,25 @@ def _plan_entries(
     cache: Cache, conn: sqlite3.Connection, replacements: list[Replacement]
 ) -> list[dict]:
     """Check every old instance is still what the caller read; describe each swap."""
+    uids = json.dumps([item.old_sop_uid for item in replacements])
+    rows = {
+        row["sop_uid"]: row
+        for row in conn.execute(
+            "SELECT * FROM instance WHERE sop_uid IN (SELECT value FROM json_each(?))", (uids,)
+        )
+    }
+    files_dir = str(cache.files_dir)
     entries = []
     new_paths = set()
     for item in replacements:
-        row = conn.execute("SELECT * FROM instance WHERE sop_uid=?", (item.old_sop_uid,)).fetchone()
+        row = rows.get(item.old_sop_uid)
         if row is None:
             raise NotFoundError(
                 "an instance was removed from the cache during the edit; nothing changed"
             )
-        old_path = cache.files_dir / row["path"]
         try:
-            current = file_stat(old_path)
+            current = file_stat(os.path.join(files_dir, row["path"]))
+            size = os.stat(item.spool).st_size
         except OSError as exc:
             raise os_error_to_store_error(exc, "an instance of the study") from exc
         if item.old_stat is not None and current != tuple(item.old_stat):
@@ -297,7 +307,7 @@ def _plan_entries(
                 "new_study": item.info.study_instance_uid,
                 "new_series": item.info.series_instance_uid,
                 "spool": item.spool.name,
-                "size": item.spool.stat().st_size,
+                "size": size,
                 "received_at": row["received_at"],
                 "source_ae": row["source_ae"],
                 "old_stat": list(current),
@@ -318,8 +328,11 @@ def _prepare(
 ) -> dict:
     """Link the old files into the journal and write the `prepared` manifest."""
     try:
+        files_dir, kept = str(cache.files_dir), str(folder / "old")
         for number, entry in enumerate(entries):
-            _link_or_copy(cache.files_dir / entry["old_rel"], folder / "old" / f"{number}.dcm")
+            _link_or_copy(
+                os.path.join(files_dir, entry["old_rel"]), os.path.join(kept, f"{number}.dcm")
+            )
         fsync_dir(folder / "old")
         manifest = {
             "undo_id": undo_id,
@@ -345,22 +358,27 @@ def _prepare(
 
 def _swap(cache: Cache, entries: list[dict], replacements: list[Replacement]) -> None:
     """Rename every spool file into place, then drop old files whose path changed."""
-    touched_dirs = set()
+    files_dir = str(cache.files_dir)
+    touched_dirs: set[str] = set()
     try:
         for entry, item in zip(entries, replacements, strict=True):
-            target = cache.files_dir / entry["new_rel"]
-            target.parent.mkdir(parents=True, exist_ok=True)
+            target = os.path.join(files_dir, entry["new_rel"])
+            folder = os.path.dirname(target)
+            if folder not in touched_dirs:
+                os.makedirs(folder, exist_ok=True)
+                touched_dirs.add(folder)
             os.replace(item.spool, target)
-            touched_dirs.add(target.parent)
         new_paths = {e["new_rel"] for e in entries}
         for entry in entries:
             if entry["old_rel"] not in new_paths:
-                (cache.files_dir / entry["old_rel"]).unlink(missing_ok=True)
-                touched_dirs.add((cache.files_dir / entry["old_rel"]).parent)
+                old = os.path.join(files_dir, entry["old_rel"])
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(old)
+                touched_dirs.add(os.path.dirname(old))
     except OSError as exc:
         raise os_error_to_store_error(exc, "the edited instances") from exc
     for folder in touched_dirs:
-        fsync_dir(folder)
+        fsync_dir(Path(folder))
 
 
 def _restore(cache: Cache, folder: Path, manifest: dict) -> None:
