@@ -154,9 +154,9 @@ def report(label: str, runs: list[tuple[float, float, float, float]]) -> None:
     columns = list(zip(*runs, strict=True))
     best = [min(column) for column in columns]
     print(f"-- {label}")
-    print(f"{'tool':<46} {'best s':>7}  all runs")
+    print(f"{'tool':<50} {'best s':>7}  all runs")
     for name, value, column in zip(names, best, columns, strict=True):
-        print(f"{name:<46} {value:>7.3f}  {' '.join(f'{t:.3f}' for t in column)}")
+        print(f"{name:<50} {value:>7.3f}  {' '.join(f'{t:.3f}' for t in column)}")
     print(f"ratio gearview/dcmodify: {best[0] / best[1]:.2f}  "
           f"(median of runs {statistics.median(columns[0]) / statistics.median(columns[1]):.2f})")
     print(f"ratio gearview/(dcmodify + sync): {best[0] / best[2]:.2f}")

@@ -16,6 +16,11 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import BinaryIO
 
+try:
+    import fcntl
+except ImportError:  # Windows
+    fcntl = None  # type: ignore[assignment]
+
 from gearview.errors import StorageFullError, StoragePermissionError, StoreError
 
 _FULL = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
@@ -46,6 +51,10 @@ def fsync_dir(path: Path) -> None:
         pass
     finally:
         os.close(fd)
+
+
+#: Spool subfolders of one batch of new files (see `spread_subdirectories`).
+BATCH_PREFIX = "batch-"
 
 
 def spool_path(spool_dir: Path) -> Path:
@@ -132,6 +141,42 @@ def sync_filesystem(folder: Path, what: str) -> None:
         if _SYNCFS(fd) != 0:
             code = ctypes.get_errno()
             raise os_error_to_store_error(OSError(code, os.strerror(code)), what)
+    finally:
+        os.close(fd)
+
+
+#: linux/fs.h: FS_IOC_GETFLAGS / FS_IOC_SETFLAGS (the kernel reads an int) and
+#: FS_TOPDIR_FL ("top of directory hierarchies", the `chattr +T` flag).
+_FS_IOC_GETFLAGS = 0x80086601
+_FS_IOC_SETFLAGS = 0x40086602
+_FS_TOPDIR_FL = 0x00020000
+
+
+def spread_subdirectories(folder: Path) -> bool:
+    """Ask ext2/3/4 to place `folder`'s new subdirectories in uncrowded block groups.
+
+    Files are created in their directory's block group, and ext4 without a
+    journal skips every inode of that group deleted in the last minutes:
+    after a study was deleted nearby, creating 500 files took 0.1 s longer.
+    A batch's spool folder made under a `+T` folder lands in a fresh group.
+    Best effort: False on other file systems and OSes.
+    """
+    if fcntl is None or not sys.platform.startswith("linux"):
+        return False
+    try:
+        fd = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    except OSError:
+        return False
+    try:
+        flags = bytearray(8)
+        fcntl.ioctl(fd, _FS_IOC_GETFLAGS, flags)
+        current = int.from_bytes(flags[:4], sys.byteorder)
+        if not current & _FS_TOPDIR_FL:
+            flags[:4] = (current | _FS_TOPDIR_FL).to_bytes(4, sys.byteorder)
+            fcntl.ioctl(fd, _FS_IOC_SETFLAGS, flags)
+        return True
+    except OSError:
+        return False
     finally:
         os.close(fd)
 

@@ -306,7 +306,7 @@ def _plan_entries(
                 "old_series": row["series_uid"],
                 "new_study": item.info.study_instance_uid,
                 "new_series": item.info.series_instance_uid,
-                "spool": item.spool.name,
+                "spool": os.path.relpath(item.spool, cache.spool_dir),
                 "size": size,
                 "received_at": row["received_at"],
                 "source_ae": row["source_ae"],

@@ -33,9 +33,11 @@ from gearview.errors import InvalidDicomError, NotFoundError, StoreError
 from gearview.home import Home
 from gearview.store import batch as batch_journal
 from gearview.store.atomic import (
+    BATCH_PREFIX,
     fsync_dir,
     os_error_to_store_error,
     spool_writer,
+    spread_subdirectories,
 )
 from gearview.store.incoming import Incoming, SpoolReserve, probe_unnamed
 from gearview.store.index import (
@@ -160,6 +162,7 @@ class Cache:
             self.spool_dir.mkdir(exist_ok=True, mode=0o700)
         except OSError as exc:
             raise os_error_to_store_error(exc, "the storage folder") from exc
+        spread_subdirectories(self.spool_dir)
         self.index = IndexConnections(home.index_file)
         self.index.get()
         self._write_lock = threading.Lock()
@@ -347,6 +350,9 @@ class Cache:
         for leftover in self.spool_dir.glob("*.part"):
             leftover.unlink(missing_ok=True)
             count += 1
+        for folder in self.spool_dir.glob(f"{BATCH_PREFIX}*"):
+            count += sum(1 for _ in folder.glob("*.part"))
+            shutil.rmtree(folder, ignore_errors=True)
         if count:
             fsync_dir(self.spool_dir)
         return count

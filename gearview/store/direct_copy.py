@@ -21,6 +21,8 @@ import logging
 import mmap
 import os
 import queue
+import shutil
+import uuid
 from pathlib import Path
 
 try:
@@ -29,7 +31,14 @@ except ImportError:  # Windows: no O_DIRECT either, so never needed there
     fcntl = None  # type: ignore[assignment]
 
 from gearview.errors import InvalidDicomError
-from gearview.store.atomic import can_sync_filesystem, spool_fd, spool_path, sync_filesystem
+from gearview.store.atomic import (
+    BATCH_PREFIX,
+    can_sync_filesystem,
+    os_error_to_store_error,
+    spool_fd,
+    spool_path,
+    sync_filesystem,
+)
 
 log = logging.getLogger(__name__)
 #: O_DIRECT needs buffer address, file offset and length aligned to the logical
@@ -98,14 +107,20 @@ def direct_io_works(folder: Path) -> bool:
 class SpoolCopier:
     """Writes spool files as `head` + a range of a source file, from several threads.
 
-    The files are durable only after `sync` (one syncfs for the batch where the
-    OS has it, else each file is fsynced as it is written). Each concurrent
-    writer borrows one CHUNK buffer; `close` frees them.
+    The files go to a folder of their own under the spool, placed by the file
+    system in an uncrowded block group (`spread_subdirectories`). They are
+    durable only after `sync` (one syncfs for the batch where the OS has it,
+    else each file is fsynced as it is written). Each concurrent writer
+    borrows a pair of buffers; `close` frees them and the folder.
     """
 
     def __init__(self, spool_dir: Path) -> None:
-        self.spool_dir = spool_dir
-        self.direct = direct_io_works(spool_dir)
+        self.spool_dir = spool_dir / f"{BATCH_PREFIX}{uuid.uuid4().hex}"
+        try:
+            self.spool_dir.mkdir(mode=0o700)
+        except OSError as exc:
+            raise os_error_to_store_error(exc, "the spool folder") from exc
+        self.direct = direct_io_works(self.spool_dir)
         self.deferred_sync = can_sync_filesystem()
         self._idle: queue.SimpleQueue[tuple[mmap.mmap, mmap.mmap]] = queue.SimpleQueue()
         self._buffers: list[mmap.mmap] = []
@@ -183,6 +198,8 @@ class SpoolCopier:
             sync_filesystem(self.spool_dir, what)
 
     def close(self) -> None:
+        """Free the buffers and the batch's spool folder (every file in it was moved or dropped)."""
+        shutil.rmtree(self.spool_dir, ignore_errors=True)
         for buf in self._buffers:
             # A write error's traceback may still hold a view of the buffer;
             # then the mapping goes when that does.

@@ -363,6 +363,7 @@ def test_sigkill_mid_swap_is_rolled_back_on_next_open(cache: Cache, tmp_path: Pa
         reopened.clear_spool()
         assert snapshot(reopened) == before
         assert not any((reopened.home.root / "undo").iterdir())
+        assert _spool_empty(reopened), "spool files of the killed edit were left behind"
     finally:
         reopened.close()
 
