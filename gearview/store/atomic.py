@@ -62,21 +62,27 @@ def spool_path(spool_dir: Path) -> Path:
 
 
 @contextmanager
-def spool_writer(spool_dir: Path, what: str) -> Iterator[tuple[Path, BinaryIO]]:
-    """Open a new spool file; fsynced on success, removed on any failure."""
-    spool_dir.mkdir(parents=True, exist_ok=True)
-    path = spool_path(spool_dir)
+def _removed_on_failure(path: Path, what: str) -> Iterator[None]:
+    """Delete the half-written `path` on any failure; OS errors become store errors."""
     try:
-        with open(path, "xb") as fh:
-            yield path, fh
-            fh.flush()
-            os.fsync(fh.fileno())
+        yield
     except OSError as exc:
         path.unlink(missing_ok=True)
         raise os_error_to_store_error(exc, what) from exc
     except BaseException:
         path.unlink(missing_ok=True)
         raise
+
+
+@contextmanager
+def spool_writer(spool_dir: Path, what: str) -> Iterator[tuple[Path, BinaryIO]]:
+    """Open a new spool file; fsynced on success, removed on any failure."""
+    spool_dir.mkdir(parents=True, exist_ok=True)
+    path = spool_path(spool_dir)
+    with _removed_on_failure(path, what), open(path, "xb") as fh:
+        yield path, fh
+        fh.flush()
+        os.fsync(fh.fileno())
 
 
 @contextmanager
@@ -89,22 +95,14 @@ def spool_fd(
     `sync_filesystem` for a whole batch) before anything refers to it.
     """
     path = spool_path(spool_dir)
-    try:
+    with _removed_on_failure(path, what):
         fd = os.open(path, _SPOOL_FLAGS | extra_flags, 0o600)
-    except OSError as exc:
-        raise os_error_to_store_error(exc, what) from exc
-    try:
-        yield path, fd
-        if fsync:
-            os.fsync(fd)
-    except OSError as exc:
-        path.unlink(missing_ok=True)
-        raise os_error_to_store_error(exc, what) from exc
-    except BaseException:
-        path.unlink(missing_ok=True)
-        raise
-    finally:
-        os.close(fd)
+        try:
+            yield path, fd
+            if fsync:
+                os.fsync(fd)
+        finally:
+            os.close(fd)
 
 
 def _find_syncfs() -> Callable[[int], int] | None:
