@@ -13,7 +13,6 @@ from __future__ import annotations
 import functools
 import json
 import logging
-import os
 import sqlite3
 from collections.abc import Callable, Iterable
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
@@ -196,12 +195,12 @@ def _splice_one(
 ) -> tuple[Replacement, InstanceChange] | None:
     """The fast path: header spliced at the byte level, pixel data copied raw."""
     try:
-        src = copier.open_source(record.path)
+        source = copier.open_source(record.path)
     except OSError as exc:
         raise InvalidDicomError(f"cannot read an instance file: {exc.strerror or exc}") from None
     try:
-        stat = os.fstat(src)
-        parts = split_file(os.pread(src, SPLIT_READ, 0), stat.st_size)
+        stat = source.stat
+        parts = split_file(source.head(SPLIT_READ), source.size)
         if parts.sop_uid != record.sop_uid:
             raise NotSpliceable("the file does not match the index")
         spliced = splice_header(
@@ -212,7 +211,7 @@ def _splice_one(
         header, old = spliced
         spool = copier.write(
             parts.meta + header,
-            src,
+            source,
             parts.tail_offset,
             parts.size - parts.tail_offset,
             "an edited instance",
@@ -222,7 +221,7 @@ def _splice_one(
     except OSError as exc:
         raise InvalidDicomError(f"cannot read an instance file: {exc.strerror or exc}") from None
     finally:
-        os.close(src)
+        source.close()
     info = _info_from_index(row, assignments)
     previous = {keyword_for_tag(tag) or str(Tag(tag)): "" for tag in old}
     change = InstanceChange(

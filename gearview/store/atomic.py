@@ -87,18 +87,17 @@ def spool_writer(spool_dir: Path, what: str) -> Iterator[tuple[Path, BinaryIO]]:
 
 @contextmanager
 def spool_fd(
-    spool_dir: Path, what: str, extra_flags: int = 0, fsync: bool = True
-) -> Iterator[tuple[Path, int]]:
-    """`spool_writer` on a bare descriptor, for hot loops: no buffer, no mkdir (caller's job).
+    path: Path, what: str, extra_flags: int = 0, fsync: bool = True
+) -> Iterator[int]:
+    """`spool_writer` on a bare descriptor and a path the caller picked, for hot loops.
 
     With `fsync=False` the caller makes the file durable itself (one
     `sync_filesystem` for a whole batch) before anything refers to it.
     """
-    path = spool_path(spool_dir)
     with _removed_on_failure(path, what):
         fd = os.open(path, _SPOOL_FLAGS | extra_flags, 0o600)
         try:
-            yield path, fd
+            yield fd
             if fsync:
                 os.fsync(fd)
         finally:

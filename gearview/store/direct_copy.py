@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import itertools
 import logging
 import mmap
 import os
@@ -110,8 +111,8 @@ class SpoolCopier:
     The files go to a folder of their own under the spool, placed by the file
     system in an uncrowded block group (`spread_subdirectories`). They are
     durable only after `sync` (one syncfs for the batch where the OS has it,
-    else each file is fsynced as it is written). Each concurrent writer
-    borrows a pair of buffers; `close` frees them and the folder.
+    else each file is fsynced as it is written). Each open source holds a
+    pair of buffers; `close` frees them all and the folder.
     """
 
     def __init__(self, spool_dir: Path) -> None:
@@ -122,30 +123,32 @@ class SpoolCopier:
             raise os_error_to_store_error(exc, "the spool folder") from exc
         self.direct = direct_io_works(self.spool_dir)
         self.deferred_sync = can_sync_filesystem()
+        self._names = itertools.count()
         self._idle: queue.SimpleQueue[tuple[mmap.mmap, mmap.mmap]] = queue.SimpleQueue()
         self._buffers: list[mmap.mmap] = []
 
-    def open_source(self, path: Path | str) -> int:
-        """Open a file to copy from; the caller closes it.
-
-        With direct writes the copy reads around the page cache what it does
-        not hold (`_Source`), so the kernel must not read ahead of the header
-        read either: pages it fills that way cost more than the disk read.
-        """
+    def open_source(self, path: Path | str) -> SourceFile:
+        """Open a file to copy from; the caller closes it."""
         fd = os.open(path, _READ_FLAGS)
-        if self.direct and _RWF_NOWAIT:
-            os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_RANDOM)
-        return fd
+        try:
+            if not self.direct:
+                return SourceFile(fd, None, None)
+            pair = self._borrow()
+            return SourceFile(fd, pair, self._idle)
+        except BaseException:
+            os.close(fd)
+            raise
 
-    def write(self, head: bytes, src: int, offset: int, count: int, what: str) -> Path:
-        """A new spool file holding `head` then bytes [offset, offset+count) of `src`."""
-        flags = _O_DIRECT if self.direct else 0
-        with spool_fd(self.spool_dir, what, flags, fsync=not self.deferred_sync) as (path, fd):
-            if self.direct:
-                self._write_direct(fd, head, src, offset, count)
+    def write(self, head: bytes, source: SourceFile, offset: int, count: int, what: str) -> Path:
+        """A new spool file holding `head` then bytes [offset, offset+count) of `source`."""
+        path = self.spool_dir / f"{next(self._names)}.part"
+        flags = _O_DIRECT if source.buffers else 0
+        with spool_fd(path, what, flags, fsync=not self.deferred_sync) as fd:
+            if source.buffers:
+                _write_direct(fd, head, source, offset, count)
             else:
                 write_all(fd, head)
-                copy_fd_range(src, fd, offset, count)
+                copy_fd_range(source.fd, fd, offset, count)
         return path
 
     def _borrow(self) -> tuple[mmap.mmap, mmap.mmap]:
@@ -156,41 +159,6 @@ class SpoolCopier:
             pair = (mmap.mmap(-1, CHUNK), mmap.mmap(-1, CHUNK + 2 * ALIGN))
             self._buffers.extend(pair)
             return pair
-
-    def _write_direct(self, fd: int, head: bytes, src: int, offset: int, count: int) -> None:
-        pair = self._borrow()
-        view = memoryview(pair[0])
-        source = _Source(src, memoryview(pair[1]))
-        try:
-            fill = 0
-            for piece in (memoryview(head)[i : i + CHUNK] for i in range(0, len(head), CHUNK)):
-                if fill + len(piece) > CHUNK:
-                    write_all(fd, view[:fill])  # fill is a whole CHUNK here or 0
-                    fill = 0
-                view[fill : fill + len(piece)] = piece
-                fill += len(piece)
-            done = 0
-            while done < count:
-                if fill == CHUNK:
-                    write_all(fd, view)
-                    fill = 0
-                got = source.read_into(view[fill : min(CHUNK, fill + count - done)], offset + done)
-                if got == 0:
-                    raise InvalidDicomError(SHRANK)
-                fill += got
-                done += got
-            whole = fill // ALIGN * ALIGN
-            write_all(fd, view[:whole])
-            if whole < fill:
-                # The last partial block goes through the page cache: written
-                # directly it would need padding and a truncate, and ext4 reads
-                # the block back from disk to zero its end.
-                fcntl.fcntl(fd, fcntl.F_SETFL, fcntl.fcntl(fd, fcntl.F_GETFL) & ~_O_DIRECT)
-                write_all(fd, view[whole:fill])
-        finally:
-            source.close()
-            view.release()
-            self._idle.put(pair)
 
     def sync(self, what: str) -> None:
         """Make every file written so far durable."""
@@ -208,48 +176,117 @@ class SpoolCopier:
         self._buffers.clear()
 
 
-class _Source:
-    """Reads a source file from the page cache while it is there, else around it.
+def _write_direct(fd: int, head: bytes, source: SourceFile, offset: int, count: int) -> None:
+    view = source.out
+    fill = 0
+    for piece in (memoryview(head)[i : i + CHUNK] for i in range(0, len(head), CHUNK)):
+        if fill + len(piece) > CHUNK:
+            write_all(fd, view[:fill])  # fill is a whole CHUNK here or 0
+            fill = 0
+        view[fill : fill + len(piece)] = piece
+        fill += len(piece)
+    done = 0
+    while done < count:
+        if fill == CHUNK:
+            write_all(fd, view[:CHUNK])
+            fill = 0
+        got = source.read_into(view[fill : min(CHUNK, fill + count - done)], offset + done)
+        if got == 0:
+            raise InvalidDicomError(SHRANK)
+        fill += got
+        done += got
+    whole = fill // ALIGN * ALIGN
+    write_all(fd, view[:whole])
+    if whole < fill:
+        # The last partial block goes through the page cache: written
+        # directly it would need padding and a truncate, and ext4 reads
+        # the block back from disk to zero its end.
+        fcntl.fcntl(fd, fcntl.F_SETFL, fcntl.fcntl(fd, fcntl.F_GETFL) & ~_O_DIRECT)
+        write_all(fd, view[whole:fill])
+
+
+class SourceFile:
+    """A file being copied: its bytes come from the page cache while it holds them, else around it.
 
     A study edited a second time was written by the first edit with O_DIRECT,
     so it is not cached: read through the cache it would fill 263 MB of fresh
     page cache per 500 instances, which costs more than the disk read. Cached
-    bytes (a study just received) are taken from the cache (RWF_NOWAIT); from
-    the first byte that is not, the file is read with O_DIRECT into an aligned
-    scratch buffer.
+    bytes (a study just received) are taken from the cache (RWF_NOWAIT); a
+    file that is not cached is read with O_DIRECT into an aligned scratch
+    buffer, its first read covering the header and, for most instances, all
+    the rest, so the copy finds the bytes already there.
     """
 
-    def __init__(self, fd: int, scratch: memoryview) -> None:
+    def __init__(
+        self,
+        fd: int,
+        buffers: tuple[mmap.mmap, mmap.mmap] | None,
+        home: queue.SimpleQueue[tuple[mmap.mmap, mmap.mmap]] | None,
+    ) -> None:
         self.fd = fd
-        self.scratch = scratch
-        self.direct_fd: int | None = None  # None: still reading from the cache; -1: plain reads
+        self.stat = os.fstat(fd)
+        self.size = self.stat.st_size
+        self.buffers = buffers
+        self._home = home
+        if buffers is not None:
+            self.out = memoryview(buffers[0])
+            self._scratch = memoryview(buffers[1])
+        #: None: cached reads still work; -1: plain reads; else an O_DIRECT descriptor.
+        self._direct_fd: int | None = None if buffers is not None and _RWF_NOWAIT else -1
+        self._held_start = 0  # scratch[:held] holds bytes [held_start, held_start + held)
+        self._held = 0
+
+    def head(self, size: int) -> bytes:
+        """The file's first `size` bytes (fewer when the file is shorter)."""
+        want = min(size, self.size)
+        if self._direct_fd is None:
+            buf = bytearray(want)
+            if self._cached_read(memoryview(buf), 0) == want:
+                return bytes(buf)
+        if self._direct_fd is None:
+            self._direct_fd = self._open_direct()
+        if self._direct_fd < 0:
+            return os.pread(self.fd, want, 0)
+        if self._held_start != 0 or self._held < want:
+            self._fill_scratch(0, len(self._scratch))
+        return bytes(self._scratch[: min(want, self._held)])
 
     def read_into(self, target: memoryview, position: int) -> int:
-        if self.direct_fd is None:
-            try:
-                got = os.preadv(self.fd, [target], position, _RWF_NOWAIT)
-            except BlockingIOError:
-                got = -1
-            except OSError as exc:
-                if exc.errno not in (errno.EOPNOTSUPP, errno.EINVAL):
-                    raise
-                got = -1
-            if got >= 0:
-                return got
-            self.direct_fd = self._open_direct()
-        if self.direct_fd < 0:
-            return os.preadv(self.fd, [target], position)
-        start = position // ALIGN * ALIGN
-        skip = position - start
-        length = min(len(self.scratch), -(-(skip + len(target)) // ALIGN) * ALIGN)
-        got = os.preadv(self.direct_fd, [self.scratch[:length]], start)
-        usable = max(0, min(got - skip, len(target)))
-        target[:usable] = self.scratch[skip : skip + usable]
+        """Read bytes at `position` into `target`; how many (0 at the end of the file)."""
+        if not self._held_start <= position < self._held_start + self._held:
+            if self._direct_fd is None:
+                got = self._cached_read(target, position)
+                if got >= 0:
+                    return got
+                self._direct_fd = self._open_direct()
+            if self._direct_fd < 0:
+                return os.preadv(self.fd, [target], position)
+            self._fill_scratch(position, len(target))
+        skip = position - self._held_start
+        usable = max(0, min(self._held - skip, len(target)))
+        target[:usable] = self._scratch[skip : skip + usable]
         return usable
 
-    def _open_direct(self) -> int:
-        if not _RWF_NOWAIT:
+    def _cached_read(self, target: memoryview, position: int) -> int:
+        """Bytes read from the page cache alone; -1 when the first of them is not there."""
+        try:
+            return os.preadv(self.fd, [target], position, _RWF_NOWAIT)
+        except BlockingIOError:
             return -1
+        except OSError as exc:
+            if exc.errno not in (errno.EOPNOTSUPP, errno.EINVAL):
+                raise
+            return -1
+
+    def _fill_scratch(self, position: int, count: int) -> None:
+        """Read the aligned blocks around [position, position + count) into the scratch buffer."""
+        start = position // ALIGN * ALIGN
+        length = min(len(self._scratch), -(-(position - start + count) // ALIGN) * ALIGN)
+        self._held_start = start
+        self._held = 0
+        self._held = os.preadv(self._direct_fd, [self._scratch[:length]], start)
+
+    def _open_direct(self) -> int:
         try:
             return os.open(f"/proc/self/fd/{self.fd}", os.O_RDONLY | _O_DIRECT | os.O_CLOEXEC)
         except OSError as exc:
@@ -257,5 +294,10 @@ class _Source:
             return -1
 
     def close(self) -> None:
-        if self.direct_fd is not None and self.direct_fd >= 0:
-            os.close(self.direct_fd)
+        if self._direct_fd is not None and self._direct_fd >= 0:
+            os.close(self._direct_fd)
+        os.close(self.fd)
+        if self.buffers is not None and self._home is not None:
+            self.out.release()
+            self._scratch.release()
+            self._home.put(self.buffers)

@@ -18,11 +18,11 @@ def _copy(spool: Path, source: Path, head: bytes, offset: int, count: int, direc
         pytest.skip(f"{spool} refuses O_DIRECT")
     copier.direct = direct
     try:
-        fd = os.open(source, os.O_RDONLY)
+        opened = copier.open_source(source)
         try:
-            path = copier.write(head, fd, offset, count, "a test file")
+            path = copier.write(head, opened, offset, count, "a test file")
         finally:
-            os.close(fd)
+            opened.close()
         copier.sync("a test file")
         assert path.parent.parent == spool
         return path.read_bytes()
@@ -71,18 +71,58 @@ def test_source_not_in_the_page_cache_is_read_directly(
     finally:
         os.close(fd)
     reads = []
-    real_open = direct_copy._Source._open_direct
+    real_open = direct_copy.SourceFile._open_direct
 
     def counting_open(self) -> int:
         reads.append(self.fd)
         return real_open(self)
 
-    monkeypatch.setattr(direct_copy._Source, "_open_direct", counting_open)
+    monkeypatch.setattr(direct_copy.SourceFile, "_open_direct", counting_open)
     spool = tmp_path / "spool"
     spool.mkdir()
     head = os.urandom(777)
     assert _copy(spool, source, head, 1001, len(data) - 1001, direct=True) == head + data[1001:]
     assert reads, "the uncached source was read through the page cache"
+
+
+def test_header_of_an_uncached_file_comes_with_the_rest(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One direct read serves the header and the copy of a typical instance."""
+    source = tmp_path / "cold.dcm"
+    data = os.urandom(3 * ALIGN + 99)
+    source.write_bytes(data)
+    fd = os.open(source, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+    finally:
+        os.close(fd)
+    fills = []
+    real_fill = direct_copy.SourceFile._fill_scratch
+
+    def counting_fill(self, position: int, count: int) -> None:
+        fills.append(position)
+        real_fill(self, position, count)
+
+    monkeypatch.setattr(direct_copy.SourceFile, "_fill_scratch", counting_fill)
+    spool = tmp_path / "spool"
+    spool.mkdir()
+    copier = SpoolCopier(spool)
+    if not copier.direct:
+        pytest.skip(f"{spool} refuses O_DIRECT")
+    try:
+        opened = copier.open_source(source)
+        try:
+            assert opened.head(5000) == data[:5000]
+            assert opened.head(1 << 20) == data  # never more than the file
+            path = copier.write(b"HEAD", opened, 3000, len(data) - 3000, "a test file")
+        finally:
+            opened.close()
+        assert path.read_bytes() == b"HEAD" + data[3000:]
+        assert fills == [0], "the header or the copy read the disk again"
+    finally:
+        copier.close()
 
 
 @pytest.mark.parametrize("direct", [False, True])
