@@ -56,20 +56,26 @@ def test_direct_and_page_cache_writes_are_identical(
     assert not any(spool.iterdir()), "the batch folder outlived the copier"
 
 
+def _uncached_file(path: Path, size: int) -> bytes:
+    """Random bytes written to `path`, on disk and dropped from the page cache."""
+    data = os.urandom(size)
+    path.write_bytes(data)
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+    finally:
+        os.close(fd)
+    return data
+
+
 def test_source_not_in_the_page_cache_is_read_directly(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A second edit reads files the first wrote around the cache: same bytes, no cache filled."""
     monkeypatch.setattr(direct_copy, "CHUNK", 4 * ALIGN)
     source = tmp_path / "cold.dcm"
-    data = os.urandom(9 * ALIGN + 123)
-    source.write_bytes(data)
-    fd = os.open(source, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
-    finally:
-        os.close(fd)
+    data = _uncached_file(source, 9 * ALIGN + 123)
     reads = []
     real_open = direct_copy.SourceFile._open_direct
 
@@ -90,14 +96,7 @@ def test_header_of_an_uncached_file_comes_with_the_rest(
 ) -> None:
     """One direct read serves the header and the copy of a typical instance."""
     source = tmp_path / "cold.dcm"
-    data = os.urandom(3 * ALIGN + 99)
-    source.write_bytes(data)
-    fd = os.open(source, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
-    finally:
-        os.close(fd)
+    data = _uncached_file(source, 3 * ALIGN + 99)
     fills = []
     real_fill = direct_copy.SourceFile._fill_scratch
 
