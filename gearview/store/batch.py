@@ -212,7 +212,9 @@ def _run_locked(
 ) -> Changes:
     conn = cache.conn
     entries = _plan_entries(cache, conn, replacements)
-    undo_id = f"{time.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:12]}"
+    now = time.time()
+    stamp = time.strftime("%Y%m%dT%H%M%S", time.localtime(now)) + f"{int(now % 1 * 1e6):06d}"
+    undo_id = f"{stamp}-{uuid.uuid4().hex[:12]}"  # sorts by creation (see prune_journals)
     folder = journal_root(cache) / undo_id
     try:
         folder.mkdir(parents=True, mode=0o700)
@@ -582,7 +584,19 @@ def undo(cache: Cache, undo_id: str, description: str = "") -> Changes:
     return changes
 
 
-def prune_journals(cache: Cache, keep: int = KEEP_JOURNALS) -> None:
-    """Drop the oldest committed journals beyond `keep`."""
-    for info in journals(cache)[keep:]:
-        shutil.rmtree(info.path, ignore_errors=True)
+def prune_journals(cache: Cache, keep: int | None = None) -> None:
+    """Drop the oldest committed journals beyond `keep` (default KEEP_JOURNALS).
+
+    Folder names start with their creation time, so the order needs no
+    manifest: only the few beyond `keep` are read (a 500-instance manifest is
+    ~200 kB of JSON, and every edit prunes).
+    """
+    root = journal_root(cache)
+    if not root.is_dir():
+        return
+    keep = KEEP_JOURNALS if keep is None else keep
+    folders = sorted((p for p in root.iterdir() if p.is_dir()), key=lambda p: p.name)
+    for folder in folders[: max(0, len(folders) - keep)]:
+        manifest = _read_manifest(folder)
+        if manifest is not None and manifest.get("state") == COMMITTED:
+            shutil.rmtree(folder, ignore_errors=True)

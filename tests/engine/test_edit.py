@@ -383,6 +383,23 @@ def test_undo_restores_byte_identical_files(cache: Cache, tmp_path: Path) -> Non
     assert actions == ["edit", "edit", "undo", "undo"]
 
 
+def test_only_the_newest_undo_journals_are_kept(
+    cache: Cache, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import gearview.store.batch as batch
+
+    monkeypatch.setattr(batch, "KEEP_JOURNALS", 2)
+    study = generate_uid()
+    for path in write_series(tmp_path / "src", 3, study_uid=study, rows=8, cols=8):
+        cache.add_file(path)
+    undo_ids = [
+        edit_study(cache, study, {"PatientID": f"ID{n}"}).undo_id for n in range(4)
+    ]
+    assert sorted(j.undo_id for j in batch.journals(cache)) == sorted(undo_ids[-2:])
+    undo_last(cache, study)
+    assert cache.study(study).patient_id == "ID2"
+
+
 def test_undo_refused_when_the_study_changed_since(cache: Cache, tmp_path: Path) -> None:
     study = generate_uid()
     paths = write_series(tmp_path / "src", 2, study_uid=study)
