@@ -17,6 +17,7 @@ def _copy(spool: Path, source: Path, head: bytes, offset: int, count: int, direc
     if direct and not copier.direct:
         pytest.skip(f"{spool} refuses O_DIRECT")
     copier.direct = direct
+    copier.deferred_sync = direct  # without O_DIRECT: the portable path, an fsync per file
     try:
         opened = copier.open_source(source)
         try:
