@@ -291,18 +291,32 @@ def test_read_only_series_folder_changes_nothing(cache: Cache, tmp_path: Path) -
         subprocess.run(["umount", str(folder)], check=True)
 
 
-def test_disk_full_changes_nothing(home, tmp_path: Path) -> None:
-    """The storage folder on a small tmpfs that holds the study but not a second copy."""
+def _mount_small(kind: str, mount: Path, image: Path) -> None:
+    """A 6 MiB tmpfs, or a 6 MiB ext4 image (the storage file system most users have)."""
+    import subprocess
+
+    mount.mkdir()
+    if kind == "tmpfs":
+        command = ["mount", "-t", "tmpfs", "-o", "size=6m", "tmpfs", str(mount)]
+    else:
+        with open(image, "wb") as fh:
+            fh.truncate(8 << 20)
+        if subprocess.run(["mkfs.ext4", "-q", "-F", str(image)], capture_output=True).returncode:
+            pytest.skip("mkfs.ext4 is not available")
+        command = ["mount", "-o", "loop", str(image), str(mount)]
+    if subprocess.run(command, capture_output=True).returncode:
+        pytest.skip(f"mounting a {kind} needs root and loop devices (CI runs as root)")
+
+
+@pytest.mark.parametrize("kind", ["tmpfs", "ext4"])
+def test_disk_full_changes_nothing(home, tmp_path: Path, kind: str) -> None:
+    """The storage folder on a small file system that holds the study but not a second copy."""
     import subprocess
 
     from gearview.config import load_config
 
     mount = tmp_path / "small"
-    mount.mkdir()
-    if subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=6m", "tmpfs", str(mount)], capture_output=True
-    ).returncode:
-        pytest.skip("mounting a tmpfs needs root (CI runs as root)")
+    _mount_small(kind, mount, tmp_path / "small.img")
     try:
         config = load_config(home)
         config.storage.folder = str(mount / "files")
