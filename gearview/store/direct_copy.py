@@ -62,6 +62,14 @@ def write_all(fd: int, data: bytes | memoryview) -> None:
         view = view[os.write(fd, view) :]
 
 
+def read_at(fd: int, size: int, offset: int) -> bytes:
+    """os.pread where the OS has it (not Windows: there, seek and read on our own descriptor)."""
+    if hasattr(os, "pread"):
+        return os.pread(fd, size, offset)
+    os.lseek(fd, offset, os.SEEK_SET)
+    return os.read(fd, size)
+
+
 def copy_fd_range(src: int, dst: int, offset: int, count: int) -> None:
     """Append bytes [offset, offset+count) of `src` at `dst`'s position, kernel-side if possible."""
     copied = 0
@@ -77,7 +85,7 @@ def copy_fd_range(src: int, dst: int, offset: int, count: int) -> None:
             if copied or exc.errno not in _NO_COPY_RANGE:
                 raise
     while copied < count:
-        chunk = os.pread(src, min(COPY_CHUNK, count - copied), offset + copied)
+        chunk = read_at(src, min(COPY_CHUNK, count - copied), offset + copied)
         if not chunk:
             raise InvalidDicomError(SHRANK)
         write_all(dst, chunk)
@@ -246,7 +254,7 @@ class SourceFile:
         if self._direct_fd is None:
             self._direct_fd = self._open_direct()
         if self._direct_fd < 0:
-            return os.pread(self.fd, want, 0)
+            return read_at(self.fd, want, 0)
         if self._held_start != 0 or self._held < want:
             self._fill_scratch(0, len(self._scratch))
         return bytes(self._scratch[: min(want, self._held)])

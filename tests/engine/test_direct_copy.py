@@ -152,3 +152,27 @@ def test_spool_folder_asks_for_spread_subfolders(tmp_path: Path) -> None:
     ).stdout.split()[0]
     assert "T" in flags
     assert spread_subdirectories(folder)  # a second call finds the flag set and keeps it
+
+
+def test_copy_without_pread_or_copy_file_range(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The Windows path: neither os.pread nor os.copy_file_range exists there."""
+    monkeypatch.delattr(os, "pread")
+    monkeypatch.delattr(os, "copy_file_range")
+    source = tmp_path / "source.dcm"
+    source.write_bytes(os.urandom(3 * direct_copy.COPY_CHUNK + 7))
+    spool = tmp_path / "spool"
+    spool.mkdir()
+    data = source.read_bytes()
+    copier = SpoolCopier(spool)
+    copier.direct = False
+    try:
+        opened = copier.open_source(source)
+        try:
+            assert opened.head(100) == data[:100]
+        finally:
+            opened.close()
+    finally:
+        copier.close()
+    assert _copy(spool, source, b"H" * 10, 5, len(data) - 5, direct=False) == b"H" * 10 + data[5:]
