@@ -126,7 +126,9 @@ def sync_filesystem(folder: Path, what: str) -> None:
     One call replaces an fsync per file for a batch of new files: each fsync
     waits for its own disk cache flush, and for 500 edited instances those
     waits cost more than writing the pixel data (bench_edit: 0.31 s -> 0.22 s).
-    Since Linux 5.8 it reports write-back errors of the file system.
+    Since Linux 5.8 it reports write-back errors of the file system. It also
+    waits for other programs' unwritten data on that file system (an ISO being
+    written there, say), which can make a small edit slow but never unsafe.
     """
     if _SYNCFS is None:
         raise OSError(errno.ENOSYS, "syncfs is not available")
