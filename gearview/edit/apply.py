@@ -348,7 +348,7 @@ def rewrite_instances(
     rows = _index_rows(cache, records) if isinstance(transform, Static) else {}
     try:
         cache.spool_dir.mkdir(parents=True, exist_ok=True)
-        copier = SpoolCopier(cache.spool_dir)
+        copier = SpoolCopier(cache.spool_dir, total)
     except OSError as exc:
         raise os_error_to_store_error(exc, "the edited instances") from exc
     try:

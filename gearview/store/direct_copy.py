@@ -50,6 +50,8 @@ ALIGN = 4096
 #: One write for a typical instance; large multi-frames go out in these steps.
 CHUNK = 1 << 20
 COPY_CHUNK = 1 << 20
+#: Batches at least this large are made durable with one syncfs, smaller ones file by file.
+SYNCFS_MIN_FILES = 32
 _NO_COPY_RANGE = {errno.EXDEV, errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP, errno.EBADF}
 _O_DIRECT = getattr(os, "O_DIRECT", 0)
 _RWF_NOWAIT = getattr(os, "RWF_NOWAIT", 0)
@@ -120,19 +122,21 @@ class SpoolCopier:
 
     The files go to a folder of their own under the spool, placed by the file
     system in an uncrowded block group (`spread_subdirectories`). They are
-    durable only after `sync` (one syncfs for the batch where the OS has it,
-    else each file is fsynced as it is written). Each open source holds a
+    durable only after `sync` (one syncfs for a batch of SYNCFS_MIN_FILES or
+    more where the OS has it, else each file is fsynced as it is written). Each open source holds a
     pair of buffers; `close` frees them all and the folder.
     """
 
-    def __init__(self, spool_dir: Path) -> None:
+    def __init__(self, spool_dir: Path, files: int) -> None:
         self.spool_dir = spool_dir / f"{BATCH_PREFIX}{uuid.uuid4().hex}"
         try:
             self.spool_dir.mkdir(mode=0o700)
         except OSError as exc:
             raise os_error_to_store_error(exc, "the spool folder") from exc
         self.direct = direct_io_works(self.spool_dir)
-        self.deferred_sync = can_sync_filesystem()
+        # syncfs also waits for everybody else's unwritten data on the file
+        # system: worth it for a study, not for the few files of a tag edit.
+        self.deferred_sync = files >= SYNCFS_MIN_FILES and can_sync_filesystem()
         self._names = itertools.count()
         self._idle: queue.SimpleQueue[tuple[mmap.mmap, mmap.mmap]] = queue.SimpleQueue()
         self._buffers: list[mmap.mmap] = []

@@ -13,7 +13,7 @@ from gearview.store.direct_copy import ALIGN, SpoolCopier
 
 
 def _copy(spool: Path, source: Path, head: bytes, offset: int, count: int, direct: bool) -> bytes:
-    copier = SpoolCopier(spool)
+    copier = SpoolCopier(spool, 1)
     if direct and not copier.direct:
         pytest.skip(f"{spool} refuses O_DIRECT")
     copier.direct = direct
@@ -108,7 +108,7 @@ def test_header_of_an_uncached_file_comes_with_the_rest(
     monkeypatch.setattr(direct_copy.SourceFile, "_fill_scratch", counting_fill)
     spool = tmp_path / "spool"
     spool.mkdir()
-    copier = SpoolCopier(spool)
+    copier = SpoolCopier(spool, 1)
     if not copier.direct:
         pytest.skip(f"{spool} refuses O_DIRECT")
     try:
@@ -165,7 +165,7 @@ def test_copy_without_pread_or_copy_file_range(
     spool = tmp_path / "spool"
     spool.mkdir()
     data = source.read_bytes()
-    copier = SpoolCopier(spool)
+    copier = SpoolCopier(spool, 1)
     copier.direct = False
     try:
         opened = copier.open_source(source)
@@ -176,3 +176,17 @@ def test_copy_without_pread_or_copy_file_range(
     finally:
         copier.close()
     assert _copy(spool, source, b"H" * 10, 5, len(data) - 5, direct=False) == b"H" * 10 + data[5:]
+
+
+def test_one_syncfs_only_for_a_batch_worth_it(tmp_path: Path) -> None:
+    """syncfs waits for all unwritten data on the file system: a tag edit of one file fsyncs it."""
+    from gearview.store.atomic import can_sync_filesystem
+
+    small = SpoolCopier(tmp_path, 1)
+    study = SpoolCopier(tmp_path, direct_copy.SYNCFS_MIN_FILES)
+    try:
+        assert not small.deferred_sync
+        assert study.deferred_sync == can_sync_filesystem()
+    finally:
+        small.close()
+        study.close()

@@ -352,6 +352,7 @@ def test_write_back_error_at_the_batch_sync_changes_nothing(
     study = add_mixed_study(cache, tmp_path / "src")
     before = snapshot(cache)
     monkeypatch.setattr(direct_copy, "can_sync_filesystem", lambda: True)
+    monkeypatch.setattr(direct_copy, "SYNCFS_MIN_FILES", 1)
     monkeypatch.setattr(direct_copy, "sync_filesystem", failing_sync)
     with pytest.raises(StoreError, match="Input/output error"):
         edit_study(cache, study, NEW)
