@@ -56,6 +56,8 @@ RECORD_ATTRS = {
 }
 PATIENT_KEYWORDS = ("PatientName", "PatientID", "PatientBirthDate", "PatientSex")
 ERROR_STYLE = "color: #d32f2f;"
+#: Wide enough for a field's error message ("PatientBirthDate (0010,0030): ...") on two lines.
+FIELD_WIDTH = 340
 
 
 class EditStudyDialog(QDialog):
@@ -106,6 +108,7 @@ class EditStudyDialog(QDialog):
         value = str(getattr(self.record, attr, "") or "") if attr else ""
         edit = QLineEdit(value)
         edit.setObjectName(keyword)
+        edit.setMinimumWidth(FIELD_WIDTH)
         if attr is None:
             edit.setPlaceholderText("unchanged unless filled in")
         edit.textChanged.connect(self._revalidate)
@@ -131,6 +134,7 @@ class EditStudyDialog(QDialog):
 
     def _revalidate(self) -> None:
         valid = True
+        shown_before = {k for k, label in self.errors.items() if not label.isHidden()}
         for keyword, edit in self.edits.items():
             label = self.errors[keyword]
             try:
@@ -141,6 +145,9 @@ class EditStudyDialog(QDialog):
                 label.setText(exc.message)
                 label.setVisible(True)
                 valid = False
+        if {k for k, label in self.errors.items() if not label.isHidden()} != shown_before:
+            # A wrapped message needs more height than the layout's minimum knows of.
+            self.adjustSize()
         self.save_button.setEnabled(valid and bool(self.values()))
 
     def values(self) -> dict[str, str]:

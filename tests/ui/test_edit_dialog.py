@@ -35,7 +35,16 @@ def test_form_refuses_invalid_birth_date_with_visible_message(qtbot) -> None:
     birth = dialog.edits["PatientBirthDate"]
     birth.setText("19700231")
     assert "PatientBirthDate" in dialog.error_for("PatientBirthDate")
-    assert dialog.errors["PatientBirthDate"].isVisible()
+    error = dialog.errors["PatientBirthDate"]
+    assert error.isVisible()
+
+    def readable() -> bool:  # the dialog grew: whole message shown, field not squeezed
+        return (
+            error.height() >= error.heightForWidth(error.width())
+            and birth.height() >= birth.sizeHint().height()
+        )
+
+    qtbot.waitUntil(readable, timeout=2_000)
     assert not dialog.save_button.isEnabled()
     birth.setText("19700131")
     assert dialog.error_for("PatientBirthDate") == ""
