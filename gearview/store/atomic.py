@@ -9,6 +9,7 @@ from __future__ import annotations
 import ctypes
 import errno
 import os
+import struct
 import sys
 import uuid
 from collections.abc import Callable, Iterator
@@ -144,10 +145,11 @@ def sync_filesystem(folder: Path, what: str) -> None:
         os.close(fd)
 
 
-#: linux/fs.h: FS_IOC_GETFLAGS / FS_IOC_SETFLAGS (the kernel reads an int) and
-#: FS_TOPDIR_FL ("top of directory hierarchies", the `chattr +T` flag).
-_FS_IOC_GETFLAGS = 0x80086601
-_FS_IOC_SETFLAGS = 0x40086602
+#: linux/fs.h: FS_IOC_GETFLAGS = _IOR('f', 1, long), FS_IOC_SETFLAGS =
+#: _IOW('f', 2, long) (the kernel reads an int), and FS_TOPDIR_FL ("top of
+#: directory hierarchies", the `chattr +T` flag).
+_FS_IOC_GETFLAGS = 0x80006601 | struct.calcsize("l") << 16
+_FS_IOC_SETFLAGS = 0x40006602 | struct.calcsize("l") << 16
 _FS_TOPDIR_FL = 0x00020000
 
 

@@ -123,8 +123,9 @@ class SpoolCopier:
     The files go to a folder of their own under the spool, placed by the file
     system in an uncrowded block group (`spread_subdirectories`). They are
     durable only after `sync` (one syncfs for a batch of SYNCFS_MIN_FILES or
-    more where the OS has it, else each file is fsynced as it is written). Each open source holds a
-    pair of buffers; `close` frees them all and the folder.
+    more where the OS has it, else each file is fsynced as it is written).
+    Each open source holds a pair of buffers; `close` frees them all and the
+    folder.
     """
 
     def __init__(self, spool_dir: Path, files: int) -> None:
