@@ -147,6 +147,9 @@ class ClientConfig:
 @dataclass
 class StorageConfig:
     folder: str = ""
+    #: Set ext2/3/4's `+T` flag on the spool folder (Linux): edits right after a
+    #: large delete create their files faster. Off: gearview changes no flags.
+    set_spool_topdir_flag: bool = False
 
     def validate(self, prefix: str = "storage") -> None:
         if self.folder and "\x00" in self.folder:

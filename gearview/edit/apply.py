@@ -39,9 +39,9 @@ from gearview.jobs import CancelToken, Progress, ProgressCallback, no_progress
 from gearview.store import Cache
 from gearview.store.atomic import os_error_to_store_error, spool_writer
 from gearview.store.batch import Replacement
-from gearview.store.direct_copy import SpoolCopier
 from gearview.store.inspect import InstanceInfo, _info_from_dataset
 from gearview.store.records import InstanceRecord
+from gearview.store.spool_copy import SpoolCopier
 
 log = logging.getLogger(__name__)
 #: tag -> (VR, value as pydicom holds it); None value = empty element.
@@ -348,7 +348,7 @@ def rewrite_instances(
     rows = _index_rows(cache, records) if isinstance(transform, Static) else {}
     try:
         cache.spool_dir.mkdir(parents=True, exist_ok=True)
-        copier = SpoolCopier(cache.spool_dir, total)
+        copier = SpoolCopier(cache.io, cache.spool_dir, total)
     except OSError as exc:
         raise os_error_to_store_error(exc, "the edited instances") from exc
     try:

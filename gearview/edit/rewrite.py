@@ -27,7 +27,7 @@ from pydicom.tag import Tag
 from pydicom.uid import DeflatedExplicitVRLittleEndian
 
 from gearview.errors import InvalidDicomError
-from gearview.store.direct_copy import copy_fd_range
+from gearview.platform.portable import copy_fd_range
 
 PIXEL_DATA = Tag("PixelData")
 PREAMBLE_AND_MAGIC = 132

@@ -6,21 +6,13 @@ output) goes through here so the sequence is written once and tested once.
 
 from __future__ import annotations
 
-import ctypes
 import errno
 import os
-import struct
-import sys
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import BinaryIO
-
-try:
-    import fcntl
-except ImportError:  # Windows
-    fcntl = None  # type: ignore[assignment]
 
 from gearview.errors import StorageFullError, StoragePermissionError, StoreError
 
@@ -54,7 +46,7 @@ def fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-#: Spool subfolders of one batch of new files (see `spread_subdirectories`).
+#: Spool subfolders of one batch of new files (`gearview.store.spool_copy`).
 BATCH_PREFIX = "batch-"
 
 
@@ -87,99 +79,20 @@ def spool_writer(spool_dir: Path, what: str) -> Iterator[tuple[Path, BinaryIO]]:
 
 
 @contextmanager
-def spool_fd(
-    path: Path, what: str, extra_flags: int = 0, fsync: bool = True
-) -> Iterator[int]:
+def spool_fd(path: Path, what: str, fsync: bool = True) -> Iterator[int]:
     """`spool_writer` on a bare descriptor and a path the caller picked, for hot loops.
 
     With `fsync=False` the caller makes the file durable itself (one
-    `sync_filesystem` for a whole batch) before anything refers to it.
+    `FileIO.sync_filesystem` for a whole batch) before anything refers to it.
     """
     with _removed_on_failure(path, what):
-        fd = os.open(path, _SPOOL_FLAGS | extra_flags, 0o600)
+        fd = os.open(path, _SPOOL_FLAGS, 0o600)
         try:
             yield fd
             if fsync:
                 os.fsync(fd)
         finally:
             os.close(fd)
-
-
-def _find_syncfs() -> Callable[[int], int] | None:
-    if not sys.platform.startswith("linux"):
-        return None
-    try:
-        return ctypes.CDLL(None, use_errno=True).syncfs
-    except (OSError, AttributeError):
-        return None
-
-
-_SYNCFS = _find_syncfs()
-
-
-def can_sync_filesystem() -> bool:
-    return _SYNCFS is not None
-
-
-def sync_filesystem(folder: Path, what: str) -> None:
-    """Make every file written on `folder`'s file system durable: syncfs(2), Linux only.
-
-    One call replaces an fsync per file for a batch of new files: each fsync
-    waits for its own disk cache flush, and for 500 edited instances those
-    waits cost more than writing the pixel data (bench_edit: 0.31 s -> 0.22 s).
-    Since Linux 5.8 it reports write-back errors of the file system. It also
-    waits for other programs' unwritten data on that file system (an ISO being
-    written there, say), which can make a small edit slow but never unsafe.
-    """
-    if _SYNCFS is None:
-        raise OSError(errno.ENOSYS, "syncfs is not available")
-    try:
-        fd = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
-    except OSError as exc:
-        raise os_error_to_store_error(exc, what) from exc
-    try:
-        if _SYNCFS(fd) != 0:
-            code = ctypes.get_errno()
-            raise os_error_to_store_error(OSError(code, os.strerror(code)), what)
-    finally:
-        os.close(fd)
-
-
-#: linux/fs.h: FS_IOC_GETFLAGS = _IOR('f', 1, long), FS_IOC_SETFLAGS =
-#: _IOW('f', 2, long) (the kernel reads an int), and FS_TOPDIR_FL ("top of
-#: directory hierarchies", the `chattr +T` flag).
-_FS_IOC_GETFLAGS = 0x80006601 | struct.calcsize("l") << 16
-_FS_IOC_SETFLAGS = 0x40006602 | struct.calcsize("l") << 16
-_FS_TOPDIR_FL = 0x00020000
-
-
-def spread_subdirectories(folder: Path) -> bool:
-    """Ask ext2/3/4 to place `folder`'s new subdirectories in uncrowded block groups.
-
-    Files are created in their directory's block group, and ext4 without a
-    journal skips every inode of that group deleted in the last minutes:
-    after a study was deleted nearby, creating 500 files took 0.1 s longer.
-    A batch's spool folder made under a `+T` folder lands in a fresh group.
-    Best effort: False on other file systems and OSes.
-    """
-    if fcntl is None or not sys.platform.startswith("linux"):
-        return False
-    try:
-        fd = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
-    except OSError:
-        return False
-    try:
-        flags = bytearray(8)
-        fcntl.ioctl(fd, _FS_IOC_GETFLAGS, flags)
-        current = int.from_bytes(flags[:4], sys.byteorder)
-        if not current & _FS_TOPDIR_FL:
-            flags[:4] = (current | _FS_TOPDIR_FL).to_bytes(4, sys.byteorder)
-            fcntl.ioctl(fd, _FS_IOC_SETFLAGS, flags)
-        return True
-    except OSError:
-        return False
-    finally:
-        os.close(fd)
 
 
 def place(spool_file: Path, target: Path, what: str) -> None:

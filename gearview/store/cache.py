@@ -31,15 +31,11 @@ from gearview.changes import Changes
 from gearview.config import Config, load_config
 from gearview.errors import InvalidDicomError, NotFoundError, StoreError
 from gearview.home import Home
+from gearview.platform import choose_file_io
+from gearview.platform.portable import SpoolReserve
 from gearview.store import batch as batch_journal
-from gearview.store.atomic import (
-    BATCH_PREFIX,
-    fsync_dir,
-    os_error_to_store_error,
-    spool_writer,
-    spread_subdirectories,
-)
-from gearview.store.incoming import Incoming, SpoolReserve, probe_unnamed
+from gearview.store.atomic import BATCH_PREFIX, fsync_dir, os_error_to_store_error, spool_writer
+from gearview.store.incoming import Incoming
 from gearview.store.index import (
     STUDY_QUERY,
     IndexConnections,
@@ -157,12 +153,18 @@ class Cache:
         self.files_dir = self.config.storage_dir(home)
         self.spool_dir = self.files_dir / SPOOL_DIR
         self.bus = bus or ev.bus
+        #: How files reach the disk on this OS (`gearview.platform`), chosen once.
+        self.io = choose_file_io()
+        log.debug("file I/O: %s", self.io.name)
         try:
             self.files_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
             self.spool_dir.mkdir(exist_ok=True, mode=0o700)
         except OSError as exc:
             raise os_error_to_store_error(exc, "the storage folder") from exc
-        spread_subdirectories(self.spool_dir)
+        if self.config.storage.set_spool_topdir_flag and not self.io.spread_subfolders(
+            self.spool_dir
+        ):
+            log.info("storage.set_spool_topdir_flag: not supported for %s", self.spool_dir)
         self.index = IndexConnections(home.index_file)
         self.index.get()
         self._write_lock = threading.Lock()
@@ -192,8 +194,8 @@ class Cache:
         `finish` (or `discard`); see `Incoming`.
         """
         reserve = self._reserve
-        fd = reserve.take() if reserve is not None else None
-        return Incoming(self, file_meta, encode_file_meta(file_meta), fd)
+        reserved = reserve.take() if reserve is not None else None
+        return Incoming(self, file_meta, encode_file_meta(file_meta), reserved)
 
     def add_received(self, file_meta: FileMetaDataset, dataset: bytes | memoryview | BinaryIO,
                      source_ae: str = "",
@@ -214,18 +216,13 @@ class Cache:
     def reserve_spool_files(self) -> bool:
         """Keep unnamed spool files open for `begin_received` (the SCP does while it runs).
 
-        False where the filesystem cannot make unnamed files (not Linux, or no
-        O_TMPFILE support): the receive path then creates its files as before.
+        False where the file I/O cannot make unnamed files (the portable one, or
+        no O_TMPFILE support): the receive path then creates its files as before.
         """
         with self._write_lock:
             if self._reserve is None:
-                try:
-                    probe_unnamed(self.spool_dir)
-                except OSError as exc:
-                    log.info("no spool reserve on this filesystem: %s", exc)
-                    return False
-                self._reserve = SpoolReserve(self.spool_dir)
-        return True
+                self._reserve = self.io.spool_reserve(self.spool_dir)
+            return self._reserve is not None
 
     def release_spool_files(self) -> None:
         """Stop keeping spool files open."""

@@ -6,18 +6,16 @@ never assembled in memory (a 200 MB multi-frame costs one PDU buffer, not
 parses the header from the written file, fsyncs it and publishes it through
 the cache; `discard` leaves nothing behind.
 
-While the SCP runs, the spool files are unnamed (O_TMPFILE) files opened
-ahead of time by `SpoolReserve`: only a complete, fsynced file ever gets a
-name, so a crash or a refused instance leaves no file at all.
+While the SCP runs, the spool files may be unnamed files opened ahead of
+time (`FileIO.spool_reserve`: O_TMPFILE on Linux): only a complete, fsynced
+file ever gets a name, so a crash or a refused instance leaves no file at all.
 """
 
 from __future__ import annotations
 
-import errno
 import logging
 import mmap
 import os
-import queue
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -25,6 +23,7 @@ from typing import TYPE_CHECKING
 
 from pydicom.dataset import FileMetaDataset
 
+from gearview.platform.portable import ReservedFile
 from gearview.store.atomic import os_error_to_store_error, spool_path
 from gearview.store.inspect import InstanceInfo, info_from_buffer, read_instance_info
 
@@ -57,90 +56,6 @@ class Background:
             raise self._error
 
 
-#: How many unnamed spool files the reserve keeps open and ready.
-RESERVE_DEPTH = 4
-_RESERVE_POLL = 0.5
-
-
-def open_unnamed(folder: Path) -> int:
-    """An unnamed file (O_TMPFILE) on the storage filesystem; OSError where unsupported."""
-    flags = getattr(os, "O_TMPFILE", 0)
-    if not flags:
-        raise OSError(errno.EOPNOTSUPP, "O_TMPFILE is not available")
-    return os.open(folder, flags | os.O_RDWR | getattr(os, "O_CLOEXEC", 0), 0o600)
-
-
-def name_unnamed(fd: int, path: Path) -> None:
-    """Give an O_TMPFILE file a name (linkat with AT_SYMLINK_FOLLOW on its /proc entry)."""
-    dir_fd = os.open(path.parent, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
-    try:
-        os.link(f"/proc/self/fd/{fd}", path.name, dst_dir_fd=dir_fd, follow_symlinks=True)
-    finally:
-        os.close(dir_fd)
-
-
-def probe_unnamed(folder: Path) -> None:
-    """Make, name and remove one unnamed file: raises OSError where any step is unsupported."""
-    fd = open_unnamed(folder)
-    probe = spool_path(folder)
-    try:
-        name_unnamed(fd, probe)
-        probe.unlink()
-    finally:
-        os.close(fd)
-
-
-class SpoolReserve:
-    """Unnamed spool files (O_TMPFILE) opened ahead on a daemon thread.
-
-    Creating a file costs an inode allocation, which ext4 makes slow (~0.4 ms
-    in the receive benchmark) right after many files were deleted; the filler
-    pays it while associations wait for data. The files have no name until the
-    receive path links a fully written and fsynced one into the spool, so a
-    crash or a refused instance leaves nothing behind and nobody sees them.
-    Durability is unchanged: written, fsynced, named, renamed into place, its
-    directory fsynced, then indexed.
-    """
-
-    def __init__(self, folder: Path) -> None:
-        self.folder = folder
-        self._ready: queue.Queue[int] = queue.Queue(RESERVE_DEPTH)
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._fill, daemon=True,
-                                        name="gearview-spool-reserve")
-        self._thread.start()
-
-    def _fill(self) -> None:
-        while not self._stop.is_set():
-            try:
-                fd = open_unnamed(self.folder)
-            except OSError as exc:
-                log.debug("spool reserve paused: %s", exc)
-                self._stop.wait(_RESERVE_POLL)
-                continue
-            while not self._stop.is_set():
-                try:
-                    self._ready.put(fd, timeout=_RESERVE_POLL)
-                    break
-                except queue.Full:
-                    continue
-            else:
-                os.close(fd)
-
-    def take(self) -> int | None:
-        try:
-            return self._ready.get_nowait()
-        except queue.Empty:
-            return None
-
-    def stop(self) -> None:
-        """End the filler and close the files it left (they vanish: they have no name)."""
-        self._stop.set()
-        self._thread.join()
-        while (fd := self.take()) is not None:
-            os.close(fd)
-
-
 class Incoming:
     """One received instance on its way into the cache (create with `Cache.begin_received`).
 
@@ -150,19 +65,22 @@ class Incoming:
     """
 
     def __init__(self, cache: Cache, file_meta: FileMetaDataset, meta_bytes: bytes,
-                 fd: int | None) -> None:
+                 reserved: ReservedFile | None) -> None:
         self._cache = cache
         self._meta = file_meta
         self._spool: Path | None = None
+        self._reserved = reserved
         self._error: OSError | None = None
-        if fd is None:
+        if reserved is None:
             self._spool = spool_path(cache.spool_dir)
             try:
-                fd = os.open(self._spool, os.O_RDWR | os.O_CREAT | os.O_EXCL
-                             | getattr(os, "O_CLOEXEC", 0), 0o600)
+                self._fd = os.open(self._spool, os.O_RDWR | os.O_CREAT | os.O_EXCL
+                                   | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0),
+                                   0o600)
             except OSError as exc:
                 raise os_error_to_store_error(exc, WHAT) from exc
-        self._fd = fd
+        else:
+            self._fd = reserved.fd
         self._data_offset = len(PREAMBLE) + len(meta_bytes)
         self.write(PREAMBLE + meta_bytes)
 
@@ -232,7 +150,7 @@ class Incoming:
         """Validate with pydicom (what the fast parser left) while the fsync runs."""
         syncing = Background(os.fsync, self._fd)
         try:
-            info = read_instance_info(self._spool or f"/proc/self/fd/{self._fd}")
+            info = read_instance_info(self._spool or self._reserved.path)
             if check is not None:
                 check(info)
         finally:
@@ -243,7 +161,7 @@ class Incoming:
         """The fsynced file under a spool name, its descriptor closed."""
         if self._spool is None:
             path = spool_path(self._cache.spool_dir)
-            name_unnamed(self._fd, path)
+            self._reserved.link(path)
             self._spool = path
         spool, self._spool = self._spool, None
         os.close(self._fd)

@@ -129,4 +129,14 @@ def test_example_config_in_resources_loads_with_defaults() -> None:
     example = Path(__file__).parents[2] / "resources" / "config.example.toml"
     config = config_from_dict(tomllib.loads(example.read_text()))
     assert config.server == Config().server
+    assert config.storage == Config().storage
     assert [n.name for n in config.nodes] == ["PACS"]
+
+
+def test_spool_topdir_flag_is_opt_in_and_must_be_true_or_false() -> None:
+    """gearview sets no file system flag on the user's folders unless the config asks."""
+    assert Config().storage.set_spool_topdir_flag is False
+    asked = config_from_dict({"storage": {"set_spool_topdir_flag": True}})
+    assert asked.storage.set_spool_topdir_flag is True
+    with pytest.raises(ConfigError, match=r"storage\.set_spool_topdir_flag: must be true or false"):
+        config_from_dict({"storage": {"set_spool_topdir_flag": "yes"}})

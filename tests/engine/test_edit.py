@@ -343,17 +343,20 @@ def test_write_back_error_at_the_batch_sync_changes_nothing(
     """New files are made durable together before the swap; an error there (EIO) loses nothing."""
     import errno
 
-    from gearview.store import direct_copy
-    from gearview.store.atomic import os_error_to_store_error
+    from gearview.platform import FileIO
+    from gearview.store import spool_copy
 
-    def failing_sync(folder: Path, what: str) -> None:
-        raise os_error_to_store_error(OSError(errno.EIO, "Input/output error"), what)
+    class FailingSync(type(cache.io)):
+        can_sync_filesystem = True
+
+        def sync_filesystem(self, folder: Path) -> None:
+            raise OSError(errno.EIO, "Input/output error")
 
     study = add_mixed_study(cache, tmp_path / "src")
     before = snapshot(cache)
-    monkeypatch.setattr(direct_copy, "can_sync_filesystem", lambda: True)
-    monkeypatch.setattr(direct_copy, "SYNCFS_MIN_FILES", 1)
-    monkeypatch.setattr(direct_copy, "sync_filesystem", failing_sync)
+    assert isinstance(cache.io, FileIO)
+    monkeypatch.setattr(cache, "io", FailingSync())
+    monkeypatch.setattr(spool_copy, "SYNCFS_MIN_FILES", 1)
     with pytest.raises(StoreError, match="Input/output error"):
         edit_study(cache, study, NEW)
     assert snapshot(cache) == before

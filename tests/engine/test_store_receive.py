@@ -6,6 +6,7 @@ import copy
 import io
 import random
 import struct
+import sys
 import time
 from pathlib import Path
 
@@ -24,6 +25,7 @@ from pydicom.uid import (
 )
 
 from gearview.errors import InvalidDicomError
+from gearview.platform import FileIO
 from gearview.store import Cache
 from gearview.store.cache import _pydicom_file_meta, build_file_meta, encode_file_meta
 from gearview.store.inspect import InstanceInfo, info_from_buffer, read_instance_info
@@ -197,7 +199,13 @@ def _refuse(info: InstanceInfo) -> None:
     raise InvalidDicomError("no")
 
 
-def test_reserved_unnamed_spool_files_are_used_and_leave_nothing(cache: Cache) -> None:
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="O_TMPFILE is Linux file I/O")
+def test_reserved_unnamed_spool_files_are_used_and_leave_nothing(
+    cache: Cache, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from gearview.platform.linux import LinuxIO
+
+    monkeypatch.setattr(cache, "io", LinuxIO())
     if not cache.reserve_spool_files():
         pytest.skip("no O_TMPFILE on this filesystem")
     try:
@@ -223,4 +231,25 @@ def test_reserved_unnamed_spool_files_are_used_and_leave_nothing(cache: Cache) -
     finally:
         cache.release_spool_files()
     assert cache._reserve is None
+    assert not list(cache.spool_dir.iterdir())
+
+
+def test_portable_file_io_receives_into_named_spool_files(
+    cache: Cache, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without unnamed files (Windows, macOS) nothing is reserved and a refused instance leaves
+    no spool file either."""
+    monkeypatch.setattr(cache, "io", FileIO())
+    assert not cache.reserve_spool_files()
+    ds = make_ct(generate_uid(), generate_uid())
+    body = _split(_encode(ds))[1]
+    meta = build_file_meta(ds.SOPClassUID, ds.SOPInstanceUID, ExplicitVRLittleEndian, "CT1")
+    with pytest.raises(InvalidDicomError, match="truncated"):
+        cache.add_received(meta, body[:1000])
+    with pytest.raises(InvalidDicomError):
+        cache.add_received(meta, body, check=_refuse)
+    assert not list(cache.spool_dir.iterdir())
+    stored = cache.add_received(meta, body, source_ae="CT1")
+    assert stored.path.read_bytes().endswith(body)
+    assert cache.counts()["instance"] == 1
     assert not list(cache.spool_dir.iterdir())
