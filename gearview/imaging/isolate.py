@@ -1,4 +1,4 @@
-"""Decode compressed frames in worker processes with an address-space limit.
+"""Decode compressed frames in worker processes, with an address-space limit where the OS has one.
 
 The JPEG / JPEG-LS / JPEG 2000 / RLE decoders are C code fed with bytes
 from outside: a crafted frame can make them allocate gigabytes or crash.
@@ -13,7 +13,6 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import os
-import resource
 import threading
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -22,29 +21,12 @@ from pathlib import Path
 import numpy as np
 
 from gearview.imaging.errors import DecodeError, ImageError
+from gearview.platform.limits import limit_address_space
 
 log = logging.getLogger(__name__)
 
 #: Extra address space a decoding process may take beyond what it holds at start.
 DEFAULT_MEMORY_LIMIT = 2 << 30
-
-
-def _vm_size() -> int:
-    try:
-        with open("/proc/self/status") as fh:
-            for line in fh:
-                if line.startswith("VmSize:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return 0
-
-
-def _limit_memory(extra: int) -> None:
-    """Worker initialiser: cap the address space at what it uses now plus `extra`."""
-    limit = _vm_size() + extra
-    if limit > extra:
-        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
 
 
 def _decode(path: str, index: int) -> np.ndarray:
@@ -72,7 +54,7 @@ class IsolatedDecoder:
                 self._pool = ProcessPoolExecutor(
                     self.workers,
                     mp_context=context,
-                    initializer=_limit_memory,
+                    initializer=limit_address_space,
                     initargs=(self.memory_limit,),
                 )
             return self._pool

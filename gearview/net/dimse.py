@@ -236,7 +236,15 @@ def write_message(
 
 
 def _sendmsg_all(sock: socket.socket, parts: list) -> None:
-    """`sendmsg` until every buffer is written (it may write only part)."""
+    """`sendmsg` until every buffer is written (it may write only part).
+
+    Windows sockets have no sendmsg: there each PDU (header + fragment) is
+    joined and sent whole, so Nagle never holds back a lone header.
+    """
+    if not hasattr(sock, "sendmsg"):
+        for start in range(0, len(parts), 2):
+            sock.sendall(b"".join(parts[start : start + 2]))
+        return
     views = [memoryview(p).cast("B") for p in parts]
     while views:
         sent = sock.sendmsg(views)

@@ -41,13 +41,14 @@ import shutil
 import sqlite3
 import time
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from gearview.changes import Changes
 from gearview.errors import NotFoundError, StoreError
+from gearview.platform.locks import exclusive_lock
 from gearview.store.atomic import atomic_write_bytes, fsync_dir, os_error_to_store_error, spool_path
 from gearview.store.index import Transaction, upsert_instance
 from gearview.store.inspect import InstanceInfo, read_instance_info
@@ -55,11 +56,6 @@ from gearview.store.paths import instance_relpath
 
 if TYPE_CHECKING:
     from gearview.store.cache import Cache
-
-try:
-    import fcntl
-except ImportError:  # Windows: a single process owns the cache there
-    fcntl = None  # type: ignore[assignment]
 
 log = logging.getLogger(__name__)
 JOURNAL_DIR = "undo"
@@ -111,26 +107,6 @@ def file_stat(path: Path | str) -> tuple[int, int, int]:
 
 def journal_root(cache: Cache) -> Path:
     return cache.home.root / JOURNAL_DIR
-
-
-@contextlib.contextmanager
-def _locked(folder: Path, blocking: bool = True) -> Iterator[bool]:
-    """Hold the journal's flock; yields False when another process holds it."""
-    if fcntl is None:
-        yield True
-        return
-    fd = os.open(folder / LOCK, os.O_RDWR | os.O_CREAT, 0o600)
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | (0 if blocking else fcntl.LOCK_NB))
-        except OSError as exc:
-            if exc.errno in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
-                yield False
-                return
-            raise
-        yield True
-    finally:
-        os.close(fd)
 
 
 def _link_or_copy(source: Path | str, target: Path | str) -> None:
@@ -221,7 +197,7 @@ def _run_locked(
         (folder / "old").mkdir(mode=0o700)
     except OSError as exc:
         raise os_error_to_store_error(exc, "the edit journal") from exc
-    with _locked(folder):
+    with exclusive_lock(folder / LOCK):
         manifest = _prepare(
             cache, folder, entries, replacements, undo_id, kind, description, reason
         )
@@ -495,7 +471,7 @@ def recover(cache: Cache) -> int:
         return 0
     count = 0
     for folder in sorted(p for p in root.iterdir() if p.is_dir()):
-        with _locked(folder, blocking=False) as mine:
+        with exclusive_lock(folder / LOCK, blocking=False) as mine:
             if not mine:
                 continue
             manifest = _read_manifest(folder)

@@ -1,0 +1,34 @@
+"""An exclusive lock on a file, held across processes (flock where the OS has it)."""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+try:
+    import fcntl
+except ImportError:  # Windows: one process owns the cache there
+    fcntl = None  # type: ignore[assignment]
+
+
+@contextlib.contextmanager
+def exclusive_lock(path: Path, blocking: bool = True) -> Iterator[bool]:
+    """Hold `path`'s lock (created if missing); yields False when another process holds it."""
+    if fcntl is None:
+        yield True
+        return
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | (0 if blocking else fcntl.LOCK_NB))
+        except OSError as exc:
+            if exc.errno in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
+                yield False
+                return
+            raise
+        yield True
+    finally:
+        os.close(fd)
