@@ -8,8 +8,9 @@ before success).
 
 gearview does not parse pixel data: the header is spliced at the byte level
 (gearview/edit/splice.py) and the rest of each file is written with O_DIRECT
-(gearview/store/direct_copy.py) on a small thread pool; one syncfs makes the
-batch durable before it is swapped in.
+(gearview/platform/direct.py) on a small thread pool; one syncfs makes the
+batch durable before it is swapped in. `--io portable` measures the file I/O
+Windows and macOS get instead (buffered copies, an fsync per file).
 
 Every tool starts alike: nothing left to write back, and its input files all
 in the page cache ("warm", a study that just arrived) or none of them ("cold",
@@ -23,6 +24,7 @@ written through the page cache and fsynced, on 4 threads, nothing read,
 parsed or indexed): the naive way to write a study's worth of new files.
 
     .venv/bin/python benchmarks/bench_edit.py [--instances 500] [--size 512] [--repeat 3]
+                                              [--io auto|portable|linux]
 """
 
 from __future__ import annotations
@@ -42,6 +44,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
 from factory import write_series  # noqa: E402
 from pydicom.uid import generate_uid  # noqa: E402
+
+from gearview.platform import IO_CHOICES, IO_ENV  # noqa: E402
 
 DCMTK_ENV = {**os.environ, "TCP_NODELAY": "1"}
 SETTLE = 1.0
@@ -170,7 +174,10 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--cache", choices=("warm", "cold", "both"), default="both",
                         help="input files in the page cache or not (cold needs root)")
+    parser.add_argument("--io", choices=IO_CHOICES, default="auto",
+                        help="gearview's file I/O (GEARVIEW_IO): this OS's own or the portable one")
     args = parser.parse_args()
+    os.environ[IO_ENV] = args.io
     if shutil.which("dcmodify") is None:
         sys.exit("dcmodify (DCMTK) is not installed")
     modes = [m for m in ("warm", "cold") if args.cache in (m, "both")]
@@ -198,7 +205,8 @@ def main() -> None:
         megabytes = sum(p.stat().st_size for p in sources) / 1e6
         print(
             f"edit PatientName+PatientID, {args.instances} instances "
-            f"{args.size}x{args.size} 16-bit ({megabytes:.0f} MB), {args.repeat} runs each"
+            f"{args.size}x{args.size} 16-bit ({megabytes:.0f} MB), {args.repeat} runs each, "
+            f"gearview file I/O: {cache.io.name}"
         )
         for mode in modes:
             runs = [

@@ -12,7 +12,10 @@ instances needs (fsync, directory fsync). storescp plus that difference is
 the best any such receiver can do here, since a C-STORE SCU waits for each
 acknowledgement before it sends the next instance.
 
-    .venv/bin/python benchmarks/bench_receive.py [--count N] [--runs R]
+    .venv/bin/python benchmarks/bench_receive.py [--count N] [--runs R] [--io portable]
+
+`--io portable` has `gearview serve` use the file I/O Windows and macOS get
+(named spool files created per instance instead of unnamed ones opened ahead).
 """
 
 from __future__ import annotations
@@ -33,6 +36,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 
 from factory import write_series  # noqa: E402
+
+from gearview.platform import IO_CHOICES, IO_ENV, choose_file_io  # noqa: E402
 
 DCMTK_ENV = {**os.environ, "TCP_NODELAY": "1"}
 ORTHANC = "/usr/sbin/Orthanc"
@@ -232,7 +237,10 @@ def main() -> int:
     parser.add_argument("--count", type=int, default=500)
     parser.add_argument("--runs", type=int, default=2, help="runs per case; the best is reported")
     parser.add_argument("--no-orthanc", action="store_true")
+    parser.add_argument("--io", choices=IO_CHOICES, default="auto",
+                        help="gearview's file I/O (GEARVIEW_IO): this OS's own or the portable one")
     args = parser.parse_args()
+    os.environ[IO_ENV] = args.io
     if not shutil.which("storescu") or not shutil.which("storescp"):
         print("DCMTK is not installed", file=sys.stderr)
         return 1
@@ -242,7 +250,7 @@ def main() -> int:
         megabytes = sum(p.stat().st_size for p in files) / 1e6
         print(
             f"{len(files)} instances, {megabytes:.0f} MB, storescu with TCP_NODELAY=1, "
-            f"best of {args.runs}",
+            f"best of {args.runs}, gearview file I/O: {choose_file_io().name}",
             flush=True,
         )
         targets = [Gearview(work), Storescp(work)]
