@@ -1,11 +1,15 @@
 """Export studies as IHE PDI discs: File-set + DICOMDIR + README/INDEX.HTM (+ viewer),
-as ISO images or burned to a drive, with a capacity check per medium.
+as ISO images or burned to a drive, with a capacity check per medium, or as a
+File-set in a folder.
 
 `export_iso` is the one entry point the CLI and the GUI call: it plans the
 instances, refuses (or splits across discs) what does not fit, builds each
 disc's layout in a private work folder inside the cache's spool and writes
 one ISO per disc. `burn` (burn.py) writes such an image to a drive and
-reads it back.
+reads it back; `export_folder` writes a File-set (DICOMDIR + files, syntaxes
+kept) into a new folder. With `BurnOptions.deidentify` each writes a
+de-identified copy instead (gearview/deid, SPEC §2.11), made in the same
+work folder; the cache is never changed.
 """
 
 from __future__ import annotations
@@ -15,9 +19,11 @@ import os
 import shutil
 import tempfile
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
+from gearview.deid import CopiedInstance, DeidOptions, deidentify_files
 from gearview.edit import audit
 from gearview.errors import GearviewError
 from gearview.jobs import CancelToken, Progress, ProgressCallback, no_progress
@@ -32,6 +38,7 @@ from gearview.media.fileset import (
     build_layout,
     plan_instances,
 )
+from gearview.media.folder import check_target, write_folder
 from gearview.media.iso import volume_label, write_iso
 from gearview.media.pdi import add_pdi_content
 from gearview.store import Cache
@@ -65,6 +72,7 @@ class BurnOptions:
     viewer_dir: Path | None = None
     previews: bool = True
     split: bool = False
+    deidentify: DeidOptions | None = None
 
 
 @dataclass
@@ -171,6 +179,54 @@ def build_disc(
     return layout
 
 
+def _deidentified(item: PlannedInstance, copy: CopiedInstance) -> PlannedInstance:
+    """The planned instance for its de-identified copy (new UIDs, file and study values)."""
+    record = replace(
+        item.record,
+        sop_uid=copy.sop_uid,
+        series_uid=copy.series_uid,
+        study_uid=copy.study_uid,
+        path=copy.path,
+        size=copy.size,
+    )
+    study = replace(item.study, study_uid=copy.study_uid, **copy.study)
+    series = replace(
+        item.series, series_uid=copy.series_uid, study_uid=copy.study_uid, **copy.series
+    )
+    size = item.estimated_size if item.convert else copy.size
+    return replace(item, record=record, study=study, series=series, estimated_size=size)
+
+
+def prepare(
+    cache: Cache,
+    groups: list[list[PlannedInstance]],
+    options: BurnOptions,
+    workdir: Path,
+    progress: ProgressCallback = no_progress,
+    token: CancelToken | None = None,
+) -> list[list[PlannedInstance]]:
+    """The groups as planned, or their de-identified copies written into `workdir`."""
+    if options.deidentify is None:
+        return groups
+    flat = [item for group in groups for item in group]
+    folder = workdir / "deidentified"
+    folder.mkdir()
+    copies = iter(
+        deidentify_files(
+            cache.home, [p.record.path for p in flat], folder, options.deidentify, progress, token
+        )
+    )
+    return [[_deidentified(item, next(copies)) for item in group] for group in groups]
+
+
+def _deid_audit(options: BurnOptions, discs: list[DiscLayout]) -> dict[str, Any]:
+    """What the audit line adds for a de-identified export: profile and new UIDs, no values."""
+    if options.deidentify is None:
+        return {}
+    new_studies = sorted({p.study.study_uid for d in discs for p in d.instances})
+    return {"deidentified": {**options.deidentify.describe(), "new_studies": new_studies}}
+
+
 def _image_paths(target: Path, count: int) -> list[Path]:
     if count == 1:
         return [target]
@@ -194,6 +250,7 @@ def export_iso(
     cache.spool_dir.mkdir(parents=True, exist_ok=True)
     workdir = Path(tempfile.mkdtemp(prefix="export-", dir=cache.spool_dir))
     try:
+        groups = prepare(cache, groups, options, workdir, progress, token)
         for i, (group, path) in enumerate(zip(groups, targets, strict=True), 1):
             label = options.label if len(groups) == 1 else f"{options.label}_{i}"
             layout = build_disc(cache, group, options, label, workdir, progress, token)
@@ -215,6 +272,48 @@ def export_iso(
         profile=options.profile,
         images=[str(p) for p in result.images],
         instances=result.instances,
+        **_deid_audit(options, result.discs),
+    )
+    return result
+
+
+def export_folder(
+    cache: Cache,
+    study_uids: list[str],
+    target: Path,
+    options: BurnOptions | None = None,
+    progress: ProgressCallback = no_progress,
+    token: CancelToken | None = None,
+) -> ExportResult:
+    """Write the studies as a File-set (DICOMDIR + DICOM/...) into the new folder `target`.
+
+    Transfer syntaxes are kept (no profile conversion); nothing of the
+    export exists at `target` unless all of it was written.
+    """
+    options = options or BurnOptions()
+    check_target(target)
+    planned = [
+        replace(p, convert=False, estimated_size=p.record.size)
+        for p in plan_instances(cache, study_uids, options.profile)
+    ]
+    cache.spool_dir.mkdir(parents=True, exist_ok=True)
+    workdir = Path(tempfile.mkdtemp(prefix="export-", dir=cache.spool_dir))
+    try:
+        (planned,) = prepare(cache, [planned], options, workdir, progress, token)
+        layout, roots = build_layout(cache, planned, workdir, progress, token)
+        add_dicomdir(layout, roots, volume_label(options.label)[:16])
+        write_folder(layout.files, target, progress, token)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    result = ExportResult(images=[], discs=[layout])
+    log.info("exported %d instance(s) to a folder", result.instances)
+    audit.append(
+        cache.home,
+        "media.export",
+        studies=list(study_uids),
+        folder=str(target),
+        instances=result.instances,
+        **_deid_audit(options, result.discs),
     )
     return result
 
@@ -237,7 +336,8 @@ def burn_disc(
     cache.spool_dir.mkdir(parents=True, exist_ok=True)
     workdir = Path(tempfile.mkdtemp(prefix="burn-", dir=cache.spool_dir))
     try:
-        planned = plan(cache, study_uids, options)[0]
+        first = plan(cache, study_uids, options)[:1]
+        (planned,) = prepare(cache, first, options, workdir, progress, token)
         layout = build_disc(cache, planned, options, options.label, workdir, progress, token)
         image = workdir / "disc.iso"
         write_iso(layout.files, image, options.label, progress, token)
@@ -255,5 +355,6 @@ def burn_disc(
         profile=options.profile,
         instances=result.instances,
         verified=verified.files,
+        **_deid_audit(options, result.discs),
     )
     return result, verified
