@@ -2,7 +2,8 @@
 
 --device takes a drive (`/dev/sr0`, a macOS device id, a Windows drive letter)
 or `stdio:FILE` for an emulated drive; the disc is read back and every file's
-checksum verified before success is reported.
+checksum verified before success is reported. `--anonymize` burns a
+de-identified copy (see `gearview anonymize`).
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from gearview.cli import deid_options
 from gearview.cli.common import ProgressBar, context
 from gearview.errors import InvalidValueError
 from gearview.media.export import MEDIA_CAPACITY, BurnOptions, burn_disc, export_iso
@@ -45,7 +47,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         action="store_true",
         help="split across several discs/images when the selection does not fit",
     )
-    parser.set_defaults(run=run)
+    deid_options.add_arguments(parser, switch=True)
+    parser.set_defaults(run=lambda args: deid_options.refusing(lambda: run(args)))
 
 
 def run(args: argparse.Namespace) -> int:
@@ -61,6 +64,7 @@ def run(args: argparse.Namespace) -> int:
         label=args.label,
         viewer_dir=viewer,
         split=args.split,
+        deidentify=deid_options.options_from(args),
     )
     if args.device and args.split:
         raise InvalidValueError(

@@ -2,6 +2,7 @@
 
 The send runs as a persistent job; when it fails or is interrupted,
 `gearview send --retry JOB` sends only the instances still missing.
+`--anonymize` sends a de-identified copy (see `gearview anonymize`).
 """
 
 from __future__ import annotations
@@ -9,11 +10,12 @@ from __future__ import annotations
 import argparse
 import sys
 
+from gearview.cli import deid_options
 from gearview.cli.common import ProgressBar, context
 from gearview.errors import InvalidValueError
 from gearview.jobqueue import CANCELLED, DONE, SEND
 from gearview.net.nodes import resolve_node
-from gearview.net.tasks import open_queue, send_params
+from gearview.net.tasks import check_burned_in, open_queue, send_params
 from gearview.store import Cache
 
 COMMAND = "send"
@@ -31,11 +33,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--retry", metavar="JOB", help="resend what is missing from an earlier send job"
     )
-    parser.set_defaults(run=run)
+    deid_options.add_arguments(parser, switch=True)
+    parser.set_defaults(run=lambda args: deid_options.refusing(lambda: run(args)))
 
 
 def run(args: argparse.Namespace) -> int:
     home, config = context()
+    deidentify = deid_options.options_from(args)
     cache = Cache(home, config)
     try:
         queue = open_queue(home, config, cache)
@@ -48,7 +52,9 @@ def run(args: argparse.Namespace) -> int:
                 )
             node = resolve_node(config, args.node)
             targets = [str(t) for t in args.targets]
-            job = queue.submit(SEND, f"Send to {node.name}", send_params(args.node, targets))
+            check_burned_in(cache, targets, deidentify)
+            title = f"Send {'de-identified ' if deidentify else ''}to {node.name}"
+            job = queue.submit(SEND, title, send_params(args.node, targets, deidentify))
         bar = ProgressBar(f"send {job.id}")
         try:
             record = queue.run(job.id, bar)

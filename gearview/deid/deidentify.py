@@ -199,7 +199,7 @@ class Deidentifier:
                 del ds[tag]
             elif action is Action.EMPTY:
                 elem.value = empty_value(elem.VR)
-            elif action is Action.UID:
+            elif action is Action.UID or action is Action.DUMMY and elem.VR == "UI":
                 elem.value = self._uids(elem.value)
             elif action is Action.DUMMY and elem.VR == "SQ":
                 for item in elem.value:

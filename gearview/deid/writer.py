@@ -183,8 +183,7 @@ def deidentify_files(
     for i, source in enumerate(sources):
         if token is not None:
             token.check()
-        if i % 16 == 0:
-            progress(Progress(i, total, "de-identifying"))
+        progress(Progress(i, total, "de-identifying"))
         header = read_header(Path(source))
         reason = burned_in_reason(header.ds)
         if reason is not None and not options.allow_burned_in:  # changed since the check

@@ -7,15 +7,29 @@ raises on failure so the queue marks the job failed with a one-line reason.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import shutil
+import tempfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 from gearview.config import Config
+from gearview.deid import BurnedInRefused, DeidOptions, deidentify_files, find_burned_in
+from gearview.edit import audit
 from gearview.errors import Cancelled, NetworkError
 from gearview.jobqueue import RETRIEVE, SEND, JobContext, JobQueue, Runner
 from gearview.net.client import retrieve_to_cache
 from gearview.net.nodes import resolve_node
-from gearview.net.send import FAILED, SUCCESS, WARNING, InstanceOutcome, items_for, send_items
+from gearview.net.send import (
+    FAILED,
+    SUCCESS,
+    WARNING,
+    InstanceOutcome,
+    SendItem,
+    items_for,
+    send_items,
+)
 
 
 class SendFailed(NetworkError):
@@ -24,8 +38,54 @@ class SendFailed(NetworkError):
     hint = "see the per-instance statuses; retry sends only what is missing"
 
 
-def send_params(node: str, targets: list[str]) -> dict[str, Any]:
-    return {"node": node, "targets": list(targets)}
+def send_params(
+    node: str, targets: list[str], deidentify: DeidOptions | None = None
+) -> dict[str, Any]:
+    params: dict[str, Any] = {"node": node, "targets": list(targets)}
+    if deidentify is not None:
+        params["deidentify"] = deidentify.to_params()
+    return params
+
+
+def check_burned_in(cache, targets: list[str], options: DeidOptions | None) -> None:
+    """Refuse before queuing a de-identified send the runner would refuse (BurnedInRefused)."""
+    if options is None or options.allow_burned_in:
+        return
+    refused = find_burned_in(i.path for i in items_for(cache, targets))
+    if refused:
+        raise BurnedInRefused(refused)
+
+
+@contextmanager
+def _deidentified(cache, items: list[SendItem], ctx: JobContext) -> Iterator[list[SendItem]]:
+    """The items to send: as they are, or de-identified copies in the spool (removed after).
+
+    The copies' UIDs come from the station key, so a retry makes the same
+    UIDs again and skips what already arrived.
+    """
+    options = DeidOptions.from_params(ctx.record.params.get("deidentify"))
+    if options is None:
+        yield items
+        return
+    cache.spool_dir.mkdir(parents=True, exist_ok=True)
+    workdir = Path(tempfile.mkdtemp(prefix="deid-send-", dir=cache.spool_dir))
+    try:
+        unique = list({i.sop_uid: i for i in items}.values())
+        copies = deidentify_files(
+            cache.home, [i.path for i in unique], workdir, options, ctx.progress, ctx.token
+        )
+        yield [SendItem(c.path, c.sop_uid, c.sop_class, c.transfer_syntax) for c in copies]
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+        if ctx.record.completed_uids:
+            audit.append(
+                cache.home,
+                "deid.send",
+                node=ctx.record.params["node"],
+                targets=list(ctx.record.params["targets"]),
+                instances=len(ctx.record.completed_uids),
+                deidentified=options.describe(),
+            )
 
 
 def retrieve_params(node: str, study_uid: str, series_uid: str | None = None) -> dict[str, Any]:
@@ -41,7 +101,11 @@ def make_runners(config: Config | Callable[[], Config], cache) -> dict[str, Runn
         record = ctx.record
         config = current()
         node = resolve_node(config, record.params["node"])
-        items = items_for(cache, record.params["targets"])
+        with _deidentified(cache, items_for(cache, record.params["targets"]), ctx) as items:
+            _send(node, config, items, ctx)
+
+    def _send(node, config: Config, items: list[SendItem], ctx: JobContext) -> None:
+        record = ctx.record
         completed = set(record.completed_uids)
 
         def on_outcome(outcome: InstanceOutcome) -> None:
