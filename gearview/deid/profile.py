@@ -6,9 +6,10 @@ data. The standard leaves the compound codes (X/Z, X/D, Z/D, X/Z/D, X/Z/U*)
 to the IOD's type of the attribute, which a generic exporter does not know,
 so each is resolved to the choice that never makes a conforming instance
 non-conforming: an empty value where the attribute may be type 2, a dummy
-value where it may be type 1. Sequences are removed where the table allows
-it; the few that carry references or the document tree are kept and cleaned
-item by item so a copied KOS, SR or presentation state still works.
+value where it may be type 1. Sequences are removed or emptied where the
+table allows it (their items would need a dummy of every value); the few
+that carry references or the document tree are kept and cleaned item by
+item so a copied KOS, SR or presentation state still works.
 """
 
 from __future__ import annotations
@@ -84,7 +85,7 @@ _SEQUENCE = {
     "X/Z": Action.EMPTY,
     "Z/D": Action.DUMMY,
     "X/D": Action.REMOVE,
-    "X/Z/D": Action.REMOVE,
+    "X/Z/D": Action.EMPTY,
     "X/Z/U*": Action.CLEAN,
 }
 
