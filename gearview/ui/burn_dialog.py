@@ -3,7 +3,8 @@ label, ISO file or drive, progress and the read-back verification result.
 
 Planning (sizes after conversion), writing and burning run on the dialog's
 worker pool; the capacity bar refuses (Burn disabled, red message) a
-selection that does not fit unless splitting across discs is ticked.
+selection that does not fit unless splitting across discs is ticked. The
+De-identify box burns a de-identified copy instead.
 """
 
 from __future__ import annotations
@@ -45,6 +46,7 @@ from gearview.media.export import (
 )
 from gearview.media.fileset import DEFAULT_PROFILE, PROFILES, PlannedInstance, plan_instances
 from gearview.store import Cache
+from gearview.ui.deid_options import DeidentifyBox
 from gearview.ui.workers import WorkerPool
 
 OVER_STYLE = "QProgressBar::chunk { background: #c62828; }"
@@ -116,6 +118,9 @@ class BurnDialog(QDialog):
         form.addRow("Volume label", self.label)
         form.addRow("", self.split)
         layout.addLayout(form)
+        self.deid = DeidentifyBox(self.cache, self.study_uids, parent=self)
+        self.deid.changed.connect(self._update_bar)
+        layout.addWidget(self.deid)
 
         self.capacity_bar = QProgressBar()
         self.capacity_bar.setRange(0, 1000)
@@ -191,6 +196,7 @@ class BurnDialog(QDialog):
             label=self.label.text() or "GEARVIEW",
             viewer_dir=viewer,
             split=self.split.isChecked() and self.to_iso.isChecked(),
+            deidentify=self.deid.options(),
         )
 
     # ---- capacity -----------------------------------------------------------
@@ -242,7 +248,10 @@ class BurnDialog(QDialog):
 
     def can_burn(self) -> bool:
         return (
-            self.planned is not None and bool(self.planned) and (self.fits or self.options().split)
+            self.planned is not None
+            and bool(self.planned)
+            and (self.fits or self.options().split)
+            and self.deid.ready()
         )
 
     # ---- burning ------------------------------------------------------------
@@ -305,6 +314,7 @@ class BurnDialog(QDialog):
     def done(self, result: int) -> None:  # noqa: D401 - Qt override
         self.cancel()
         self.pool.shutdown()
+        self.deid.shutdown()
         super().done(result)
 
 

@@ -200,6 +200,7 @@ class MainWindow(QMainWindow):
         from gearview.ui.activity_panel import install as install_activity
         from gearview.ui.burn_dialog import install as install_burn
         from gearview.ui.edit_dialog import install as install_edit
+        from gearview.ui.export_dialog import install as install_export
         from gearview.ui.import_dialog import install as install_import
         from gearview.ui.query_panel import install as install_query
         from gearview.ui.send_dialog import install as install_send
@@ -210,6 +211,7 @@ class MainWindow(QMainWindow):
         install_edit(self)
         install_import(self)
         install_burn(self)
+        install_export(self)
         install_tags(self)
         install_activity(self)
         install_query(self)

@@ -2,7 +2,8 @@
 
 The destination list holds the nodes with the `send` role, the configured
 default destination preselected. The send itself is a persistent job (the
-Activity panel shows its per-instance results and offers Retry).
+Activity panel shows its per-instance results and offers Retry). With the
+De-identify box ticked the node receives a de-identified copy.
 """
 
 from __future__ import annotations
@@ -12,8 +13,11 @@ from typing import Any
 from PySide6.QtWidgets import QComboBox, QDialog, QDialogButtonBox, QFormLayout, QLabel, QWidget
 
 from gearview.config import Config, Node
+from gearview.deid import DeidOptions
 from gearview.jobqueue import SEND
 from gearview.net.tasks import send_params
+from gearview.store import Cache
+from gearview.ui.deid_options import DeidentifyBox
 
 
 def send_nodes(config: Config) -> list[Node]:
@@ -24,7 +28,11 @@ class SendDialog(QDialog):
     """Destination picker for a list of studies."""
 
     def __init__(
-        self, config: Config, study_uids: list[str], parent: QWidget | None = None
+        self,
+        config: Config,
+        study_uids: list[str],
+        parent: QWidget | None = None,
+        cache: Cache | None = None,
     ) -> None:
         super().__init__(parent)
         self.setWindowTitle("Send to")
@@ -52,20 +60,39 @@ class SendDialog(QDialog):
         layout.addRow("Destination", self.destination)
         if not self.destination.count():
             layout.addRow(QLabel("No node with the 'send' role: add one in Settings.", self))
+        self.deid = DeidentifyBox(cache, self.study_uids, parent=self) if cache else None
+        if self.deid is not None:
+            layout.addRow(self.deid)
+            self.deid.changed.connect(self._update_ok)
         layout.addRow(self.buttons)
+        self._update_ok()
+
+    def _update_ok(self) -> None:
         ok = self.buttons.button(QDialogButtonBox.StandardButton.Ok)
-        ok.setEnabled(bool(self.destination.count() and self.study_uids))
+        ready = self.deid is None or self.deid.ready()
+        ok.setEnabled(bool(self.destination.count() and self.study_uids and ready))
+
+    def deidentify(self) -> DeidOptions | None:
+        return self.deid.options() if self.deid is not None else None
+
+    def done(self, result: int) -> None:  # noqa: D401 - Qt override
+        if self.deid is not None:
+            self.deid.shutdown()
+        super().done(result)
 
     def chosen_node(self) -> str | None:
         return self.destination.currentData()
 
 
-def queue_send(window: Any, node: str, study_uids: list[str]) -> str:
-    """Queue a send job for the studies; returns the job id."""
+def queue_send(
+    window: Any, node: str, study_uids: list[str], deidentify: DeidOptions | None = None
+) -> str:
+    """Queue a send job for the studies (a de-identified copy when asked); returns the job id."""
     from gearview.ui.activity_panel import job_queue
 
-    title = f"Send {len(study_uids)} stud{'y' if len(study_uids) == 1 else 'ies'} to {node}"
-    return job_queue(window).submit(SEND, title, send_params(node, study_uids)).id
+    what = f"{len(study_uids)} stud{'y' if len(study_uids) == 1 else 'ies'}"
+    title = f"Send {what}{' de-identified' if deidentify else ''} to {node}"
+    return job_queue(window).submit(SEND, title, send_params(node, study_uids, deidentify)).id
 
 
 def open_send_dialog(window: Any, study_uids: list[str]) -> SendDialog | None:
@@ -73,12 +100,12 @@ def open_send_dialog(window: Any, study_uids: list[str]) -> SendDialog | None:
     if not study_uids:
         window.statusBar().showMessage("Select one or more studies to send", 5000)
         return None
-    dialog = SendDialog(window.config, study_uids, window)
+    dialog = SendDialog(window.config, study_uids, window, cache=window.cache)
 
     def accepted() -> None:
         node = dialog.chosen_node()
         if node:
-            queue_send(window, node, dialog.study_uids)
+            queue_send(window, node, dialog.study_uids, dialog.deidentify())
             window.statusBar().showMessage(f"Send to {node} queued - see Activity", 5000)
 
     dialog.accepted.connect(accepted)
