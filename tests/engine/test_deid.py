@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import os
 import stat
+import subprocess
 from collections import Counter
 from pathlib import Path
 
@@ -22,13 +23,14 @@ from deid_fixtures import (
     walk,
 )
 from edit_fixtures import add_mixed_study
+from factory import write_series
 from pydicom.dataset import Dataset
 
 from gearview.deid import BurnedInRefused, Deidentifier, DeidOptions, find_burned_in
 from gearview.deid.keys import KEY_MODE, KeyedMapping, key_path, station_key
 from gearview.deid.preview import preview
 from gearview.edit import audit
-from gearview.errors import Cancelled, GearviewError, InvalidValueError
+from gearview.errors import Cancelled, GearviewError, InvalidValueError, StorageFullError
 from gearview.jobs import CancelToken
 from gearview.media.export import BurnOptions, export_folder
 
@@ -291,3 +293,24 @@ def test_unlisted_uids_are_remapped_but_registered_ones_kept(home):
     assert inner.CodingSchemeUID == "2.16.840.1.113883.6.1"
     assert inner.ConcatenationUID == mapping.uid("1.2.3.4.6")
     assert inner.PrivateRecordUID == mapping.uid("1.2.3.4.8")
+
+
+def test_folder_export_to_a_full_stick_leaves_nothing(cache, tmp_path):
+    mnt = tmp_path / "stick"
+    mnt.mkdir()
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(mnt)], capture_output=True
+    )
+    if mounted.returncode != 0:
+        pytest.skip("mounting a 2 MiB tmpfs is not permitted here (needs root)")
+    try:
+        for path in write_series(tmp_path / "big", 30, rows=256, cols=256):
+            cache.add_file(path)
+        before = _hashes(cache)
+        with pytest.raises(StorageFullError):
+            _export(cache, [s.study_uid for s in cache.studies()], mnt / "export")
+        assert list(mnt.iterdir()) == []
+        assert _hashes(cache) == before
+        assert not list(cache.spool_dir.glob("export-*"))
+    finally:
+        subprocess.run(["umount", str(mnt)], check=False)
