@@ -269,15 +269,24 @@ def _image_item(uid: str) -> Dataset:
     return item
 
 
-def make_kos(study_uid: str, ct_series: str, images: list[str]) -> Dataset:
+def _document(
+    sop_class: str, study_uid: str, modality: str, number: int, title: Sequence
+) -> Dataset:
+    """The header and root container of an SR document or a KOS."""
     ds = Dataset()
     ds.SOPInstanceUID = generate_uid()
-    _meta(ds, KeyObjectSelectionDocumentStorage)
-    _patient_study(ds, study_uid, generate_uid(), "KO", 90)
+    _meta(ds, sop_class)
+    _patient_study(ds, study_uid, generate_uid(), modality, number)
     ds.ReferencedPerformedProcedureStepSequence = Sequence([])
     ds.ValueType = "CONTAINER"
-    ds.ConceptNameCodeSequence = _code("113000", "Of Interest")
+    ds.ConceptNameCodeSequence = title
     ds.ContinuityOfContent = "SEPARATE"
+    return ds
+
+
+def make_kos(study_uid: str, ct_series: str, images: list[str]) -> Dataset:
+    title = _code("113000", "Of Interest")
+    ds = _document(KeyObjectSelectionDocumentStorage, study_uid, "KO", 90, title)
     template = Dataset()
     template.MappingResource, template.TemplateIdentifier = "DCMR", "2010"
     ds.ContentTemplateSequence = Sequence([template])
@@ -287,14 +296,8 @@ def make_kos(study_uid: str, ct_series: str, images: list[str]) -> Dataset:
 
 
 def make_sr(study_uid: str, ct_series: str, images: list[str]) -> Dataset:
-    ds = Dataset()
-    ds.SOPInstanceUID = generate_uid()
-    _meta(ds, ComprehensiveSRStorage)
-    _patient_study(ds, study_uid, generate_uid(), "SR", 91)
-    ds.ReferencedPerformedProcedureStepSequence = Sequence([])
-    ds.ValueType = "CONTAINER"
-    ds.ConceptNameCodeSequence = _code("18748-4", "Diagnostic Imaging Report", "LN")
-    ds.ContinuityOfContent = "SEPARATE"
+    title = _code("18748-4", "Diagnostic Imaging Report", "LN")
+    ds = _document(ComprehensiveSRStorage, study_uid, "SR", 91, title)
     ds.CompletionFlag, ds.VerificationFlag = "COMPLETE", "UNVERIFIED"
     ds.PerformedProcedureCodeSequence = Sequence([])
     ds.CurrentRequestedProcedureEvidenceSequence = _evidence(study_uid, ct_series, images)

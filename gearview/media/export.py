@@ -219,6 +219,23 @@ def prepare(
     return [[_deidentified(item, next(copies)) for item in group] for group in groups]
 
 
+def _audit_export(
+    cache: Cache,
+    options: BurnOptions,
+    study_uids: list[str],
+    result: ExportResult,
+    **where: Any,
+) -> None:
+    audit.append(
+        cache.home,
+        "media.export",
+        studies=list(study_uids),
+        **where,
+        instances=result.instances,
+        **_deid_audit(options, result.discs),
+    )
+
+
 def _deid_audit(options: BurnOptions, discs: list[DiscLayout]) -> dict[str, Any]:
     """What the audit line adds for a de-identified export: profile and new UIDs, no values."""
     if options.deidentify is None:
@@ -265,14 +282,13 @@ def export_iso(
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     log.info("exported %d instance(s) to %d image(s)", result.instances, len(result.images))
-    audit.append(
-        cache.home,
-        "media.export",
-        studies=list(study_uids),
+    _audit_export(
+        cache,
+        options,
+        study_uids,
+        result,
         profile=options.profile,
         images=[str(p) for p in result.images],
-        instances=result.instances,
-        **_deid_audit(options, result.discs),
     )
     return result
 
@@ -307,14 +323,7 @@ def export_folder(
         shutil.rmtree(workdir, ignore_errors=True)
     result = ExportResult(images=[], discs=[layout])
     log.info("exported %d instance(s) to a folder", result.instances)
-    audit.append(
-        cache.home,
-        "media.export",
-        studies=list(study_uids),
-        folder=str(target),
-        instances=result.instances,
-        **_deid_audit(options, result.discs),
-    )
+    _audit_export(cache, options, study_uids, result, folder=str(target))
     return result
 
 
