@@ -39,11 +39,7 @@ def _errors(path: Path) -> set[str]:
         [require("dciodvfy"), "-new", str(path)], capture_output=True, text=True, check=False
     )
     lines = (done.stdout + done.stderr).splitlines()
-    return {
-        re.sub(r"\"[^\"]*\"|'[^']*'", "", line)
-        for line in lines
-        if line.startswith("Error")
-    }
+    return {re.sub(r"\"[^\"]*\"|'[^']*'", "", line) for line in lines if line.startswith("Error")}
 
 
 def _cache_hashes(cache) -> dict[str, str]:
@@ -121,8 +117,12 @@ def test_send_anonymize_refuses_burned_in_before_queuing(home, cache, tmp_path, 
         assert "refused: series 1 (US)" in err and "--allow-burned-in" in err
         assert not list((tmp_path / "received").iterdir())
         assert not list(home.jobs_dir.glob("*.json"))
-        assert main(["send", "RESEARCH", study, "--anonymize", "--allow-burned-in"]) == 0
-        assert len(scp.received()) == 1
+        assert main(["anonymize", study, "--to", "RESEARCH", "--allow-burned-in"]) == 0
+        (received,) = scp.received()
+    (path,) = files_under(tmp_path / "received")
+    copy = pydicom.dcmread(path)
+    assert str(copy.SOPInstanceUID) == received and copy.PatientIdentityRemoved == "YES"
+    assert "not de-identified" in " ".join(copy.DeidentificationMethod)
 
 
 def test_burn_anonymize_iso_read_back_by_xorriso(cache, tmp_path):
