@@ -26,7 +26,7 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
-NODE_ROLES = ("query", "retrieve", "send", "get", "commit")
+NODE_ROLES = ("query", "retrieve", "send", "get", "commit", "worklist")
 MAX_PORT = 65535
 
 

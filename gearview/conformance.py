@@ -9,6 +9,7 @@ from pydicom import uid
 from pydicom.uid import UID
 from pynetdicom import AllStoragePresentationContexts
 from pynetdicom.sop_class import (
+    ModalityWorklistInformationFind,
     StudyRootQueryRetrieveInformationModelFind,
     StudyRootQueryRetrieveInformationModelGet,
     StudyRootQueryRetrieveInformationModelMove,
@@ -47,6 +48,7 @@ QR_FIND = StudyRootQueryRetrieveInformationModelFind
 QR_MOVE = StudyRootQueryRetrieveInformationModelMove
 QR_GET = StudyRootQueryRetrieveInformationModelGet
 VERIFICATION = Verification
+MWL_FIND = ModalityWorklistInformationFind
 
 
 @cache
@@ -86,6 +88,19 @@ def conformance_markdown() -> str:
     ]
     for sop in (VERIFICATION, QR_FIND, QR_MOVE):
         lines.append(f"| {sop_class_name(sop)} | `{sop}` |")
+    lines += [
+        "",
+        "## Basic Worklist Management (SCU only)",
+        "",
+        "| SOP class | UID |",
+        "|---|---|",
+        f"| {sop_class_name(MWL_FIND)} | `{MWL_FIND}` |",
+        "",
+        "Matching keys sent: Patient's Name (wildcards), Patient ID, Accession Number,",
+        "Patient's Birth Date, and in the Scheduled Procedure Step Sequence: Modality and",
+        "Scheduled Procedure Step Start Date (single date or range). Every answer is decoded",
+        "with its own Specific Character Set.",
+    ]
     lines += [
         "",
         "## Transfer syntaxes (received, stored as received, and sent)",

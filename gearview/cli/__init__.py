@@ -15,11 +15,13 @@ import sys
 from types import ModuleType
 
 from gearview import __version__
-from gearview.errors import Cancelled, GearviewError
+from gearview.errors import Cancelled, GearviewError, NetworkError
 
 log = logging.getLogger("gearview.cli")
 EXIT_ERROR = 1
 EXIT_USAGE = 2
+#: SPEC §3: the peer could not be reached or refused/aborted the association.
+EXIT_PEER = 5
 EXIT_INTERRUPTED = 130
 
 
@@ -69,6 +71,8 @@ def _setup_logging(verbosity: int) -> None:
     logging.basicConfig(
         level=level, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    # pynetdicom logs each failure it then hands to us; the user reads our one line about it
+    logging.getLogger("pynetdicom").propagate = verbosity > 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -88,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_INTERRUPTED
     except GearviewError as exc:
         print(f"gearview: error: {exc.one_line()}", file=sys.stderr)
-        return EXIT_ERROR
+        return EXIT_PEER if isinstance(exc, NetworkError) else EXIT_ERROR
     except BrokenPipeError:
         return EXIT_ERROR
     except Exception as exc:  # the user still gets one line, the log keeps the traceback

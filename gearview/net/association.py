@@ -16,6 +16,7 @@ import threading
 import time
 from collections.abc import Iterator, Sequence
 
+from pydicom.uid import UID
 from pynetdicom import AE, Association, evt
 from pynetdicom.presentation import PresentationContext
 
@@ -115,6 +116,13 @@ def _describe_failure(assoc: Association, node: Node) -> NetworkError:
         )
     if detail:
         return NetworkError(f"cannot connect to {where}: {detail}")
+    if assoc.is_aborted and assoc.rejected_contexts and not assoc.accepted_contexts:
+        # pynetdicom aborts an association on which the peer accepted no context
+        offered = sorted({UID(cx.abstract_syntax).name for cx in assoc.rejected_contexts})
+        return NetworkError(
+            f"{where} does not offer {', '.join(offered)}",
+            hint="check the node's roles and the services it provides",
+        )
     if assoc.is_aborted:
         return NetworkError(
             f"{where} aborted the association", hint="the peer refused our request; check its logs"

@@ -45,7 +45,8 @@ RETURN_KEYS = (
 )
 
 
-def _check_date(text: str, what: str) -> str:
+def check_date(text: str, what: str) -> str:
+    """A single `YYYYMMDD` calendar date."""
     if not _DATE.match(text):
         raise InvalidValueError(f"{what}: not a date: {text!r}", hint="use YYYYMMDD")
     try:
@@ -57,22 +58,22 @@ def _check_date(text: str, what: str) -> str:
     return text
 
 
-def check_date_range(text: str) -> str:
+def check_date_range(text: str, what: str = "study date") -> str:
     """`YYYYMMDD`, `YYYYMMDD-YYYYMMDD`, `-YYYYMMDD` or `YYYYMMDD-` (PS3.4 C.2.2.2.5)."""
     text = text.strip()
     if not text:
         return ""
     if "-" not in text:
-        return _check_date(text, "study date")
+        return check_date(text, what)
     start, _, end = text.partition("-")
     if not start and not end:
-        raise InvalidValueError("study date: an empty range", hint="use YYYYMMDD-YYYYMMDD")
+        raise InvalidValueError(f"{what}: an empty range", hint="use YYYYMMDD-YYYYMMDD")
     if start:
-        _check_date(start, "study date")
+        check_date(start, what)
     if end:
-        _check_date(end, "study date")
+        check_date(end, what)
     if start and end and start > end:
-        raise InvalidValueError(f"study date: the range {text} ends before it starts")
+        raise InvalidValueError(f"{what}: the range {text} ends before it starts")
     return text
 
 
@@ -86,6 +87,28 @@ def date_preset(name: str, today: dt.date | None = None) -> str:
     if name == "last7":
         return f"{(today - dt.timedelta(days=6)).strftime('%Y%m%d')}-{today.strftime('%Y%m%d')}"
     raise InvalidValueError(f"unknown date preset {name!r}")
+
+
+def check_modality(text: str) -> str:
+    """A modality code (CT, MR, ...) in upper case, or ''."""
+    text = text.strip().upper()
+    if text and not _MODALITY.match(text):
+        raise InvalidValueError(f"not a modality: {text!r}", hint="e.g. CT, MR, US")
+    return text
+
+
+def check_text(label: str, value: str) -> str:
+    """A matching key value: stripped, no backslash (a value separator) or control character."""
+    value = value.strip()
+    if "\\" in value or any(ord(c) < 32 for c in value):
+        raise InvalidValueError(f"{label}: backslashes and control characters are not allowed")
+    return value
+
+
+def check_id_lengths(patient_id: str, accession: str) -> None:
+    """Patient ID is LO (64 characters), Accession Number SH (16)."""
+    if len(patient_id) > 64 or len(accession) > 16:
+        raise InvalidValueError("patient ID (64) or accession (16 characters) is too long")
 
 
 @dataclass
@@ -103,19 +126,11 @@ class StudyQuery:
     def validate(self) -> StudyQuery:
         self.study_date = check_date_range(self.study_date)
         if self.birth_date:
-            self.birth_date = _check_date(self.birth_date.strip(), "birth date")
-        self.modality = self.modality.strip().upper()
-        if self.modality and not _MODALITY.match(self.modality):
-            raise InvalidValueError(f"not a modality: {self.modality!r}", hint="e.g. CT, MR, US")
+            self.birth_date = check_date(self.birth_date.strip(), "birth date")
+        self.modality = check_modality(self.modality)
         for name in ("patient_name", "patient_id", "accession", "study_uid"):
-            value = getattr(self, name).strip()
-            if "\\" in value or any(ord(c) < 32 for c in value):
-                raise InvalidValueError(
-                    f"{name.replace('_', ' ')}: backslashes and control characters are not allowed"
-                )
-            setattr(self, name, value)
-        if len(self.patient_id) > 64 or len(self.accession) > 16:
-            raise InvalidValueError("patient ID (64) or accession (16 characters) is too long")
+            setattr(self, name, check_text(name.replace("_", " "), getattr(self, name)))
+        check_id_lengths(self.patient_id, self.accession)
         return self
 
     def to_dataset(self) -> Dataset:

@@ -199,6 +199,6 @@ def test_cli_one_line_errors(home, pacs_pair, capsys, argv, message):
 
 def test_cli_refused_association(home, capsys):
     port = free_port()
-    assert main(["echo", f"NOBODY@127.0.0.1:{port}"]) == 1
+    assert main(["echo", f"NOBODY@127.0.0.1:{port}"]) == 5
     err = capsys.readouterr().err.strip()
     assert "refused" in err and "\n" not in err
