@@ -28,6 +28,9 @@ def make_ct(
     series_number: int = 1,
     sop_uid: str | None = None,
     seed: int | None = None,
+    birth_date: str = "19700101",
+    sex: str = "O",
+    issuer: str = "",
 ) -> Dataset:
     """One CT slice with a deterministic 16-bit image."""
     ds = Dataset()
@@ -43,8 +46,10 @@ def make_ct(
     ds.SeriesInstanceUID = series_uid
     ds.PatientName = patient_name
     ds.PatientID = patient_id
-    ds.PatientBirthDate = "19700101"
-    ds.PatientSex = "O"
+    if issuer:
+        ds.IssuerOfPatientID = issuer
+    ds.PatientBirthDate = birth_date
+    ds.PatientSex = sex
     ds.StudyDate = study_date
     ds.StudyTime = "101500"
     ds.AccessionNumber = accession
