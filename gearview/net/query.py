@@ -45,8 +45,7 @@ RETURN_KEYS = (
 )
 
 
-def check_date(text: str, what: str) -> str:
-    """A single `YYYYMMDD` calendar date."""
+def _check_date(text: str, what: str) -> str:
     if not _DATE.match(text):
         raise InvalidValueError(f"{what}: not a date: {text!r}", hint="use YYYYMMDD")
     try:
@@ -64,14 +63,14 @@ def check_date_range(text: str, what: str = "study date") -> str:
     if not text:
         return ""
     if "-" not in text:
-        return check_date(text, what)
+        return _check_date(text, what)
     start, _, end = text.partition("-")
     if not start and not end:
         raise InvalidValueError(f"{what}: an empty range", hint="use YYYYMMDD-YYYYMMDD")
     if start:
-        check_date(start, what)
+        _check_date(start, what)
     if end:
-        check_date(end, what)
+        _check_date(end, what)
     if start and end and start > end:
         raise InvalidValueError(f"{what}: the range {text} ends before it starts")
     return text
@@ -89,28 +88,6 @@ def date_preset(name: str, today: dt.date | None = None) -> str:
     raise InvalidValueError(f"unknown date preset {name!r}")
 
 
-def check_modality(text: str) -> str:
-    """A modality code (CT, MR, ...) in upper case, or ''."""
-    text = text.strip().upper()
-    if text and not _MODALITY.match(text):
-        raise InvalidValueError(f"not a modality: {text!r}", hint="e.g. CT, MR, US")
-    return text
-
-
-def check_text(label: str, value: str) -> str:
-    """A matching key value: stripped, no backslash (a value separator) or control character."""
-    value = value.strip()
-    if "\\" in value or any(ord(c) < 32 for c in value):
-        raise InvalidValueError(f"{label}: backslashes and control characters are not allowed")
-    return value
-
-
-def check_id_lengths(patient_id: str, accession: str) -> None:
-    """Patient ID is LO (64 characters), Accession Number SH (16)."""
-    if len(patient_id) > 64 or len(accession) > 16:
-        raise InvalidValueError("patient ID (64) or accession (16 characters) is too long")
-
-
 @dataclass
 class StudyQuery:
     """What the user asks for; empty fields match everything."""
@@ -126,11 +103,19 @@ class StudyQuery:
     def validate(self) -> StudyQuery:
         self.study_date = check_date_range(self.study_date)
         if self.birth_date:
-            self.birth_date = check_date(self.birth_date.strip(), "birth date")
-        self.modality = check_modality(self.modality)
+            self.birth_date = _check_date(self.birth_date.strip(), "birth date")
+        self.modality = self.modality.strip().upper()
+        if self.modality and not _MODALITY.match(self.modality):
+            raise InvalidValueError(f"not a modality: {self.modality!r}", hint="e.g. CT, MR, US")
         for name in ("patient_name", "patient_id", "accession", "study_uid"):
-            setattr(self, name, check_text(name.replace("_", " "), getattr(self, name)))
-        check_id_lengths(self.patient_id, self.accession)
+            value = getattr(self, name).strip()
+            if "\\" in value or any(ord(c) < 32 for c in value):
+                raise InvalidValueError(
+                    f"{name.replace('_', ' ')}: backslashes and control characters are not allowed"
+                )
+            setattr(self, name, value)
+        if len(self.patient_id) > 64 or len(self.accession) > 16:
+            raise InvalidValueError("patient ID (64) or accession (16 characters) is too long")
         return self
 
     def to_dataset(self) -> Dataset:

@@ -9,6 +9,7 @@ Latin-1 and the next in ISO 2022 (Japanese) both read right.
 from __future__ import annotations
 
 import logging
+import re
 import warnings
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -22,11 +23,14 @@ from gearview.conformance import MWL_FIND
 from gearview.errors import InvalidValueError, NotFoundError
 from gearview.jobs import CancelToken
 from gearview.net import client
-from gearview.net.query import check_date_range, check_id_lengths, check_modality, check_text
+from gearview.net.query import check_date_range
 
 log = logging.getLogger(__name__)
 
 WORKLIST_ROLE = "worklist"
+_MODALITY = re.compile(r"^[A-Z0-9_]{1,16}$")
+#: Value lengths of the matching keys (LO, SH) a peer would truncate or refuse.
+MAX_LENGTHS = {"patient_id": 64, "accession": 16, "patient_name": 64 * 5}
 
 #: Return keys at the top level of a worklist identifier (PS3.4 K.6.1.2.2).
 TOP_KEYS = (
@@ -53,6 +57,16 @@ STEP_KEYS = (
 )
 
 
+def check_text(label: str, value: str, limit: int = 64) -> str:
+    """A matching key: stripped, no backslash (a value separator) or control character."""
+    value = value.strip()
+    if "\\" in value or any(ord(c) < 32 for c in value):
+        raise InvalidValueError(f"{label}: backslashes and control characters are not allowed")
+    if len(value) > limit:
+        raise InvalidValueError(f"{label}: at most {limit} characters, got {len(value)}")
+    return value
+
+
 @dataclass
 class WorklistQuery:
     """What to match on; empty fields match every order."""
@@ -67,10 +81,11 @@ class WorklistQuery:
     def validate(self) -> WorklistQuery:
         self.scheduled_date = check_date_range(self.scheduled_date, "scheduled date")
         self.birth_date = check_date_range(self.birth_date, "birth date")
-        self.modality = check_modality(self.modality)
-        for name in ("patient_name", "patient_id", "accession"):
-            setattr(self, name, check_text(name.replace("_", " "), getattr(self, name)))
-        check_id_lengths(self.patient_id, self.accession)
+        self.modality = self.modality.strip().upper()
+        if self.modality and not _MODALITY.match(self.modality):
+            raise InvalidValueError(f"not a modality: {self.modality!r}", hint="e.g. CT, MR, US")
+        for name, limit in MAX_LENGTHS.items():
+            setattr(self, name, check_text(name.replace("_", " "), getattr(self, name), limit))
         return self
 
     def to_dataset(self) -> Dataset:
@@ -212,7 +227,7 @@ def find_order(
     nodes: Iterable[Node], config: Config, accession: str, token: CancelToken | None = None
 ) -> WorklistItem:
     """The order with this Accession Number; refused when none or several patients match."""
-    accession = check_text("accession", accession)
+    accession = check_text("accession", accession, MAX_LENGTHS["accession"])
     if not accession:
         raise InvalidValueError("an accession number is needed to find the order")
     items: list[WorklistItem] = []
