@@ -73,8 +73,11 @@ def _same(elem: DataElement | None, value: object) -> bool:
     return str(old) == str(new)
 
 
-def _apply(ds: Dataset, assignments: Assignments, reason: str, when: str) -> InstanceChange | None:
-    """Set the elements on `ds`; None when the instance already holds every value."""
+def apply_assignments(
+    ds: Dataset, assignments: Assignments, reason: str, when: str, source: str = ""
+) -> InstanceChange | None:
+    """Set the elements on `ds`, the replaced ones kept in Original Attributes Sequence
+    (`source`: where the previous values came from); None when nothing changes."""
     changed = {tag: spec for tag, spec in assignments.items() if not _same(ds.get(tag), spec[1])}
     if not changed:
         return None
@@ -92,7 +95,7 @@ def _apply(ds: Dataset, assignments: Assignments, reason: str, when: str) -> Ins
         switch_to_utf8(ds)
     for tag, (vr, value) in changed.items():
         ds[tag] = DataElement(tag, vr, value)
-    append_original_attributes(ds, previous_elems, reason=reason, when=when)
+    append_original_attributes(ds, previous_elems, reason=reason, when=when, source=source)
     return InstanceChange(
         sop_uid=str(ds.get("SOPInstanceUID", "")), previous=previous, charset_switched=switched
     )
@@ -301,7 +304,7 @@ def _rewrite_one(
             "an instance file no longer matches the index "
             "(run `gearview store check`); nothing changed"
         )
-    change = _apply(header.ds, transform(header.ds), reason, when)
+    change = apply_assignments(header.ds, transform(header.ds), reason, when)
     if change is None:
         return None
     with spool_writer(cache.spool_dir, "an edited instance") as (spool, fh):

@@ -2,9 +2,10 @@
 
 `preview(path)` classifies every file on a folder / DICOMDIR / ISO / zip;
 `import_preview(preview, cache, ...)` copies the selected instances through
-`Cache.add_file` (validated, preamble zeroed), optionally reconciled to a local
-Patient ID, with progress and cancel. Every file not imported — skipped during
-the preview or failing now — is listed with its reason in the report.
+`Cache.add_file` (validated, preamble zeroed), optionally reconciled to local
+patients (`ReconcilePlan`), with progress and cancel. Every file not imported
+— skipped during the preview, in conflict with another patient's or study's
+cached instance, or failing now — is listed with its reason in the report.
 """
 
 from __future__ import annotations
@@ -17,8 +18,20 @@ from pathlib import Path
 
 from gearview.edit import audit
 from gearview.errors import InvalidDicomError, StorageFullError, StoreError
+from gearview.identity import mappings
 from gearview.jobs import CancelToken, Progress, ProgressCallback, no_progress
-from gearview.media.reconcile import Reconcile, demographic_warnings, reconcile_file
+from gearview.media.conflicts import find_conflict
+from gearview.media.reconcile import (
+    PROFILE,
+    OutsideKey,
+    OutsidePatient,
+    Reconcile,
+    ReconcilePlan,
+    ReconcileRequest,
+    Target,
+    outside_patients,
+    reconcile_file,
+)
 from gearview.media.report import ImportReport
 from gearview.media.scan import FoundInstance, Preview, preview_path
 from gearview.media.sources import open_source, sniff_kind
@@ -30,6 +43,8 @@ IMPORT_WORK = "media-import"
 __all__ = [
     "ImportReport",
     "Reconcile",
+    "ReconcilePlan",
+    "ReconcileRequest",
     "import_path",
     "import_preview",
     "preview",
@@ -59,31 +74,34 @@ def _still_same_file(found: FoundInstance) -> bool:
     return os.path.realpath(found.path) == str(found.path) and found.path.is_file()
 
 
-def _reconcile_warnings(cache: Cache, chosen: list[FoundInstance], target: Reconcile) -> list[str]:
-    outside = {
-        (
-            f.info.patient_id,
-            f.info.issuer_of_patient_id,
-            f.info.patient_name,
-            f.info.birth_date,
-            f.info.sex,
-        )
-        for f in chosen
-    }
-    warnings = []
-    if len(outside) > 1:
-        warnings.append(
-            f"{len(outside)} different outside patients are being reconciled to "
-            f"patient ID {target.patient_id!r}"
-        )
-    for pid, issuer, name, birth, sex in sorted(outside):
-        for text in demographic_warnings(cache.conn, target, name, birth, sex):
-            warnings.append(f"outside patient ID {pid!r} (issuer {issuer!r}): {text}")
-    return warnings
+def _remembered_hints(
+    cache: Cache, patients: dict[OutsideKey, OutsidePatient], plan: ReconcilePlan | None
+) -> list[str]:
+    """Outside patients imported unreconciled that were reconciled on an earlier import."""
+    hints = []
+    for key, patient in patients.items():
+        if plan is not None and key in plan.targets:
+            continue
+        known = mappings.remembered(cache.home, *key, patient.institution)
+        if known is not None:
+            local = known.identity
+            issuer = f"@{local.issuer}" if local.issuer else ""
+            hints.append(
+                f"outside patient {patient.describe()} was reconciled to {local.patient_id!r} "
+                f"before: use --map {key[0]}={local.patient_id}{issuer} (or the import dialog)"
+            )
+    return hints
+
+
+def _target_patient(found: FoundInstance, plan: ReconcilePlan | None) -> tuple[str, str]:
+    target = plan.target_for(found.info) if plan is not None else None
+    if target is not None:
+        return target.identity.key
+    return (found.info.patient_id, found.info.issuer_of_patient_id)
 
 
 def _import_one(
-    cache: Cache, found: FoundInstance, target: Reconcile | None, source_ae: str, work: Path
+    cache: Cache, found: FoundInstance, target: Target | None, source_ae: str, work: Path
 ) -> object:
     if target is None:
         return cache.add_file(found.path, source_ae)
@@ -96,17 +114,28 @@ def _import_one(
         tmp.unlink(missing_ok=True)
 
 
+def _may_replace(replace: bool | Collection[str], sop_uid: str) -> bool:
+    return replace is True or (not isinstance(replace, bool) and sop_uid in replace)
+
+
 def import_preview(
     preview: Preview,
     cache: Cache,
     series_uids: Collection[str] | None = None,
-    reconcile: Reconcile | None = None,
+    plan: ReconcilePlan | None = None,
     progress: ProgressCallback = no_progress,
     token: CancelToken | None = None,
     source_ae: str = "",
     report_dir: Path | None = None,
+    replace: bool | Collection[str] = False,
+    sop_uids: Collection[str] | None = None,
 ) -> ImportReport:
-    """Import the chosen series (all when None); never raises for one bad file."""
+    """Import the chosen series (all when None; only `sop_uids` when given).
+
+    Never raises for one bad file. An instance cached under another patient
+    or study is not replaced (a conflict in the report) unless `replace` is
+    True or holds its SOP Instance UID.
+    """
     token = token or CancelToken()
     report = ImportReport(source=preview.label, partial_medium=preview.partial)
     for skipped in preview.skipped:
@@ -115,8 +144,13 @@ def import_preview(
     for found in preview.instances:
         if series_uids is not None and found.info.series_instance_uid not in series_uids:
             report.add(found.name, "not selected")
-    if reconcile is not None:
-        report.warnings.extend(_reconcile_warnings(cache, chosen, reconcile))
+    if sop_uids is not None:
+        chosen = [f for f in chosen if f.info.sop_instance_uid in sop_uids]
+    patients = outside_patients(f.info for f in chosen)
+    if plan is not None:
+        report.warnings.extend(plan.warnings)
+        report.reconciled = plan.describe(patients)
+    report.warnings.extend(_remembered_hints(cache, patients, plan))
     work = cache.spool_dir / IMPORT_WORK
     total = len(chosen)
     for done, found in enumerate(chosen):
@@ -131,8 +165,21 @@ def import_preview(
                     found.name, "changed on the medium since the preview (now a link or gone)"
                 )
                 continue
+        info = found.info
+        conflict = find_conflict(
+            cache.conn,
+            found.name,
+            info.sop_instance_uid,
+            info.study_instance_uid,
+            _target_patient(found, plan),
+        )
+        if conflict is not None and not _may_replace(replace, info.sop_instance_uid):
+            report.conflicts.append(conflict)
+            report.add(found.name, conflict.reason)
+            continue
         try:
-            stored = _import_one(cache, found, reconcile, source_ae, work)
+            target = plan.target_for(info) if plan is not None else None
+            stored = _import_one(cache, found, target, source_ae, work)
         except StorageFullError as exc:
             report.add(found.name, exc.one_line())
             report.not_imported.extend(
@@ -144,32 +191,43 @@ def import_preview(
             continue
         report.imported += 1
         report.replaced += int(stored.replaced)
+        report.conflicts_replaced += int(conflict is not None)
         report.studies.add(stored.info.study_instance_uid)
         report.changes.merge(stored.changes)
     progress(Progress(total, total, "import finished"))
     if report_dir is not None:
         report.save(report_dir)
     if report.imported:
-        _audit(cache, report, chosen, reconcile)
+        if plan is not None:
+            _remember(cache, plan, patients)
+        _audit(cache, report, plan)
     return report
 
 
-def _audit(
-    cache: Cache, report: ImportReport, chosen: list[FoundInstance], reconcile: Reconcile | None
+def _remember(
+    cache: Cache, plan: ReconcilePlan, patients: dict[OutsideKey, OutsidePatient]
 ) -> None:
-    """One audit record per import; a reconciliation names the outside IDs it replaced."""
+    """The next disc from the same hospital proposes the same local patients."""
+    for key, target in plan.targets.items():
+        patient = patients.get(key)
+        if patient is not None:
+            mappings.remember(cache.home, patient.identity, target.identity, patient.institution)
+
+
+def _audit(cache: Cache, report: ImportReport, plan: ReconcilePlan | None) -> None:
+    """One audit record per import; a reconciliation names outside and local identities."""
     fields: dict[str, object] = {
         "source": report.source,
         "imported": report.imported,
         "studies": sorted(report.studies),
         "not_imported": len(report.not_imported),
+        "conflicts": len(report.conflicts),
+        "conflicts_replaced": report.conflicts_replaced,
         "report": str(report.path) if report.path else None,
     }
-    if reconcile is not None:
-        fields["reconciled_to"] = {"patient_id": reconcile.patient_id, "issuer": reconcile.issuer}
-        fields["outside_ids"] = sorted(
-            {(f.info.patient_id, f.info.issuer_of_patient_id) for f in chosen}
-        )
+    if plan is not None:
+        fields["profile"] = PROFILE
+        fields["reconciled"] = report.reconciled
         fields["warnings"] = report.warnings
     audit.append(cache.home, "media.import", **fields)
 
@@ -177,19 +235,29 @@ def _audit(
 def import_path(
     path: str | os.PathLike[str],
     cache: Cache,
-    reconcile: Reconcile | None = None,
+    request: ReconcileRequest | None = None,
     progress: ProgressCallback = no_progress,
     token: CancelToken | None = None,
     report_dir: Path | None = None,
+    replace: bool = False,
 ) -> ImportReport:
-    """Preview and import everything importable (the CLI path)."""
+    """Preview and import everything importable (the CLI path).
+
+    A reconciliation that cannot be planned (several patients for one ID, an
+    unknown outside ID) is refused before anything is imported.
+    """
     with preview(path, cache, progress, token) as found:
+        plan = None
+        if request is not None:
+            patients = outside_patients(f.info for f in found.instances)
+            plan = request.plan(patients, cache.conn, cache.config, token)
         return import_preview(
             found,
             cache,
             None,
-            reconcile,
+            plan,
             progress,
             token,
             report_dir=report_dir if report_dir is not None else cache.home.logs_dir / "imports",
+            replace=replace,
         )

@@ -33,7 +33,8 @@ from PySide6.QtWidgets import (
 from gearview.errors import Cancelled, GearviewError
 from gearview.jobs import CancelToken, Progress
 from gearview.media.drives import list_candidates
-from gearview.media.importer import Reconcile, import_preview, preview
+from gearview.media.importer import Reconcile, ReconcileRequest, import_preview, preview
+from gearview.media.reconcile import outside_patients
 from gearview.media.report import ImportReport
 from gearview.media.scan import Preview
 from gearview.store import Cache
@@ -269,10 +270,21 @@ class ImportDialog(QDialog):
         found = self.preview
         self._busy(True)
         self.import_button.setEnabled(False)
+        def job(progress: Any, token: CancelToken) -> ImportReport:
+            plan = None
+            if target is not None:
+                patients = outside_patients(
+                    f.info for f in found.instances if f.info.series_instance_uid in chosen
+                )
+                plan = ReconcileRequest(patient=target).plan(
+                    patients, self.cache.conn, self.cache.config, token
+                )
+            return import_preview(
+                found, self.cache, chosen, plan, progress, token, report_dir=self.report_dir
+            )
+
         self._token = self.pool.submit_job(
-            lambda progress, token: import_preview(
-                found, self.cache, chosen, target, progress, token, report_dir=self.report_dir
-            ),
+            job,
             on_result=self._imported,
             on_error=self._failed,
             on_progress=self._on_progress,

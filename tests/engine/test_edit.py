@@ -525,7 +525,7 @@ def test_fast_splice_equals_full_rewrite(tmp_path: Path, name: str) -> None:
     """The byte-level splice writes exactly what the pydicom rewrite writes (dcmdump of both)."""
     from pydicom.data import get_testdata_file
 
-    from gearview.edit.apply import _apply
+    from gearview.edit.apply import apply_assignments
     from gearview.edit.rewrite import write_rewritten
     from gearview.edit.splice import SPLIT_READ, splice_header, split_file
     from gearview.edit.study_edit import assignments_for
@@ -537,7 +537,7 @@ def test_fast_splice_equals_full_rewrite(tmp_path: Path, name: str) -> None:
         validate_all({"PatientName": "Fast^Path", "PatientID": "F1", "OtherPatientIDs": "A\\B"})
     )
     header = read_header(source)
-    _apply(header.ds, assignments, "CORRECT", "20240102030405.000000+0000")
+    apply_assignments(header.ds, assignments, "CORRECT", "20240102030405.000000+0000")
     full = tmp_path / "full.dcm"
     with open(full, "wb") as fh:
         write_rewritten(header, fh)

@@ -20,7 +20,13 @@ from gearview.edit import audit
 from gearview.errors import Cancelled
 from gearview.jobs import CancelToken
 from gearview.media.dicomdir import DirNode, encode_dicomdir, new_record
-from gearview.media.importer import Reconcile, import_path, import_preview, preview
+from gearview.media.importer import (
+    Reconcile,
+    ReconcileRequest,
+    import_path,
+    import_preview,
+    preview,
+)
 from gearview.media.sources import MediaError, open_source
 
 OPENED: list[str] = []
@@ -378,22 +384,41 @@ def test_selection_imports_only_ticked_series(cache, tmp_path):
     assert sum(r == "not selected" for _, r in report.not_imported) == 2
 
 
-def test_reconcile_keeps_outside_id_and_warns(cache, tmp_path):
-    local = write_series(tmp_path / "local", 1, patient_id="MRN42", patient_name="Local^Name")
+def test_reconcile_takes_the_cached_demographics_and_keeps_the_outside_ones(cache, tmp_path):
+    local = write_series(
+        tmp_path / "local", 1, patient_id="MRN42", patient_name="Local^Name", sex="F"
+    )
     cache.add_file(local[0])
     write_series(tmp_path / "cd", 2, patient_id="OUT-7", patient_name="Outside^Name")
-    report = import_path(tmp_path / "cd", cache, Reconcile("MRN42", ""))
+    report = import_path(tmp_path / "cd", cache, ReconcileRequest(patient=Reconcile("MRN42")))
     assert report.imported == 2
-    assert any("name differs" in w for w in report.warnings)
+    assert any("'Outside^Name' -> 'Local^Name'" in w for w in report.warnings)
     study = next(s for s in cache.studies() if s.instances == 2)
-    assert study.patient_id == "MRN42"
+    assert (study.patient_id, study.patient_name, study.sex) == ("MRN42", "Local^Name", "F")
     ds = pydicom.dcmread(cache.instances(study_uid=study.study_uid)[0].path)
-    assert ds.PatientID == "MRN42"
+    assert (ds.PatientID, str(ds.PatientName), ds.PatientSex) == ("MRN42", "Local^Name", "F")
     assert ds.OtherPatientIDsSequence[0].PatientID == "OUT-7"
-    assert str(ds.PatientName) == "Outside^Name"
+    (original,) = ds.OriginalAttributesSequence
+    assert original.ReasonForTheAttributeModification == "COERCE"
+    before = original.ModifiedAttributesSequence[0]
+    assert (before.PatientID, str(before.PatientName), before.PatientSex) == (
+        "OUT-7",
+        "Outside^Name",
+        "O",
+    )
     (record,) = [r for r in audit.read(cache.home) if r["action"] == "media.import"]
-    assert record["reconciled_to"] == {"patient_id": "MRN42", "issuer": ""}
-    assert record["outside_ids"] == [["OUT-7", ""]] and record["warnings"]
+    assert record["profile"] == "IRWF"
+    (row,) = record["reconciled"]
+    assert row["outside"]["patient_id"] == "OUT-7" and row["local"]["name"] == "Local^Name"
+    assert row["source"] == "cache"
+
+
+def test_reconcile_to_an_unknown_id_keeps_the_outside_demographics(cache, tmp_path):
+    write_series(tmp_path / "cd", 1, patient_id="OUT-7", patient_name="Outside^Name")
+    report = import_path(tmp_path / "cd", cache, ReconcileRequest(patient=Reconcile("MRN1")))
+    assert any("no local record for patient ID 'MRN1'" in w for w in report.warnings)
+    (study,) = cache.studies()
+    assert (study.patient_id, study.patient_name) == ("MRN1", "Outside^Name")
 
 
 def test_open_source_refuses_unknown_input(tmp_path):

@@ -1,0 +1,68 @@
+"""An imported instance must never replace another patient's or study's cached copy.
+
+The same SOP Instance UID cached under another patient (Patient ID and issuer)
+or another study is a conflict: the cached file stays, the incoming one is
+reported, unless the user asks to replace it. Same patient and study is an
+ordinary re-import (newest copy wins).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Conflict:
+    """An incoming instance whose SOP Instance UID is cached elsewhere."""
+
+    name: str
+    sop_uid: str
+    cached_study: str
+    cached_patient: tuple[str, str]
+    incoming_study: str
+    incoming_patient: tuple[str, str]
+
+    @property
+    def reason(self) -> str:
+        what = []
+        if self.cached_patient != self.incoming_patient:
+            pid, issuer = self.cached_patient
+            what.append(f"patient {pid!r}" + (f" (issuer {issuer})" if issuer else ""))
+        if self.cached_study != self.incoming_study:
+            what.append(f"study {self.cached_study}")
+        return (
+            f"not replaced: SOP Instance UID {self.sop_uid} is already cached under another "
+            f"{' and '.join(what)}"
+        )
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "file": self.name,
+            "sop_uid": self.sop_uid,
+            "cached_study": self.cached_study,
+            "cached_patient_id": self.cached_patient[0],
+            "cached_issuer": self.cached_patient[1],
+            "incoming_study": self.incoming_study,
+            "incoming_patient_id": self.incoming_patient[0],
+            "incoming_issuer": self.incoming_patient[1],
+        }
+
+
+def find_conflict(
+    conn: sqlite3.Connection,
+    name: str,
+    sop_uid: str,
+    study_uid: str,
+    patient: tuple[str, str],
+) -> Conflict | None:
+    """The conflict an incoming instance (as it will be stored) would cause, if any."""
+    row = conn.execute(
+        "SELECT study_uid, patient_id, issuer FROM instance WHERE sop_uid = ?", (sop_uid,)
+    ).fetchone()
+    if row is None:
+        return None
+    cached_patient = (row["patient_id"], row["issuer"])
+    if row["study_uid"] == study_uid and cached_patient == patient:
+        return None
+    return Conflict(name, sop_uid, row["study_uid"], cached_patient, study_uid, patient)
