@@ -27,9 +27,17 @@ from gearview.config import Config, Node
 from gearview.edit.apply import Assignments, apply_assignments
 from gearview.edit.provenance import REASON_COERCE, modification_datetime
 from gearview.errors import InvalidDicomError, InvalidValueError
-from gearview.identity.lookup import PatientIdentity, find_by_id, order_identity
+from gearview.home import Home
+from gearview.identity import mappings
+from gearview.identity.lookup import (
+    LookupResult,
+    PatientIdentity,
+    find_by_id,
+    find_candidates,
+    order_identity,
+)
 from gearview.jobs import CancelToken
-from gearview.net.worklist import WorklistItem
+from gearview.net.worklist import WorklistItem, worklist_nodes
 from gearview.store.inspect import InstanceInfo
 
 MAX_ID_LENGTH = 64  # LO
@@ -253,6 +261,25 @@ class ReconcileRequest:
         else:
             plan = plan_for_maps(patients, self.maps)
         return complete_plan(plan, patients, conn, config, self.lookup_nodes, token)
+
+
+def propose(
+    patient: OutsidePatient,
+    home: Home,
+    conn: sqlite3.Connection | None,
+    config: Config,
+    token: CancelToken | None = None,
+) -> LookupResult:
+    """Candidates for one outside patient: the remembered mapping first, then the cache,
+    the `query` nodes and the worklist (the import dialog's reconcile panel)."""
+    query_nodes = [n for n in config.nodes if "query" in n.roles]
+    result = find_candidates(
+        patient.identity, conn, config, query_nodes, worklist_nodes(config), token
+    )
+    known = mappings.remembered(home, *patient.identity.key, patient.institution)
+    if known is not None:
+        result.candidates = [known, *result.candidates]
+    return result
 
 
 def _differences(outside: OutsidePatient, target: Target) -> list[str]:

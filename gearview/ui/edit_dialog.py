@@ -9,6 +9,7 @@ CACHE_CHANGED event.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import Qt
@@ -23,6 +24,7 @@ from PySide6.QtWidgets import (
     QListWidget,
     QListWidgetItem,
     QMessageBox,
+    QPushButton,
     QVBoxLayout,
     QWidget,
 )
@@ -32,7 +34,9 @@ from gearview.edit.study_edit import edit_study
 from gearview.edit.undo import undo_last
 from gearview.edit.values import COMMON_FIELDS, resolve_field, validate
 from gearview.errors import GearviewError
+from gearview.identity.lookup import PatientIdentity
 from gearview.store.records import SeriesRecord, StudyRecord
+from gearview.ui.reconcile_panel import CandidatePicker, form_values
 
 if TYPE_CHECKING:
     from gearview.ui.main_window import MainWindow
@@ -63,7 +67,12 @@ FIELD_WIDTH = 340
 class EditStudyDialog(QDialog):
     """Edit the common fields of one study; `values()` holds only what changes."""
 
-    def __init__(self, record: StudyRecord, parent: QWidget | None = None) -> None:
+    def __init__(
+        self,
+        record: StudyRecord,
+        parent: QWidget | None = None,
+        pick: Callable[[EditStudyDialog], None] | None = None,
+    ) -> None:
         super().__init__(parent)
         self.record = record
         self.setWindowTitle("Edit study")
@@ -81,6 +90,10 @@ class EditStudyDialog(QDialog):
         for keyword, label in COMMON_FIELDS:
             self._add_field(form, keyword, label)
         layout.addLayout(form)
+        if pick is not None:
+            self.pick_button = QPushButton("Fill from a worklist order or the local patient…")
+            self.pick_button.clicked.connect(lambda: pick(self))
+            layout.addWidget(self.pick_button)
         self.consistent = QCheckBox("Set the patient fields on every instance (they disagree now)")
         self.consistent.setVisible(record.mismatch)
         self.consistent.setChecked(record.mismatch)
@@ -165,6 +178,12 @@ class EditStudyDialog(QDialog):
     def reason_text(self) -> str:
         return self.reason.text().strip()
 
+    def fill(self, values: dict[str, str]) -> None:
+        """Put a picked order's or local patient's values into the fields (still editable)."""
+        for keyword, value in values.items():
+            if keyword in self.edits:
+                self.edits[keyword].setText(value)
+
 
 def _selected(window: MainWindow, uids: list[str]) -> str | None:
     """The viewer's study when a viewer tab is in front (Ctrl+E there), else the list's."""
@@ -188,7 +207,7 @@ def open_edit_dialog(window: MainWindow, uids: list[str]) -> None:
         if record is None:
             window.statusBar().showMessage("The study is no longer in the cache", 5000)
             return
-        dialog = EditStudyDialog(record, window)
+        dialog = EditStudyDialog(record, window, pick=lambda form: _pick(window, record, form))
         dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
         dialog.accepted.connect(
             lambda: _run_edit(window, record, dialog.values(), dialog.reason_text())
@@ -199,6 +218,27 @@ def open_edit_dialog(window: MainWindow, uids: list[str]) -> None:
     window.pool.submit(
         window.cache.study, uid, on_result=show, on_error=lambda e: _failed(window, e)
     )
+
+
+def _pick(window: MainWindow, record: StudyRecord, form: EditStudyDialog) -> None:
+    """The worklist / lookup picker; its choice fills the form."""
+    current = PatientIdentity(
+        record.patient_id,
+        record.issuer_of_patient_id,
+        record.patient_name,
+        record.birth_date,
+        record.sex,
+    )
+    picker = CandidatePicker(window.pool, window.config, lambda: window.cache.conn, current, form)
+    picker.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+
+    def chosen() -> None:
+        if picker.chosen is not None:
+            form.fill(form_values(picker.chosen))
+
+    picker.accepted.connect(chosen)
+    form._picker = picker  # noqa: SLF001 - reachable for tests and kept alive
+    picker.open()
 
 
 def _run_edit(window: MainWindow, record: StudyRecord, values: dict[str, str], reason: str) -> None:

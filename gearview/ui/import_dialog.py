@@ -1,5 +1,6 @@
 """Import dialog: pick a disc / folder / ISO / zip, preview it, tick what to import,
-optionally reconcile to a local Patient ID, import with progress, read the report.
+reconcile each outside patient to a local one or an order (IHE IRWF), import with
+progress, read the report, and decide per conflict whether to replace a cached instance.
 
 All disk work (listing drives, scanning, importing, removing the preview's
 extracted copies) runs on the dialog's worker pool; the GUI thread only
@@ -16,7 +17,6 @@ from PySide6.QtWidgets import (
     QComboBox,
     QDialog,
     QFileDialog,
-    QFormLayout,
     QGroupBox,
     QHBoxLayout,
     QLabel,
@@ -24,24 +24,28 @@ from PySide6.QtWidgets import (
     QPlainTextEdit,
     QProgressBar,
     QPushButton,
+    QScrollArea,
     QTreeWidget,
     QTreeWidgetItem,
     QVBoxLayout,
     QWidget,
 )
 
+from gearview.config import Config
 from gearview.errors import Cancelled, GearviewError
 from gearview.jobs import CancelToken, Progress
 from gearview.media.drives import list_candidates
-from gearview.media.importer import Reconcile, ReconcileRequest, import_preview, preview
-from gearview.media.reconcile import outside_patients
+from gearview.media.importer import ReconcilePlan, import_preview, preview
+from gearview.media.reconcile import complete_plan, outside_patients, propose
 from gearview.media.report import ImportReport
 from gearview.media.scan import Preview
 from gearview.store import Cache
+from gearview.ui.reconcile_panel import ReconcilePanel
 from gearview.ui.workers import WorkerPool
 
 log = logging.getLogger(__name__)
 SERIES_ROLE = Qt.ItemDataRole.UserRole + 1
+SOP_ROLE = Qt.ItemDataRole.UserRole + 2
 MAX_SKIPPED_SHOWN = 2000
 
 
@@ -52,15 +56,23 @@ def _describe(exc: BaseException) -> str:
 class ImportDialog(QDialog):
     """Preview a medium and import the ticked series."""
 
-    def __init__(self, cache: Cache, report_dir: Any = None, parent: QWidget | None = None) -> None:
+    def __init__(
+        self,
+        cache: Cache,
+        report_dir: Any = None,
+        parent: QWidget | None = None,
+        config: Config | None = None,
+    ) -> None:
         super().__init__(parent)
         self.setWindowTitle("Import from CD / DVD / USB / ISO / zip")
-        self.resize(820, 640)
+        self.resize(900, 760)
         self.cache = cache
+        self.config = config or cache.config
         self.report_dir = report_dir if report_dir is not None else cache.home.logs_dir / "imports"
         self.pool = WorkerPool(self)
         self.preview: Preview | None = None
         self.report: ImportReport | None = None
+        self._plan: ReconcilePlan | None = None
         self._token: CancelToken | None = None
         self._build()
         self.pool.submit(list_candidates, on_result=self._fill_drives, on_error=lambda e: None)
@@ -94,21 +106,14 @@ class ImportDialog(QDialog):
         self.tree.setColumnWidth(0, 320)
         layout.addWidget(self.tree, 1)
 
-        box = QGroupBox("Reconcile to a local patient (IHE IRWF)")
-        box.setCheckable(True)
-        box.setChecked(False)
-        form = QFormLayout(box)
-        self.reconcile_box = box
-        self.patient_id = QLineEdit()
-        self.issuer = QLineEdit()
-        form.addRow("Local Patient ID", self.patient_id)
-        form.addRow("Issuer of Patient ID", self.issuer)
-        form.addRow(
-            QLabel(
-                "The outside ID is kept in Other Patient IDs; differences in name, "
-                "birth date or sex are reported."
-            )
-        )
+        box = QGroupBox("Reconcile to local patients and orders (IHE IRWF)")
+        box_layout = QVBoxLayout(box)
+        self.reconcile_panel = ReconcilePanel(self.pool, self.config)
+        scroll = QScrollArea()
+        scroll.setWidgetResizable(True)
+        scroll.setWidget(self.reconcile_panel)
+        scroll.setMinimumHeight(150)
+        box_layout.addWidget(scroll)
         layout.addWidget(box)
 
         bottom = QHBoxLayout()
@@ -125,6 +130,15 @@ class ImportDialog(QDialog):
         for widget in (self.progress, self.cancel_button, self.import_button, close):
             bottom.addWidget(widget)
         layout.addLayout(bottom)
+        self.conflicts = QTreeWidget()
+        self.conflicts.setHeaderLabels(["Conflict (tick to replace the cached copy)", "Why"])
+        self.conflicts.setColumnWidth(0, 260)
+        self.conflicts.setVisible(False)
+        layout.addWidget(self.conflicts)
+        self.replace_button = QPushButton("Replace the ticked cached instances")
+        self.replace_button.setVisible(False)
+        self.replace_button.clicked.connect(self.replace_checked)
+        layout.addWidget(self.replace_button)
         self.report_view = QPlainTextEdit()
         self.report_view.setReadOnly(True)
         self.report_view.setMaximumHeight(160)
@@ -195,6 +209,11 @@ class ImportDialog(QDialog):
             text += " — the medium is damaged: the import will be partial"
         self.summary.setText(text)
         self._fill_tree(found)
+        home, conn, config = self.cache.home, self.cache, self.config
+        self.reconcile_panel.set_patients(
+            list(outside_patients(f.info for f in found.instances).values()),
+            lambda patient: propose(patient, home, conn.conn, config),
+        )
 
     def _fill_tree(self, found: Preview) -> None:
         self.tree.clear()
@@ -253,36 +272,39 @@ class ImportDialog(QDialog):
             stack.extend(item.child(i) for i in range(item.childCount()))
         return chosen
 
-    def reconcile_target(self) -> Reconcile | None:
-        if not self.reconcile_box.isChecked():
-            return None
-        return Reconcile(self.patient_id.text().strip(), self.issuer.text().strip())
-
     def start_import(self) -> None:
         if self.preview is None:
             return
         try:
-            target = self.reconcile_target()
+            targets = self.reconcile_panel.targets()
         except GearviewError as exc:
             self.summary.setText(exc.one_line())
             return
         chosen = self.selected_series()
         found = self.preview
+        cache, config = self.cache, self.config
+        query_nodes = [n for n in config.nodes if "query" in n.roles]
+
+        def job(progress: Any, token: CancelToken) -> tuple[ImportReport, ReconcilePlan | None]:
+            patients = outside_patients(
+                f.info for f in found.instances if f.info.series_instance_uid in chosen
+            )
+            plan = None
+            wanted = {key: t for key, t in targets.items() if key in patients}
+            if wanted:
+                plan = complete_plan(
+                    ReconcilePlan(wanted), patients, cache.conn, config, query_nodes, token
+                )
+            report = import_preview(
+                found, cache, chosen, plan, progress, token, report_dir=self.report_dir
+            )
+            return report, plan
+
+        self._run_import(job)
+
+    def _run_import(self, job: Any) -> None:
         self._busy(True)
         self.import_button.setEnabled(False)
-        def job(progress: Any, token: CancelToken) -> ImportReport:
-            plan = None
-            if target is not None:
-                patients = outside_patients(
-                    f.info for f in found.instances if f.info.series_instance_uid in chosen
-                )
-                plan = ReconcileRequest(patient=target).plan(
-                    patients, self.cache.conn, self.cache.config, token
-                )
-            return import_preview(
-                found, self.cache, chosen, plan, progress, token, report_dir=self.report_dir
-            )
-
         self._token = self.pool.submit_job(
             job,
             on_result=self._imported,
@@ -290,11 +312,49 @@ class ImportDialog(QDialog):
             on_progress=self._on_progress,
         )[1]
 
-    def _imported(self, report: ImportReport) -> None:
+    def replace_checked(self) -> None:
+        """Import again only the ticked conflicts, replacing their cached copies."""
+        if self.preview is None:
+            return
+        uids = {
+            self.conflicts.topLevelItem(i).data(0, SOP_ROLE)
+            for i in range(self.conflicts.topLevelItemCount())
+            if self.conflicts.topLevelItem(i).checkState(0) == Qt.CheckState.Checked
+        }
+        if not uids:
+            self.summary.setText("Tick the conflicts whose cached copy should be replaced.")
+            return
+        found, cache, plan = self.preview, self.cache, self._plan
+
+        def job(progress: Any, token: CancelToken) -> tuple[ImportReport, ReconcilePlan | None]:
+            return import_preview(
+                found,
+                cache,
+                None,
+                plan,
+                progress,
+                token,
+                report_dir=self.report_dir,
+                replace=uids,
+                sop_uids=uids,
+            ), plan
+
+        self._run_import(job)
+
+    def _imported(self, result: tuple[ImportReport, ReconcilePlan | None]) -> None:
+        report, self._plan = result
         self.report = report
         self._busy(False)
         self.summary.setText(report.summary())
         self.report_view.setPlainText(report.to_text())
+        self.conflicts.clear()
+        for conflict in report.conflicts:
+            item = QTreeWidgetItem(self.conflicts, [conflict.name, conflict.reason])
+            item.setFlags(item.flags() | Qt.ItemFlag.ItemIsUserCheckable)
+            item.setCheckState(0, Qt.CheckState.Unchecked)
+            item.setData(0, SOP_ROLE, conflict.sop_uid)
+        self.conflicts.setVisible(bool(report.conflicts))
+        self.replace_button.setVisible(bool(report.conflicts))
 
     def _failed(self, exc: BaseException) -> None:
         self._busy(False)
@@ -317,7 +377,7 @@ class ImportDialog(QDialog):
 
 
 def open_import_dialog(window: Any) -> ImportDialog:
-    dialog = ImportDialog(window.cache, parent=window)
+    dialog = ImportDialog(window.cache, parent=window, config=window.config)
     dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
     dialog.show()
     return dialog

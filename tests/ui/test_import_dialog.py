@@ -8,6 +8,7 @@ from factory import write_series
 from PySide6.QtCore import Qt
 
 from gearview.ui.import_dialog import SERIES_ROLE, ImportDialog
+from gearview.ui.reconcile_panel import MANUAL
 
 
 def _series_items(dialog: ImportDialog) -> list:
@@ -40,8 +41,9 @@ def test_preview_tree_and_selective_import(qtbot, cache, tmp_path: Path) -> None
     small = next(item for item in series if item.text(2) == "2")
     small.setCheckState(0, Qt.CheckState.Unchecked)
     assert len(dialog.selected_series()) == 1
-    dialog.reconcile_box.setChecked(True)
-    dialog.patient_id.setText("MRN9")
+    (row,) = dialog.reconcile_panel.rows
+    row.choose(row.choice.findData(MANUAL))
+    row.patient_id.setText("MRN9")
     dialog.start_import()
     qtbot.waitUntil(lambda: dialog.report is not None, timeout=10_000)
     assert dialog.report.imported == 3
