@@ -8,6 +8,7 @@ from pathlib import Path
 import pydicom
 import pytest
 from factory import write_series
+from peers.worklist import WorklistSCP, order
 from pydicom.uid import generate_uid
 from PySide6.QtCore import Qt
 
@@ -18,7 +19,6 @@ from gearview.ui.edit_dialog import EditStudyDialog
 from gearview.ui.import_dialog import ImportDialog
 from gearview.ui.reconcile_panel import CandidatePicker, form_values
 from gearview.ui.workers import WorkerPool
-from peers.worklist import WorklistSCP, order
 
 LOCAL_NAME = "Müller^Jürgen"
 
