@@ -132,10 +132,12 @@ def from_cache(conn: sqlite3.Connection, outside: PatientIdentity) -> list[Candi
     return found
 
 
-def _name_key(outside: PatientIdentity) -> str:
-    """A wildcard on the family name, for peers asked without a birth date."""
+def _matching_keys(outside: PatientIdentity) -> dict[str, str]:
+    """What to ask a peer: the exact birth date, else a wildcard on the family name."""
+    if outside.birth_date:
+        return {"birth_date": outside.birth_date}
     family = str(outside.name).split("=")[0].split("^")[0].strip()
-    return f"{family}*" if family else ""
+    return {"patient_name": f"{family}*"} if family else {}
 
 
 def from_query_nodes(
@@ -143,15 +145,10 @@ def from_query_nodes(
 ) -> LookupResult:
     """Study Root C-FIND at STUDY level (patient keys), one candidate per patient and node set."""
     result = LookupResult()
-    if not nodes:
+    keys = _matching_keys(outside)
+    if not nodes or not keys:
         return result
-    if outside.birth_date:
-        query = StudyQuery(birth_date=outside.birth_date)
-    elif _name_key(outside):
-        query = StudyQuery(patient_name=_name_key(outside))
-    else:
-        return result
-    found = find_on_nodes(nodes, config, query, token)
+    found = find_on_nodes(nodes, config, StudyQuery(**keys), token)
     result.errors.update(found.errors)
     patients: dict[PatientIdentity, tuple[set[str], int]] = {}
     for study in found.studies:
@@ -176,12 +173,10 @@ def from_worklist(
 ) -> LookupResult:
     """Orders scheduled for a patient like this one (each order is its own candidate)."""
     result = LookupResult()
-    if outside.birth_date:
-        query = WorklistQuery(birth_date=outside.birth_date)
-    elif _name_key(outside):
-        query = WorklistQuery(patient_name=_name_key(outside))
-    else:
+    keys = _matching_keys(outside)
+    if not keys:
         return result
+    query = WorklistQuery(**keys)
     for node in nodes:
         try:
             items = find_worklist(node, config, query, token)

@@ -16,6 +16,7 @@ import uuid
 from collections.abc import Collection
 from pathlib import Path
 
+from gearview.config import Config
 from gearview.edit import audit
 from gearview.errors import InvalidDicomError, StorageFullError, StoreError
 from gearview.identity import mappings
@@ -29,6 +30,7 @@ from gearview.media.reconcile import (
     ReconcilePlan,
     ReconcileRequest,
     Target,
+    complete_plan,
     outside_patients,
     reconcile_file,
 )
@@ -202,6 +204,28 @@ def import_preview(
             _remember(cache, plan, patients)
         _audit(cache, report, plan)
     return report
+
+
+def plan_targets(
+    preview: Preview,
+    cache: Cache,
+    series_uids: Collection[str] | None,
+    targets: dict[OutsideKey, Target],
+    token: CancelToken | None = None,
+    config: Config | None = None,
+) -> ReconcilePlan | None:
+    """The plan for the patients of the chosen series (the import dialog's rows).
+
+    Targets given by ID only get the local record's demographics (cache, then
+    the `query` nodes of `config`, the cache's by default).
+    """
+    patients = outside_patients(f.info for f in _selected(preview, series_uids))
+    wanted = {key: target for key, target in targets.items() if key in patients}
+    if not wanted:
+        return None
+    config = config or cache.config
+    query_nodes = [n for n in config.nodes if "query" in n.roles]
+    return complete_plan(ReconcilePlan(wanted), patients, cache.conn, config, query_nodes, token)
 
 
 def _remember(

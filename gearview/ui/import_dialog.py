@@ -35,8 +35,8 @@ from gearview.config import Config
 from gearview.errors import Cancelled, GearviewError
 from gearview.jobs import CancelToken, Progress
 from gearview.media.drives import list_candidates
-from gearview.media.importer import ReconcilePlan, import_preview, preview
-from gearview.media.reconcile import complete_plan, outside_patients, propose
+from gearview.media.importer import ReconcilePlan, import_preview, plan_targets, preview
+from gearview.media.reconcile import outside_patients, propose
 from gearview.media.report import ImportReport
 from gearview.media.scan import Preview
 from gearview.store import Cache
@@ -281,20 +281,10 @@ class ImportDialog(QDialog):
             self.summary.setText(exc.one_line())
             return
         chosen = self.selected_series()
-        found = self.preview
-        cache, config = self.cache, self.config
-        query_nodes = [n for n in config.nodes if "query" in n.roles]
+        found, cache, config = self.preview, self.cache, self.config
 
         def job(progress: Any, token: CancelToken) -> tuple[ImportReport, ReconcilePlan | None]:
-            patients = outside_patients(
-                f.info for f in found.instances if f.info.series_instance_uid in chosen
-            )
-            plan = None
-            wanted = {key: t for key, t in targets.items() if key in patients}
-            if wanted:
-                plan = complete_plan(
-                    ReconcilePlan(wanted), patients, cache.conn, config, query_nodes, token
-                )
+            plan = plan_targets(found, cache, chosen, targets, token, config)
             report = import_preview(
                 found, cache, chosen, plan, progress, token, report_dir=self.report_dir
             )

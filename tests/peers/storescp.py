@@ -9,7 +9,7 @@ from pathlib import Path
 from pydicom import dcmread
 
 from gearview.config import Node
-from peers.tools import DCMTK_ENV, free_port, require, wait_for_port
+from peers.tools import free_port, require, start_dcmtk, stop_process
 
 
 class StoreSCP:
@@ -31,8 +31,7 @@ class StoreSCP:
 
     def start(self) -> StoreSCP:
         self.out.mkdir(parents=True, exist_ok=True)
-        log = open(self.out.parent / f"storescp-{self.port}.log", "ab")  # noqa: SIM115
-        self.process = subprocess.Popen(
+        self.process = start_dcmtk(
             [
                 self.binary,
                 "-aet",
@@ -44,16 +43,9 @@ class StoreSCP:
                 *self.extra,
                 str(self.port),
             ],
-            env=DCMTK_ENV,
-            stdout=log,
-            stderr=subprocess.STDOUT,
+            self.out.parent / f"storescp-{self.port}.log",
+            self.port,
         )
-        log.close()
-        try:
-            wait_for_port(self.port, timeout=10)
-        except TimeoutError:
-            self.stop()
-            raise
         return self
 
     def kill(self) -> None:
@@ -63,14 +55,8 @@ class StoreSCP:
             self.process = None
 
     def stop(self) -> None:
-        if self.process is not None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=5)
-            self.process = None
+        stop_process(self.process)
+        self.process = None
 
     def __enter__(self) -> StoreSCP:
         return self.start()

@@ -11,7 +11,7 @@ from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
 from gearview.config import Node
 from gearview.conformance import MWL_FIND
-from peers.tools import DCMTK_ENV, free_port, require, wait_for_port
+from peers.tools import free_port, require, start_dcmtk, stop_process
 
 
 def order(
@@ -76,31 +76,17 @@ class WorklistSCP:
     def start(self) -> WorklistSCP:
         self.folder.mkdir(parents=True, exist_ok=True)
         (self.folder / "lockfile").touch()
-        log = open(self.root / "wlmscpfs.log", "ab")  # noqa: SIM115 - kept for the process lifetime
-        self.process = subprocess.Popen(
+        self.process = start_dcmtk(
             # -csk: answer in the character set of each file; -s: no forked children to leak
             [self.binary, "-s", "-csk", "-dfp", str(self.root), str(self.port)],
-            env=DCMTK_ENV,
-            stdout=log,
-            stderr=subprocess.STDOUT,
+            self.root / "wlmscpfs.log",
+            self.port,
         )
-        log.close()
-        try:
-            wait_for_port(self.port, timeout=10)
-        except TimeoutError:
-            self.stop()
-            raise
         return self
 
     def stop(self) -> None:
-        if self.process is not None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=5)
-            self.process = None
+        stop_process(self.process)
+        self.process = None
 
     def __enter__(self) -> WorklistSCP:
         return self.start()
