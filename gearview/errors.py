@@ -12,6 +12,8 @@ class GearviewError(Exception):
     """Root of all errors gearview reports to a user."""
 
     hint: str = ""
+    #: The CLI's exit code for this error (SPEC §3): 1 error, 5 peer unreachable/refused.
+    exit_code: int = 1
 
     def __init__(self, message: str, hint: str | None = None) -> None:
         super().__init__(message)
@@ -77,3 +79,11 @@ class IndexCorruptError(StoreError):
 
 class NetworkError(GearviewError, ConnectionError):
     """A DICOM peer refused, aborted or could not be reached."""
+
+    exit_code = 5
+
+
+class ListenError(NetworkError):
+    """This station's server cannot listen (port in use, no permission): no peer involved."""
+
+    exit_code = 1

@@ -15,13 +15,11 @@ import sys
 from types import ModuleType
 
 from gearview import __version__
-from gearview.errors import Cancelled, GearviewError, NetworkError
+from gearview.errors import Cancelled, GearviewError
 
 log = logging.getLogger("gearview.cli")
 EXIT_ERROR = 1
 EXIT_USAGE = 2
-#: SPEC §3: the peer could not be reached or refused/aborted the association.
-EXIT_PEER = 5
 EXIT_INTERRUPTED = 130
 
 
@@ -92,7 +90,7 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_INTERRUPTED
     except GearviewError as exc:
         print(f"gearview: error: {exc.one_line()}", file=sys.stderr)
-        return EXIT_PEER if isinstance(exc, NetworkError) else EXIT_ERROR
+        return exc.exit_code
     except BrokenPipeError:
         return EXIT_ERROR
     except Exception as exc:  # the user still gets one line, the log keeps the traceback

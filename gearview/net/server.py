@@ -31,7 +31,7 @@ from gearview.errors import (
     GearviewError,
     InvalidDicomError,
     InvalidValueError,
-    NetworkError,
+    ListenError,
     StorageFullError,
     StoragePermissionError,
     StoreError,
@@ -170,7 +170,7 @@ class Server:
             return replace(self._state, associations=len(self._open))
 
     def start(self) -> None:
-        """Listen on the configured port; raises NetworkError (with a hint) when that fails."""
+        """Listen on the configured port; raises ListenError (with a hint) when that fails."""
         with self._lock:
             if self._server is not None:
                 return
@@ -228,17 +228,17 @@ class Server:
 
     def _fail(self, exc: OSError, cfg: ServerConfig) -> None:
         if exc.errno == errno.EADDRINUSE:
-            error = NetworkError(
+            error = ListenError(
                 f"port {cfg.port} is already in use",
                 hint="stop the other program or choose another port (server.port)",
             )
         elif exc.errno in (errno.EACCES, errno.EPERM):
-            error = NetworkError(
+            error = ListenError(
                 f"not allowed to listen on port {cfg.port}",
                 hint="ports below 1024 need privileges; choose a port above 1024",
             )
         else:
-            error = NetworkError(
+            error = ListenError(
                 f"cannot listen on {cfg.bind_address or '*'}:{cfg.port}: {exc.strerror or exc}",
                 hint="check server.bind_address and server.port",
             )
