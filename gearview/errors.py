@@ -87,3 +87,14 @@ class ListenError(NetworkError):
     """This station's server cannot listen (port in use, no permission): no peer involved."""
 
     exit_code = 1
+
+
+def describe_error(exc: BaseException) -> str:
+    """One line for a status bar, a dialog, a job record or a server log.
+
+    Our errors give their message and hint; anything else is named by its
+    type, so an unexpected failure still says what it was.
+    """
+    if isinstance(exc, GearviewError):
+        return exc.one_line()
+    return f"{type(exc).__name__}: {exc}"

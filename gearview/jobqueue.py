@@ -23,7 +23,7 @@ from typing import Any
 
 from gearview import events as ev
 from gearview.config import Config
-from gearview.errors import Cancelled, GearviewError, NotFoundError
+from gearview.errors import Cancelled, GearviewError, NotFoundError, describe_error
 from gearview.home import Home
 from gearview.jobs import CancelToken, Progress, ProgressCallback, no_progress
 from gearview.store.atomic import atomic_write_bytes
@@ -250,13 +250,11 @@ class JobQueue:
             else:
                 record.state = CANCELLED
                 record.message = "cancelled"
-        except GearviewError as exc:
-            record.state = FAILED
-            record.error = exc.one_line()
         except Exception as exc:  # noqa: BLE001  - a job failure is shown, never crashes the queue
-            log.exception("job %s failed", record.id)
+            if not isinstance(exc, GearviewError):
+                log.exception("job %s failed", record.id)
             record.state = FAILED
-            record.error = f"{type(exc).__name__}: {exc}"
+            record.error = describe_error(exc)
         finally:
             with self._lock:
                 self._tokens.pop(record.id, None)

@@ -28,13 +28,13 @@ from gearview import IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION_NAME, conf
 from gearview import events as ev
 from gearview.config import Config, ServerConfig
 from gearview.errors import (
-    GearviewError,
     InvalidDicomError,
     InvalidValueError,
     ListenError,
     StorageFullError,
     StoragePermissionError,
     StoreError,
+    describe_error,
 )
 from gearview.home import Home
 from gearview.net import commitment
@@ -439,9 +439,7 @@ class Server:
         return ended
 
     def _report_error(self, exc: Exception) -> None:
-        message = (
-            exc.one_line() if isinstance(exc, GearviewError) else f"{type(exc).__name__}: {exc}"
-        )
+        message = describe_error(exc)
         log.error("server: %s", message)
         with self._lock:
             self._state = replace(self._state, last_error=message)

@@ -32,7 +32,7 @@ from PySide6.QtWidgets import (
 )
 
 from gearview.config import Config
-from gearview.errors import Cancelled, GearviewError
+from gearview.errors import Cancelled, describe_error
 from gearview.jobs import CancelToken, Progress
 from gearview.media.burn import list_burners
 from gearview.media.export import (
@@ -50,10 +50,6 @@ from gearview.ui.deid_options import DeidentifyBox
 from gearview.ui.workers import WorkerPool
 
 OVER_STYLE = "QProgressBar::chunk { background: #c62828; }"
-
-
-def _describe(exc: BaseException) -> str:
-    return exc.one_line() if isinstance(exc, GearviewError) else f"{type(exc).__name__}: {exc}"
 
 
 class BurnDialog(QDialog):
@@ -308,7 +304,7 @@ class BurnDialog(QDialog):
         self.status.setText(
             "Cancelled: nothing was written."
             if isinstance(exc, Cancelled)
-            else f"Failed: {_describe(exc)}"
+            else f"Failed: {describe_error(exc)}"
         )
 
     def done(self, result: int) -> None:  # noqa: D401 - Qt override

@@ -33,7 +33,7 @@ from gearview.edit.structure import merge_studies, move_series, split_study
 from gearview.edit.study_edit import edit_study
 from gearview.edit.undo import undo_last
 from gearview.edit.values import COMMON_FIELDS, resolve_field, validate
-from gearview.errors import GearviewError
+from gearview.errors import GearviewError, describe_error
 from gearview.identity.lookup import PatientIdentity
 from gearview.store.records import SeriesRecord, StudyRecord
 from gearview.ui.reconcile_panel import CandidatePicker, form_values
@@ -267,7 +267,7 @@ def _undo(window: MainWindow, uids: list[str]) -> None:
 
 
 def _failed(window: MainWindow, exc: BaseException) -> None:
-    message = exc.one_line() if isinstance(exc, GearviewError) else f"{type(exc).__name__}: {exc}"
+    message = describe_error(exc)
     log.error("edit failed: %s", message)
     QMessageBox.warning(window, "Edit study", f"Nothing was changed.\n\n{message}")
 

@@ -32,7 +32,7 @@ from PySide6.QtWidgets import (
 )
 
 from gearview.config import Config
-from gearview.errors import Cancelled, GearviewError
+from gearview.errors import Cancelled, GearviewError, describe_error
 from gearview.jobs import CancelToken, Progress
 from gearview.media.drives import list_candidates
 from gearview.media.importer import ReconcilePlan, import_preview, plan_targets, preview
@@ -47,10 +47,6 @@ log = logging.getLogger(__name__)
 SERIES_ROLE = Qt.ItemDataRole.UserRole + 1
 SOP_ROLE = Qt.ItemDataRole.UserRole + 2
 MAX_SKIPPED_SHOWN = 2000
-
-
-def _describe(exc: BaseException) -> str:
-    return exc.one_line() if isinstance(exc, GearviewError) else f"{type(exc).__name__}: {exc}"
 
 
 class ImportDialog(QDialog):
@@ -349,7 +345,7 @@ class ImportDialog(QDialog):
     def _failed(self, exc: BaseException) -> None:
         self._busy(False)
         self.summary.setText(
-            "Cancelled." if isinstance(exc, Cancelled) else f"Failed: {_describe(exc)}"
+            "Cancelled." if isinstance(exc, Cancelled) else f"Failed: {describe_error(exc)}"
         )
 
     # ---- teardown -----------------------------------------------------------

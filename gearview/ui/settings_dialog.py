@@ -39,7 +39,7 @@ from PySide6.QtWidgets import (
 )
 
 from gearview.config import Config, Node, config_from_dict
-from gearview.errors import ConfigError, GearviewError
+from gearview.errors import ConfigError, describe_error
 from gearview.ui.workers import WorkerPool
 
 log = logging.getLogger(__name__)
@@ -414,7 +414,7 @@ class SettingsDialog(QDialog):
             on_result=lambda seconds: self._echo_done(
                 button, f"OK · {seconds * 1000:.0f} ms", True
             ),
-            on_error=lambda exc: self._echo_done(button, _error_text(exc), False),
+            on_error=lambda exc: self._echo_done(button, describe_error(exc), False),
         )
 
     def _echo_done(self, button: QPushButton, text: str, ok: bool) -> None:
@@ -572,9 +572,3 @@ class SettingsDialog(QDialog):
     def done(self, result: int) -> None:
         self._closed = True
         super().done(result)
-
-
-def _error_text(exc: BaseException) -> str:
-    if isinstance(exc, GearviewError):
-        return exc.one_line()
-    return f"{type(exc).__name__}: {exc}"
