@@ -1,4 +1,4 @@
-"""Fixtures shared by every test: an isolated home folder and synthetic data."""
+"""Fixtures shared by every test: an isolated home folder, an open station on it, its cache."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from gearview.config import load_config  # noqa: E402
 from gearview.home import Home  # noqa: E402
-from gearview.store import Cache  # noqa: E402
+from gearview.station import Station  # noqa: E402
 
 
 @pytest.fixture
@@ -24,10 +24,16 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Home:
 
 
 @pytest.fixture
-def cache(home: Home):
-    c = Cache(home, load_config(home))
-    yield c
-    c.close()
+def station(home: Home):
+    """The station of the test's home, open; closed (server, jobs, decoder, cache) after it."""
+    s = Station(home, load_config(home)).open()
+    yield s
+    s.close()
+
+
+@pytest.fixture
+def cache(station: Station):
+    return station.cache
 
 
 @pytest.fixture(autouse=True)

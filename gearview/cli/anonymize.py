@@ -13,10 +13,9 @@ import argparse
 from pathlib import Path
 
 from gearview.cli import deid_options
-from gearview.cli.common import ProgressBar, context
+from gearview.cli.common import ProgressBar, open_station
 from gearview.cli.send import run as run_send
 from gearview.media.export import BurnOptions, export_folder, export_iso
-from gearview.store import Cache
 
 COMMAND = "anonymize"
 
@@ -41,8 +40,8 @@ def run(args: argparse.Namespace) -> int:
             **vars(args), node=args.to, targets=args.study_uids, retry=None, anonymize=True
         )
         return run_send(send_args)
-    home, config = context()
-    cache = Cache(home, config)
+    station = open_station()
+    config, cache = station.config, station.cache
     bar = ProgressBar("anonymize")
     try:
         if args.out:
@@ -67,4 +66,4 @@ def run(args: argparse.Namespace) -> int:
         return 0
     finally:
         bar.close()
-        cache.close()
+        station.close()

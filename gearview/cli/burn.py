@@ -12,11 +12,10 @@ import argparse
 from pathlib import Path
 
 from gearview.cli import deid_options
-from gearview.cli.common import ProgressBar, context
+from gearview.cli.common import ProgressBar, load_station
 from gearview.errors import InvalidValueError
 from gearview.media.export import MEDIA_CAPACITY, BurnOptions, burn_disc, export_iso
 from gearview.media.fileset import DEFAULT_PROFILE, PROFILES
-from gearview.store import Cache
 
 COMMAND = "burn"
 
@@ -52,7 +51,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    home, config = context()
+    station = load_station()
+    config = station.config
     viewer = (
         None
         if args.no_viewer or not config.media.portable_viewer
@@ -70,7 +70,7 @@ def run(args: argparse.Namespace) -> int:
         raise InvalidValueError(
             "--split works with --iso only", hint="write ISO images, then burn each"
         )
-    cache = Cache(home, config)
+    cache = station.open().cache
     bar = ProgressBar("burn")
     try:
         if args.iso:
@@ -86,4 +86,4 @@ def run(args: argparse.Namespace) -> int:
         return 0
     finally:
         bar.close()
-        cache.close()
+        station.close()

@@ -1,4 +1,4 @@
-"""What every subcommand shares: home/config loading, tables, progress bars."""
+"""What every subcommand shares: the station, tables, progress bars."""
 
 from __future__ import annotations
 
@@ -8,14 +8,18 @@ import time
 from collections.abc import Iterable, Sequence
 from typing import Any, TextIO
 
-from gearview.config import Config, load_config
-from gearview.home import Home
 from gearview.jobs import Progress
+from gearview.station import Station
 
 
-def context() -> tuple[Home, Config]:
-    home = Home.default().ensure()
-    return home, load_config(home)
+def load_station() -> Station:
+    """The station of $GEARVIEW_HOME with its config, not open (enough for config-only work)."""
+    return Station.load()
+
+
+def open_station() -> Station:
+    """The station of $GEARVIEW_HOME with its cache open; the command closes it when done."""
+    return Station.load().open()
 
 
 def print_json(data: Any, out: TextIO | None = None) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from gearview.cli.common import context
+from gearview.cli.common import load_station
 from gearview.net.client import echo
 from gearview.net.nodes import resolve_node
 
@@ -18,7 +18,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    _, config = context()
+    config = load_station().config
     node = resolve_node(config, args.node)
     seconds = echo(node, config)
     print(f"{node.name} ({node.address}): C-ECHO OK in {seconds * 1000:.0f} ms")

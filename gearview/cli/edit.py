@@ -9,11 +9,10 @@ from __future__ import annotations
 
 import argparse
 
-from gearview.cli.common import ProgressBar, context, print_json
+from gearview.cli.common import ProgressBar, open_station, print_json
 from gearview.edit.study_edit import edit_study, plan_edit
 from gearview.edit.undo import undo_last
 from gearview.errors import InvalidValueError
-from gearview.store import Cache
 
 COMMAND = "edit"
 
@@ -55,8 +54,8 @@ def run(args: argparse.Namespace) -> int:
     if args.undo and args.assignments:
         raise InvalidValueError("--undo cannot be combined with --set")
     values = {} if args.undo else parse_assignments(args.assignments)
-    home, config = context()
-    cache = Cache(home, config)
+    station = open_station()
+    cache = station.cache
     try:
         if args.undo:
             changes = undo_last(cache, args.study_uid)
@@ -80,4 +79,4 @@ def run(args: argparse.Namespace) -> int:
             print(message)
         return 0
     finally:
-        cache.close()
+        station.close()

@@ -12,14 +12,13 @@ from __future__ import annotations
 import argparse
 import sys
 
-from gearview.cli.common import ProgressBar, context, print_json
+from gearview.cli.common import ProgressBar, open_station, print_json
 from gearview.config import Config
 from gearview.errors import InvalidValueError
 from gearview.media.importer import Reconcile, ReconcileRequest, import_path
 from gearview.media.reconcile import parse_map
 from gearview.net.nodes import resolve_node
 from gearview.net.worklist import default_worklist_node, find_order
-from gearview.store import Cache
 
 COMMAND = "import"
 MAX_LISTED = 20
@@ -99,15 +98,19 @@ def _request(args: argparse.Namespace, config: Config) -> ReconcileRequest | Non
 
 
 def run(args: argparse.Namespace) -> int:
-    home, config = context()
-    request = _request(args, config)
-    cache = Cache(home, config)
+    station = open_station()
+    try:
+        request = _request(args, station.config)
+    except BaseException:
+        station.close()
+        raise
+    cache = station.cache
     bar = ProgressBar("import")
     try:
         report = import_path(args.path, cache, request, progress=bar, replace=args.replace)
     finally:
         bar.close()
-        cache.close()
+        station.close()
     if args.json:
         print_json(
             {

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from gearview.cli.common import context, print_json, print_table
+from gearview.cli.common import open_station, print_json, print_table
 from gearview.errors import NotFoundError
-from gearview.store import Cache
 
 COMMAND = "ls"
 
@@ -21,8 +20,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    home, config = context()
-    cache = Cache(home, config)
+    station = open_station()
+    cache = station.cache
     try:
         if args.study_uid:
             if cache.study(args.study_uid) is None:
@@ -74,4 +73,4 @@ def run(args: argparse.Namespace) -> int:
             )
         return 0
     finally:
-        cache.close()
+        station.close()

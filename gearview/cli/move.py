@@ -13,12 +13,12 @@ import logging
 import sys
 from collections.abc import Iterator
 
-from gearview.cli.common import ProgressBar, context
+from gearview.cli.common import ProgressBar, open_station
 from gearview.errors import NetworkError
 from gearview.jobqueue import DONE, RETRIEVE
 from gearview.net.nodes import resolve_node
-from gearview.net.tasks import open_queue, retrieve_params
-from gearview.store import Cache
+from gearview.net.tasks import retrieve_params
+from gearview.station import Station
 
 COMMAND = "move"
 log = logging.getLogger(__name__)
@@ -34,16 +34,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 @contextlib.contextmanager
-def station_server(home, config, cache, needed: bool) -> Iterator[None]:
+def station_server(station: Station, needed: bool) -> Iterator[None]:
     """Our SCP for the duration of the move, unless one is already listening."""
     if not needed:
         yield
         return
-    from gearview.net.server import Server
-
-    server = Server(home, config, cache)
     try:
-        server.start()
+        station.start_server()
     except NetworkError as exc:
         log.info(
             "not starting a server (%s); assuming this station's server is running", exc.one_line()
@@ -53,17 +50,16 @@ def station_server(home, config, cache, needed: bool) -> Iterator[None]:
     try:
         yield
     finally:
-        server.stop()
+        station.stop_server()
 
 
 def run(args: argparse.Namespace) -> int:
-    home, config = context()
-    node = resolve_node(config, args.node)
-    cache = Cache(home, config)
+    station = open_station()
     failed = 0
     try:
-        queue = open_queue(home, config, cache)
-        with station_server(home, config, cache, needed="get" not in node.roles):
+        node = resolve_node(station.config, args.node)
+        queue = station.jobs
+        with station_server(station, needed="get" not in node.roles):
             for study_uid in args.study_uids:
                 job = queue.submit(
                     RETRIEVE,
@@ -86,5 +82,5 @@ def run(args: argparse.Namespace) -> int:
                 else:
                     print(f"{study_uid}: {record.message}")
     finally:
-        cache.close()
+        station.close()
     return 1 if failed else 0

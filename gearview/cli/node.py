@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from gearview.cli.common import context, print_json, print_table
+from gearview.cli.common import load_station, print_json, print_table
 from gearview.config import save_config
 from gearview.net.nodes import add_node, parse_roles, remove_node
 
@@ -40,7 +40,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    home, config = context()
+    station = load_station()
+    home, config = station.home, station.config
     if args.action == "add":
         node = add_node(
             config, args.name, args.address, args.roles, tls=args.tls, replace=args.replace

@@ -6,11 +6,10 @@ import argparse
 import logging
 from pathlib import Path
 
-from gearview.cli.common import context
+from gearview.cli.common import open_station
 from gearview.errors import InvalidValueError, NotFoundError
 from gearview.imaging import ImageSource, RenderOptions, Window, render_frame
 from gearview.imaging.png import write_png
-from gearview.store import Cache
 
 COMMAND = "render"
 log = logging.getLogger(__name__)
@@ -58,12 +57,12 @@ def resolve_source(text: str) -> Path:
     path = Path(text)
     if path.is_file():
         return path
-    home, config = context()
-    cache = Cache(home, config)
+    station = open_station()
+    cache = station.cache
     try:
         record = cache.instance(text)
     finally:
-        cache.close()
+        station.close()
     if record is None:
         raise NotFoundError(
             f"{text} is neither a file nor an instance in the local cache",

@@ -11,12 +11,11 @@ import argparse
 import sys
 
 from gearview.cli import deid_options
-from gearview.cli.common import ProgressBar, context
+from gearview.cli.common import ProgressBar, open_station
 from gearview.errors import InvalidValueError
 from gearview.jobqueue import CANCELLED, DONE, SEND
 from gearview.net.nodes import resolve_node
-from gearview.net.tasks import check_burned_in, open_queue, send_params
-from gearview.store import Cache
+from gearview.net.tasks import check_burned_in, send_params
 
 COMMAND = "send"
 
@@ -38,11 +37,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    home, config = context()
     deidentify = deid_options.options_from(args)
-    cache = Cache(home, config)
+    station = open_station()
+    cache = station.cache
     try:
-        queue = open_queue(home, config, cache)
+        queue = station.jobs
         if args.retry:
             job = queue.retry(args.retry)
         else:
@@ -50,7 +49,7 @@ def run(args: argparse.Namespace) -> int:
                 raise InvalidValueError(
                     "give a node and what to send", hint="gearview send NODE STUDY_UID|PATH..."
                 )
-            node = resolve_node(config, args.node)
+            node = resolve_node(station.config, args.node)
             targets = [str(t) for t in args.targets]
             check_burned_in(cache, targets, deidentify)
             title = f"Send {'de-identified ' if deidentify else ''}to {node.name}"
@@ -79,4 +78,4 @@ def run(args: argparse.Namespace) -> int:
         print(f"{record.message} (job {record.id})")
         return 0
     finally:
-        cache.close()
+        station.close()

@@ -7,10 +7,8 @@ import signal
 import sys
 import threading
 
-from gearview.cli.common import context
+from gearview.cli.common import load_station
 from gearview.config import validate_ae_title, validate_port
-from gearview.net.server import Server
-from gearview.store import Cache
 
 COMMAND = "serve"
 
@@ -26,15 +24,15 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    home, config = context()
+    station = load_station()
+    config = station.config
     if args.port is not None:
         config.server.port = validate_port("--port", args.port, allow_zero=True)
     if args.aet is not None:
         config.server.ae_title = validate_ae_title("--aet", args.aet)
     if args.bind is not None:
         config.server.bind_address = args.bind
-    cache = Cache(home, config)
-    server = Server(home, config, cache)
+    station.open()
     stop = threading.Event()
 
     def on_signal(signum: int, frame: object) -> None:
@@ -42,8 +40,7 @@ def run(args: argparse.Namespace) -> int:
 
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
-        server.start()
-        state = server.state
+        state = station.start_server()
         print(
             f"listening on {state.ae_title}@{config.server.bind_address or '0.0.0.0'}:{state.port}",
             flush=True,
@@ -51,8 +48,7 @@ def run(args: argparse.Namespace) -> int:
         while not stop.wait(0.5):
             pass
     finally:
-        server.stop()
-        cache.close()
+        station.close()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
     print("stopped", file=sys.stderr)

@@ -5,8 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from gearview.cli.common import ProgressBar, context, print_json
-from gearview.store.check import check_store, rebuild_index
+from gearview.cli.common import ProgressBar, load_station, print_json
 
 COMMAND = "store"
 EXIT_DIRTY = 3
@@ -28,13 +27,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    home, config = context()
-    files_dir = config.storage_dir(home)
-    files_dir.mkdir(parents=True, exist_ok=True)
+    station = load_station()
+    station.files_dir.mkdir(parents=True, exist_ok=True)
     bar = ProgressBar(args.action)
     try:
         if args.action == "rebuild":
-            report = rebuild_index(home, files_dir, progress=bar)
+            report, _ = station.rebuild_index(progress=bar)
             bar.close()
             if report.moved_aside:
                 print(f"the damaged index was kept as {report.moved_aside}")
@@ -45,7 +43,7 @@ def run(args: argparse.Namespace) -> int:
             for rel, reason in report.skipped:
                 print(f"  unreadable {rel}: {reason}")
             return 0
-        report = check_store(home, files_dir, verify=not args.quick, progress=bar)
+        report = station.check_store(verify=not args.quick, progress=bar)
     finally:
         bar.close()
     if args.json:

@@ -1,8 +1,10 @@
-"""The element tree the tag editor shows (no Qt): every element, sequences nested.
+"""The element tree of an instance (no Qt): every element, sequences nested.
 
-Values are rendered as short text (binary and long values summarised, never
-decoded pixel data); private elements carry their creator and are read-only;
-`editable` says whether the keyword editor may change an element.
+The tag editor and the viewer's Tags dock show it. Values are rendered as
+short text (binary and long values summarised; pixel data and other binary
+values are never read from disk); private elements carry their creator and
+are read-only; `editable` says whether the keyword editor may change an
+element. A tree cut at its node limit ends with a "more elements" node.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pydicom
-from pydicom.datadict import dictionary_VR, keyword_for_tag
+from pydicom.datadict import dictionary_description, dictionary_VR, keyword_for_tag
 from pydicom.dataelem import DataElement, RawDataElement
 from pydicom.dataset import Dataset
 from pydicom.tag import BaseTag, Tag
@@ -22,6 +24,8 @@ from gearview.errors import GearviewError, InvalidDicomError
 MAX_TEXT = 120
 BINARY_VRS = {"OB", "OW", "OF", "OD", "OL", "OV", "UN"}
 MAX_NODES = 50_000
+#: Sequence nesting shown (deeper items are summarised, never walked).
+MAX_DEPTH = 32
 PIXEL_DATA = Tag("PixelData")
 
 
@@ -84,12 +88,20 @@ def _full_text(elem: DataElement) -> str:
 
 def _element(ds: Dataset, tag: BaseTag) -> tuple[DataElement | None, str]:
     """The element, or None plus a summary for binary values (never loaded)."""
-    raw = ds.get_item(tag)
+    raw = ds.get_item(tag, keep_deferred=True)
     if isinstance(raw, RawDataElement):
         vr = raw.VR or dictionary_vr_or_un(tag)
         if vr in BINARY_VRS or tag == PIXEL_DATA:
             return None, _binary_summary(vr, raw.length)
     return ds[tag], ""
+
+
+def _dictionary_name(tag: BaseTag) -> str:
+    """The element's name as the standard spells it ("Pixel Data"), or "Private"."""
+    try:
+        return dictionary_description(tag)
+    except KeyError:
+        return "Private"
 
 
 def dictionary_vr_or_un(tag: BaseTag) -> str:
@@ -109,26 +121,39 @@ def _editable(elem: DataElement, depth: int) -> bool:
         return False
 
 
+def _more(depth: int, text: str) -> TagNode:
+    return TagNode(tag="…", keyword="", name=text, vr="", value="", depth=depth)
+
+
 def _nodes(ds: Dataset, depth: int, budget: list[int]) -> list[TagNode]:
     nodes = []
     for tag in list(ds.keys()):
         budget[0] -= 1
         if budget[0] < 0:
+            if budget[0] == -1:
+                nodes.append(_more(depth, "(more elements not shown)"))
             break
-        elem, summary = _element(ds, tag)
+        try:
+            elem, summary = _element(ds, tag)
+        except Exception as exc:  # noqa: BLE001 - one unreadable element must not hide the others
+            keyword = keyword_for_tag(tag) or ""
+            nodes.append(
+                TagNode(str(tag), keyword, _dictionary_name(tag), "", f"<unreadable: {exc}>", depth)
+            )
+            continue
         creator = ""
         if tag.is_private and not tag.is_private_creator:
             block = ds.get(Tag(tag.group, tag.element >> 8))
             creator = str(block.value) if block is not None else "(no creator)"
         if elem is None:
-            raw = ds.get_item(tag)
+            raw = ds.get_item(tag, keep_deferred=True)
             vr = raw.VR or dictionary_vr_or_un(tag)
             keyword = keyword_for_tag(tag) or ""
             nodes.append(
                 TagNode(
                     tag=str(tag),
                     keyword=keyword,
-                    name=keyword or "Private",
+                    name=_dictionary_name(tag),
                     vr=str(vr),
                     value=summary,
                     depth=depth,
@@ -158,22 +183,34 @@ def _nodes(ds: Dataset, depth: int, budget: list[int]) -> list[TagNode]:
                     value="",
                     depth=depth + 1,
                 )
-                item_node.children = _nodes(item, depth + 2, budget)
+                item_node.children = (
+                    _nodes(item, depth + 2, budget)
+                    if depth < MAX_DEPTH
+                    else [_more(depth + 2, "(nested too deep to show)")]
+                )
                 node.children.append(item_node)
         nodes.append(node)
     return nodes
 
 
+def dataset_tree(ds: Dataset, limit: int = MAX_NODES) -> list[TagNode]:
+    """All elements of an opened instance (file meta first), at most `limit` of them."""
+    budget = [limit]
+    meta = _nodes(getattr(ds, "file_meta", None) or Dataset(), 0, budget)
+    for node in meta:
+        node.editable = False
+    try:
+        return meta + _nodes(ds, 0, budget)
+    except RecursionError:
+        raise InvalidDicomError("sequences nested too deep to show") from None
+
+
 def element_tree(path: Path) -> list[TagNode]:
-    """All elements of one instance (file meta first), pixel data summarised, not read."""
+    """All elements of one instance file, pixel data summarised, not read."""
     try:
         ds = pydicom.dcmread(path, defer_size=4096)
     except RecursionError:
         raise InvalidDicomError("sequences nested too deep to show") from None
     except Exception as exc:
         raise InvalidDicomError(f"cannot read the instance: {exc}") from None
-    budget = [MAX_NODES]
-    meta = _nodes(ds.file_meta, 0, budget)
-    for node in meta:
-        node.editable = False
-    return meta + _nodes(ds, 0, budget)
+    return dataset_tree(ds)

@@ -136,8 +136,28 @@ def import_preview(
 
     Never raises for one bad file. An instance cached under another patient
     or study is not replaced (a conflict in the report) unless `replace` is
-    True or holds its SOP Instance UID.
+    True or holds its SOP Instance UID. The whole import is one cache
+    operation: views hear one CACHE_CHANGED.
     """
+    with cache.operation("import"):
+        return _import_preview(
+            preview, cache, series_uids, plan, progress, token, source_ae, report_dir,
+            replace, sop_uids,
+        )
+
+
+def _import_preview(
+    preview: Preview,
+    cache: Cache,
+    series_uids: Collection[str] | None,
+    plan: ReconcilePlan | None,
+    progress: ProgressCallback,
+    token: CancelToken | None,
+    source_ae: str,
+    report_dir: Path | None,
+    replace: bool | Collection[str],
+    sop_uids: Collection[str] | None,
+) -> ImportReport:
     token = token or CancelToken()
     report = ImportReport(source=preview.label, partial_medium=preview.partial)
     for skipped in preview.skipped:

@@ -3,7 +3,9 @@
 SCP receive, C-MOVE results, media import and edits all call `Cache`: the
 file is written to the spool, fsynced, renamed into `files/`, and only then
 indexed; events are emitted after the commit, so a listener never sees an
-instance that is not safely on disk.
+instance that is not safely on disk. Each operation is reported as ONE
+CACHE_CHANGED naming its initiator: a received instance is one operation, an
+import of N files inside `Cache.operation("import")` is one too.
 """
 
 from __future__ import annotations
@@ -14,7 +16,8 @@ import shutil
 import sqlite3
 import struct
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from io import BytesIO
 from pathlib import Path
@@ -170,6 +173,7 @@ class Cache:
         self._write_lock = threading.Lock()
         self._publisher = GroupPublisher(self._write_lock, lambda: self.conn)
         self._reserve: SpoolReserve | None = None
+        self._operations = threading.local()
         self.recover_batches()
 
     @classmethod
@@ -184,6 +188,35 @@ class Cache:
     def conn(self) -> sqlite3.Connection:
         """This thread's index connection (for read queries)."""
         return self.index.get()
+
+    # ---- change reporting ----------------------------------------------
+
+    @contextmanager
+    def operation(self, initiator: object) -> Iterator[Changes]:
+        """Report what this thread changes inside the block as one CACHE_CHANGED.
+
+        Nested blocks join the outermost one, whose initiator is reported. The
+        event goes out when the block ends, also when it ends with an error:
+        what was stored before the error is in the cache.
+        """
+        if getattr(self._operations, "pending", None) is not None:
+            yield self._operations.pending
+            return
+        pending = self._operations.pending = Changes()
+        try:
+            yield pending
+        finally:
+            self._operations.pending = None
+            if pending:
+                self.bus.emit(ev.CACHE_CHANGED, changes=pending, initiator=initiator)
+
+    def _changed(self, changes: Changes, initiator: object) -> None:
+        """Publish one mutation, or add it to this thread's open `operation`."""
+        pending = getattr(self._operations, "pending", None)
+        if pending is not None:
+            pending.merge(changes)
+        elif changes:
+            self.bus.emit(ev.CACHE_CHANGED, changes=changes, initiator=initiator)
 
     # ---- writing -------------------------------------------------------
 
@@ -255,9 +288,10 @@ class Cache:
         except BaseException:
             spool.unlink(missing_ok=True)
             raise
-        return self.publish_spool(spool, info, source_ae)
+        return self.publish_spool(spool, info, source_ae, initiator="import")
 
-    def publish_spool(self, spool: Path, info: InstanceInfo, source_ae: str) -> StoredInstance:
+    def publish_spool(self, spool: Path, info: InstanceInfo, source_ae: str,
+                      initiator: object = "receive") -> StoredInstance:
         """Move a complete, fsynced spool file into place and index it."""
         relpath = instance_relpath(info.study_instance_uid, info.series_instance_uid,
                                    info.sop_instance_uid)
@@ -275,7 +309,7 @@ class Cache:
         (changes.instances_updated if previous else changes.instances_added).add(info.sop_instance_uid)
         self.bus.emit(ev.INSTANCE_STORED, info=info, path=target, source_ae=source_ae,
                       replaced=previous is not None)
-        self.bus.emit(ev.CACHE_CHANGED, changes=changes)
+        self._changed(changes, initiator)
         return StoredInstance(info=info, path=target, changes=changes, replaced=previous is not None)
 
     def remove_instances(self, sop_uids: Iterable[str]) -> Changes:
@@ -298,8 +332,7 @@ class Cache:
             path.unlink(missing_ok=True)
         changes.studies_updated -= changes.studies_removed
         changes.series_updated -= changes.series_removed
-        if changes:
-            self.bus.emit(ev.CACHE_CHANGED, changes=changes)
+        self._changed(changes, "remove")
         return changes
 
     def remove_study(self, study_uid: str) -> Changes:
@@ -322,15 +355,13 @@ class Cache:
         """
         changes = batch_journal.run_batch(self, replacements, kind=kind, description=description,
                                           reason=reason, keep=keep_undo, complete=complete)
-        if changes:
-            self.bus.emit(ev.CACHE_CHANGED, changes=changes)
+        self._changed(changes, kind)
         return changes
 
     def undo_batch(self, undo_id: str) -> Changes:
         """Restore the byte-identical files a batch replaced (refused if they changed since)."""
         changes = batch_journal.undo(self, undo_id)
-        if changes:
-            self.bus.emit(ev.CACHE_CHANGED, changes=changes)
+        self._changed(changes, "undo")
         return changes
 
     def recover_batches(self) -> int:

@@ -11,6 +11,7 @@ from typing import Any
 from gearview.config import Config, Node, load_config
 from gearview.home import Home
 from gearview.net.server import Server
+from gearview.station import Station
 from gearview.store import Cache
 
 from .tools import DCMTK_ENV, require
@@ -35,16 +36,11 @@ def make_config(home: Home, nodes: list[Node] | None = None, **server: Any) -> C
 def running_server(
     home: Home, nodes: list[Node] | None = None, **server: Any
 ) -> Iterator[tuple[Server, int, Cache]]:
-    """Our SCP on a free loopback port for the duration of a test."""
-    config = make_config(home, nodes, **server)
-    cache = Cache(home, config)
-    scp = Server(home, config, cache)
-    scp.start()
-    try:
-        yield scp, scp.state.port, cache
-    finally:
-        scp.stop()
-        cache.close()
+    """Our SCP on a free loopback port for the duration of a test (a station's server)."""
+    with Station(home, make_config(home, nodes, **server)).open() as station:
+        port = station.start_server().port
+        assert station.server is not None
+        yield station.server, port, station.cache
 
 
 def dcmtk(tool: str, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:

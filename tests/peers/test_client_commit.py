@@ -32,7 +32,7 @@ def pacs(tmp_path_factory: pytest.TempPathFactory):
 
 
 @pytest.fixture
-def station(tmp_path_factory: pytest.TempPathFactory):
+def listening(tmp_path_factory: pytest.TempPathFactory):
     """Our embedded server on the station port: Orthanc reports commitment to it."""
     station_home = Home(tmp_path_factory.mktemp("station")).ensure()
     with running_server(station_home, port=STATION_PORT, ae_title="GEARVIEW",
@@ -40,14 +40,14 @@ def station(tmp_path_factory: pytest.TempPathFactory):
         yield
 
 
-def test_commitment_of_sent_instances(pacs, station):
+def test_commitment_of_sent_instances(pacs, listening):
     pairs = [(CTImageStorage, str(dcmread(f).SOPInstanceUID)) for f in pacs.files]
     result = request_commitment(pacs.node(), Config(), pairs, wait=20)
     assert result is not None and result.ok
     assert sorted(result.committed) == sorted(uid for _, uid in pairs)
 
 
-def test_commitment_reports_missing_instance(pacs, station):
+def test_commitment_reports_missing_instance(pacs, listening):
     present = str(dcmread(pacs.files[0]).SOPInstanceUID)
     missing = generate_uid()
     result = request_commitment(
@@ -57,7 +57,7 @@ def test_commitment_reports_missing_instance(pacs, station):
     assert result.committed == [present] and list(result.failed) == [missing]
 
 
-def test_send_job_to_commit_node_shows_result(pacs, station, home, cache, tmp_path, capsys):
+def test_send_job_to_commit_node_shows_result(pacs, listening, home, cache, tmp_path, capsys):
     from gearview.cli import main
     from gearview.config import load_config, save_config
 

@@ -13,8 +13,7 @@ from gearview.config import load_config, save_config
 from gearview.errors import NetworkError
 from gearview.jobs import CancelToken, Progress
 from gearview.net import client
-from gearview.net.server import Server
-from gearview.store import Cache
+from gearview.station import Station
 from peers.orthanc import orthanc_with
 from peers.tools import free_port
 
@@ -39,21 +38,18 @@ def pacs(tmp_path_factory: pytest.TempPathFactory):
 
 
 @pytest.fixture
-def station(home):
-    """Our real embedded server on the port Orthanc knows, storing into the test cache."""
+def listening(home):
+    """A station's real embedded server on the port Orthanc knows, storing into its cache."""
     config = load_config(home)
     config.server.port = STATION_PORT
     save_config(home, config)
-    cache = Cache(home, config)
-    server = Server(home, config, cache)
-    server.start()
-    yield config, cache
-    server.stop()
-    cache.close()
+    with Station(home, config).open() as station:
+        station.start_server()
+        yield config, station.cache
 
 
-def test_move_study_into_cache(pacs, station):
-    config, cache = station
+def test_move_study_into_cache(pacs, listening):
+    config, cache = listening
     seen: list[Progress] = []
     result = client.retrieve_to_cache(pacs.node(), config, cache, SMALL, progress=seen.append)
     assert result.ok and result.completed == 4
@@ -62,8 +58,8 @@ def test_move_study_into_cache(pacs, station):
     assert seen and seen[-1].done == seen[-1].total == 4
 
 
-def test_cancel_mid_move(pacs, station):
-    config, cache = station
+def test_cancel_mid_move(pacs, listening):
+    config, cache = listening
     token = CancelToken()
 
     def cancel_soon(progress: Progress) -> None:
@@ -103,8 +99,8 @@ def test_cli_move_starts_its_own_server(pacs, home, capsys):
     save_config(home, config)
     assert main(["move", "PACS", SMALL]) == 0
     assert "4 instances received" in capsys.readouterr().out
-    with _cache(home) as cache:
-        assert len(cache.instances(study_uid=SMALL)) == 4
+    with Station.load(home).open() as station:
+        assert len(station.cache.instances(study_uid=SMALL)) == 4
 
 
 def test_cli_move_unknown_study_is_one_line_error(pacs, home, capsys):
@@ -117,19 +113,8 @@ def test_cli_move_unknown_study_is_one_line_error(pacs, home, capsys):
     assert "has no study" in err and "\n" not in err
 
 
-class _cache:
-    def __init__(self, home) -> None:
-        self.cache = Cache(home)
-
-    def __enter__(self) -> Cache:
-        return self.cache
-
-    def __exit__(self, *exc: object) -> None:
-        self.cache.close()
-
-
-def test_move_counts_match_orthanc_rest(pacs, station):
-    config, cache = station
+def test_move_counts_match_orthanc_rest(pacs, listening):
+    config, cache = listening
     client.retrieve_to_cache(pacs.node(), config, cache, SMALL)
     study = pacs.rest("/tools/lookup", SMALL.encode(), method="POST")
     orthanc_id = study[0]["ID"]

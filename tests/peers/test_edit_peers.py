@@ -14,7 +14,6 @@ from gearview.config import load_config
 from gearview.conformance import UNCOMPRESSED
 from gearview.edit.study_edit import edit_study
 from gearview.net.send import items_for, send_items
-from gearview.net.server import Server
 from peers.orthanc import orthanc_with
 from peers.storescp import StoreSCP
 from peers.tools import DCMTK_ENV, free_port, require
@@ -90,14 +89,13 @@ def test_cache_files_sent_with_storescu_to_storescp(cache, tmp_path: Path) -> No
         assert dcmread(path).OriginalAttributesSequence
 
 
-def test_cfind_on_our_server_shows_new_values(home, cache, tmp_path: Path) -> None:
+def test_cfind_on_our_server_shows_new_values(station, cache, tmp_path: Path) -> None:
     findscu = require("findscu")
     study = add_mixed_study(cache, tmp_path / "src", ct_slices=1)
     edit_study(cache, study, NEW)
-    config = load_config(home)
+    config = station.config
     config.server.port = free_port()
-    server = Server(home, config, cache)
-    server.start()
+    station.start_server()
     try:
         out = tmp_path / "rsp"
         out.mkdir()
@@ -131,7 +129,7 @@ def test_cfind_on_our_server_shows_new_values(home, cache, tmp_path: Path) -> No
             timeout=60,
         )
     finally:
-        server.stop()
+        station.stop_server()
     (answer,) = [dcmread(p) for p in out.iterdir()]
     assert str(answer.PatientName) == "Edited^Patient"
     assert (answer.PatientID, answer.AccessionNumber, answer.PatientBirthDate) == (

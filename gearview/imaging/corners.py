@@ -1,0 +1,103 @@
+"""The four corner texts a viewer draws over an image (Qt-free: any front end shows the same).
+
+Top left: the patient (name, ID, birth date and sex); top right: the study
+(description, date) and the series; bottom left: where the image is in its
+series and the window applied; bottom right: the view (measurement, zoom,
+rotation). Values come from the instance shown; the study record fills in
+what its header lacks (or everything, before the first frame arrives).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from pydicom.dataset import Dataset
+
+from gearview.imaging.render import RenderedFrame
+from gearview.store.records import StudyRecord
+
+Corners = tuple[str, str, str, str]
+
+
+@dataclass(frozen=True)
+class Place:
+    """Where the shown image is: instance `image` of `images`, frame `frame` of `frames`."""
+
+    image: int
+    images: int
+    frame: int
+    frames: int
+
+
+@dataclass(frozen=True)
+class ViewState:
+    """How the image is shown: zoom factor, rotation in degrees, a measurement, inversion."""
+
+    zoom: float
+    rotation: int = 0
+    measurement: str = ""
+    inverted: bool = False
+
+
+def corner_text(
+    ds: Dataset,
+    study: StudyRecord | None,
+    series_title: str,
+    place: Place | None,
+    rendered: RenderedFrame | None,
+    view: ViewState,
+) -> Corners:
+    """Top-left, top-right, bottom-left and bottom-right text, lines joined by newlines."""
+    return (
+        _patient(ds, study),
+        _study(ds, study, series_title),
+        _image(place, rendered, view.inverted),
+        _view(view),
+    )
+
+
+def _value(ds: Dataset, keyword: str, fallback: str = "") -> str:
+    return str(ds.get(keyword, "") or fallback)
+
+
+def _lines(*lines: str) -> str:
+    return "\n".join(line for line in lines if line)
+
+
+def _patient(ds: Dataset, study: StudyRecord | None) -> str:
+    birth_and_sex = " ".join(
+        filter(None, (_value(ds, "PatientBirthDate"), _value(ds, "PatientSex")))
+    )
+    return _lines(
+        _value(ds, "PatientName", study.patient_name if study else ""),
+        _value(ds, "PatientID", study.patient_id if study else ""),
+        birth_and_sex,
+    )
+
+
+def _study(ds: Dataset, study: StudyRecord | None, series_title: str) -> str:
+    return _lines(
+        _value(ds, "StudyDescription", study.description if study else ""),
+        _value(ds, "StudyDate", study.study_date if study else ""),
+        series_title,
+    )
+
+
+def _image(place: Place | None, rendered: RenderedFrame | None, inverted: bool) -> str:
+    lines = []
+    if place is not None:
+        lines.append(f"Im: {place.image + 1}/{place.images}")
+        if place.frames > 1:
+            lines.append(f"Fr: {place.frame + 1}/{place.frames}")
+    if rendered is not None and rendered.window is not None:
+        lines.append(f"W: {rendered.window.width:g}  L: {rendered.window.center:g}")
+    elif rendered is not None and rendered.voi_label:
+        lines.append(rendered.voi_label)
+    if inverted:
+        lines.append("inverted")
+    return _lines(*lines)
+
+
+def _view(view: ViewState) -> str:
+    rotation = f"  Rot: {view.rotation}°" if view.rotation else ""
+    return _lines(view.measurement, f"Zoom: {view.zoom * 100:.0f}%{rotation}")
