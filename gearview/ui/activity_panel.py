@@ -4,7 +4,9 @@ Shows every job with its progress, state and message; Cancel, Retry (a send
 resends only what is missing) and Remove act on the selected job; the
 per-instance failures and warnings of a job are listed below the table.
 Updates arrive as engine events through the bridge (queued to the GUI
-thread); the queue's own worker thread runs the jobs, so nothing here blocks.
+thread); the station's queue runs the jobs on its own thread, so nothing here
+blocks, and the station stops it when it closes (interrupted jobs stay queued
+on disk and resume at the next start).
 """
 
 from __future__ import annotations
@@ -30,28 +32,9 @@ from PySide6.QtWidgets import (
 
 from gearview.errors import GearviewError
 from gearview.jobqueue import DONE, FAILED, FINISHED, QUEUED, RUNNING, JobQueue, JobRecord
-from gearview.net.tasks import open_queue
 
 log = logging.getLogger(__name__)
 COLUMNS = ("Job", "State", "Progress", "Message", "Started")
-
-
-def job_queue(window: Any) -> JobQueue:
-    """The window's job queue, created and started on first use (stopped at shutdown)."""
-    queue = getattr(window, "job_queue", None)
-    if queue is None:
-        queue = open_queue(window.home, lambda: window.config, window.cache)
-        queue.start()
-        window.job_queue = queue
-        original_shutdown = window.shutdown
-
-        def shutdown() -> None:
-            # Interrupted jobs stay queued on disk and resume at the next start.
-            queue.stop()
-            original_shutdown()
-
-        window.shutdown = shutdown
-    return queue
 
 
 class ActivityPanel(QWidget):
@@ -98,10 +81,8 @@ class ActivityPanel(QWidget):
     def sizeHint(self) -> QSize:  # noqa: N802 - a short dock; the query results need the room
         return QSize(800, 180)
 
-    def _on_job(self, data: Any) -> None:
-        record = data.get("job") if isinstance(data, dict) else data
-        if isinstance(record, JobRecord):
-            self.show_job(record)
+    def _on_job(self, record: JobRecord) -> None:
+        self.show_job(record)
 
     def show_job(self, record: JobRecord) -> None:
         """Add or update the row of one job."""
@@ -192,7 +173,7 @@ class ActivityPanel(QWidget):
 
 
 def install(window: Any) -> None:
-    """Dock the Activity panel (bottom) and start the job queue."""
-    panel = ActivityPanel(job_queue(window), window.bridge, window)
+    """Dock the Activity panel (bottom) over the station's job queue."""
+    panel = ActivityPanel(window.station.jobs, window.bridge, window)
     window.activity_panel = panel
     window.add_dock(panel, "Activity", Qt.DockWidgetArea.BottomDockWidgetArea)

@@ -1,8 +1,9 @@
 """`gearview` with no arguments: the GUI with its embedded DICOM server.
 
 Startup order: home folder, config (a broken file is reported and defaults
-are used), cache (a damaged index offers "Rebuild index from files" — image
-files are never deleted), the main window, then the server on a worker (a
+are used), the engine `Station` opened and its index checked on a worker (a
+damaged index offers "Rebuild index from files" — image files are never
+deleted), the main window over the station, then the server on a worker (a
 busy port leaves the window open and says why in the status bar).
 """
 
@@ -12,10 +13,10 @@ import argparse
 import logging
 import logging.handlers
 import os
-import sqlite3
 import sys
 from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import Any
 
 from PySide6.QtCore import QEventLoop, Qt
 from PySide6.QtGui import QIcon
@@ -23,13 +24,19 @@ from PySide6.QtWidgets import QApplication, QMessageBox, QProgressDialog, QWidge
 
 from gearview import __version__
 from gearview.config import Config, load_config
-from gearview.errors import Cancelled, ConfigError, GearviewError, IndexCorruptError
+from gearview.errors import (
+    Cancelled,
+    ConfigError,
+    GearviewError,
+    IndexCorruptError,
+    describe_error,
+)
 from gearview.home import Home
 from gearview.jobs import Progress
-from gearview.store import Cache
-from gearview.store.check import RebuildReport, rebuild_index
+from gearview.station import Station
+from gearview.store.check import RebuildReport
 from gearview.ui.index_repair import ask_rebuild
-from gearview.ui.main_window import MainWindow, describe_error
+from gearview.ui.main_window import JobFn, MainWindow
 from gearview.ui.workers import WorkerPool
 
 log = logging.getLogger(__name__)
@@ -92,36 +99,18 @@ def load_config_or_defaults(home: Home, parent: QWidget | None = None) -> Config
         return Config().validate()
 
 
-def probe_index(cache: Cache) -> None:
-    """Read the index once so a damaged file is found before the window opens."""
-    try:
-        conn = cache.conn
-        result = conn.execute("PRAGMA quick_check").fetchone()[0]
-        conn.execute("SELECT count(*) FROM study").fetchone()
-    except sqlite3.DatabaseError as exc:
-        raise IndexCorruptError(
-            f"the index {cache.home.index_file.name} is damaged: {exc}"
-        ) from None
-    if result != "ok":
-        raise IndexCorruptError(f"the index {cache.home.index_file.name} is damaged: {result}")
+def run_and_wait(job: JobFn, dialog: QProgressDialog | None = None) -> Any:
+    """Run `job(progress, token)` on a worker while a local event loop keeps the GUI alive.
 
-
-def rebuild_with_progress(
-    home: Home, files_dir: Path, parent: QWidget | None = None
-) -> RebuildReport | None:
-    """Run `rebuild_index` on a worker behind a modal progress dialog; None if cancelled/failed."""
+    Returns the job's result or raises its error (Cancelled when the dialog's
+    Cancel was pressed); the dialog, if any, shows the progress.
+    """
     pool = WorkerPool()
     loop = QEventLoop()
-    dialog = QProgressDialog("Rebuilding the index from the image files…", "Cancel", 0, 0, parent)
-    dialog.setWindowTitle("gearview")
-    dialog.setWindowModality(Qt.WindowModality.ApplicationModal)
-    dialog.setAutoReset(False)
-    dialog.setAutoClose(False)
-    dialog.setMinimumDuration(0)
-    outcome: dict[str, object] = {}
+    outcome: dict[str, Any] = {}
 
     def progressed(progress: Progress) -> None:
-        if progress.total:
+        if dialog is not None and progress.total:
             dialog.setMaximum(progress.total)
             dialog.setValue(progress.done)
 
@@ -130,51 +119,68 @@ def rebuild_with_progress(
         loop.quit()
 
     _, token = pool.submit_job(
-        lambda progress, token: rebuild_index(home, files_dir, progress=progress, token=token),
-        on_result=lambda report: finish("report", report),
+        job,
+        on_result=lambda result: finish("result", result),
         on_error=lambda exc: finish("error", exc),
         on_progress=progressed,
     )
-    dialog.canceled.connect(token.cancel)
-    dialog.show()
+    if dialog is not None:
+        dialog.canceled.connect(token.cancel)
+        dialog.show()
     if not outcome:
         loop.exec()
-    dialog.canceled.disconnect(token.cancel)
-    dialog.close()
+    if dialog is not None:
+        dialog.canceled.disconnect(token.cancel)
+        dialog.close()
     pool.shutdown()
-    error = outcome.get("error")
-    if isinstance(error, Cancelled):
-        return None
-    if error is not None:
-        log.error("index rebuild failed: %s", error)
-        QMessageBox.critical(parent, "gearview", f"The index could not be rebuilt:\n{error}")
-        return None
-    report = outcome.get("report")
-    return report if isinstance(report, RebuildReport) else None
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome.get("result")
 
 
-def open_cache(
-    home: Home,
-    config: Config,
+def rebuild_with_progress(station: Station, parent: QWidget | None = None) -> RebuildReport | None:
+    """Rebuild the station's index behind a modal progress dialog; None if cancelled/failed."""
+    dialog = QProgressDialog("Rebuilding the index from the image files…", "Cancel", 0, 0, parent)
+    dialog.setWindowTitle("gearview")
+    dialog.setWindowModality(Qt.WindowModality.ApplicationModal)
+    dialog.setAutoReset(False)
+    dialog.setAutoClose(False)
+    dialog.setMinimumDuration(0)
+    try:
+        report, _ = run_and_wait(station.rebuild_index, dialog)
+    except Cancelled:
+        return None
+    except Exception as exc:  # noqa: BLE001 - shown to the user, who can retry or quit
+        log.error("index rebuild failed: %s", describe_error(exc))
+        QMessageBox.critical(parent, "gearview", f"The index could not be rebuilt:\n{exc}")
+        return None
+    return report
+
+
+def _open_and_check(station: Station) -> None:
+    station.open()
+    station.check_index()
+
+
+def open_station(
+    station: Station,
     ask: Callable[[GearviewError], bool] = ask_rebuild,
-    rebuild: Callable[[Home, Path], RebuildReport | None] = rebuild_with_progress,
-) -> Cache | None:
-    """Open the cache, offering a rebuild while the index is damaged; None when the user quits."""
+    rebuild: Callable[[Station], RebuildReport | None] = rebuild_with_progress,
+) -> bool:
+    """Open the station and check its index on a worker, offering a rebuild while the
+    index is damaged; False when the user quits instead."""
     while True:
-        cache: Cache | None = None
         try:
-            cache = Cache(home, config)
-            probe_index(cache)
-            return cache
+            run_and_wait(lambda progress, token: _open_and_check(station))
+            return True
         except IndexCorruptError as exc:
-            if cache is not None:
-                cache.close()
+            station.close()
             log.error("index damaged: %s", exc.one_line())
             if not ask(exc):
-                return None
-            report = rebuild(home, config.storage_dir(home))
+                return False
+            report = rebuild(station)
             if report is None:
-                return None
+                return False
             log.info(
                 "index rebuilt: %d instances, %d unreadable files skipped",
                 report.indexed,
@@ -182,16 +188,12 @@ def open_cache(
             )
 
 
-def create_window(
-    home: Home, config: Config, cache: Cache, start_server: bool = True
-) -> MainWindow:
-    """The main window with the real embedded server (started on a worker)."""
-    from gearview.net.server import Server
-
-    server = Server(home, config, cache) if start_server else None
-    window = MainWindow(home, config, cache, server)
+def create_window(station: Station, start_server: bool = True) -> MainWindow:
+    """The main window over an open station, its server starting on a worker."""
+    window = MainWindow(station)
     window.setWindowIcon(app_icon())
-    window.start_server()
+    if start_server:
+        window.start_server()
     return window
 
 
@@ -223,20 +225,20 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _run(app: QApplication, home: Home, start_server: bool) -> int:
-    config = load_config_or_defaults(home)
+    station = Station(home, load_config_or_defaults(home))
     try:
-        cache = open_cache(home, config)
+        opened = open_station(station)
     except GearviewError as exc:
+        station.close()
         QMessageBox.critical(
             None, "gearview", f"The local cache cannot be opened:\n\n{describe_error(exc)}"
         )
         return 1
-    if cache is None:
+    if not opened:
         return 1
-    window = create_window(home, config, cache, start_server=start_server)
+    window = create_window(station, start_server=start_server)
     window.show()
     log.info("gearview %s started (home %s)", __version__, home.root)
     code = app.exec()
-    window.shutdown()
-    cache.close()
+    window.shutdown()  # closes the station
     return code

@@ -26,7 +26,7 @@ from PySide6.QtWidgets import (
 
 from gearview.deid import DeidOptions, Refusal, find_burned_in
 from gearview.deid.preview import PreviewRow, preview
-from gearview.errors import GearviewError
+from gearview.errors import describe_error
 from gearview.store import Cache
 from gearview.ui.workers import WorkerPool
 
@@ -159,7 +159,7 @@ class DeidentifyBox(QGroupBox):
 
     def _preview_failed(self, generation: int, exc: BaseException) -> None:
         if generation == self._generation:
-            self.error = exc.one_line() if isinstance(exc, GearviewError) else str(exc)
+            self.error = describe_error(exc)
             self._show_preview()
 
     def _scanned(self, refusals: list[Refusal]) -> None:
@@ -168,7 +168,7 @@ class DeidentifyBox(QGroupBox):
 
     def _scan_failed(self, exc: BaseException) -> None:
         self.refusals = []
-        self.error = exc.one_line() if isinstance(exc, GearviewError) else str(exc)
+        self.error = describe_error(exc)
         self._show_preview()
 
     # ---- display ------------------------------------------------------------

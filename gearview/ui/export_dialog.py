@@ -25,7 +25,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from gearview.errors import Cancelled, GearviewError
+from gearview.errors import Cancelled, describe_error
 from gearview.jobs import CancelToken, Progress
 from gearview.media.export import BurnOptions, export_folder
 from gearview.store import Cache
@@ -127,10 +127,8 @@ class ExportDialog(QDialog):
     def _failed(self, exc: BaseException) -> None:
         if isinstance(exc, Cancelled):
             self._finish("Cancelled: nothing was written.")
-        elif isinstance(exc, GearviewError):
-            self._finish(f"Failed: {exc.one_line()}")
         else:
-            self._finish(f"Failed: {type(exc).__name__}: {exc}")
+            self._finish(f"Failed: {describe_error(exc)}")
 
     def done(self, result: int) -> None:  # noqa: D401 - Qt override
         self.cancel()

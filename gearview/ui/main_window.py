@@ -1,10 +1,15 @@
 """The main window: local study list, menus, status bar, and the extension points.
 
+`MainWindow(station)` is a view of an open engine `Station`: the station owns
+the cache, server, job queue and decoder processes; the window runs the
+station's blocking calls on its worker pool and hears the engine's events
+through its `bridge`. Closing the window closes the station.
+
 Features (viewer, query, edit, import, burn…) never edit this file beyond one
 line in `_install_features()`: each provides `install(window)` and uses
 `add_tab`, `add_dock`, `add_study_action`, `add_menu_action`,
-`selected_study_uids`, the `study_activated` signal, `run_job`, and the
-shared `cache`, `home`, `config` and `bridge`.
+`selected_study_uids`, the `study_activated` and `closing` signals, `run_job`,
+`pool`, `bridge` and the `station` (with the shortcuts `cache`, `home`, `config`).
 """
 
 from __future__ import annotations
@@ -27,14 +32,15 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from gearview import __version__, events
-from gearview.config import Config, save_config
-from gearview.errors import Cancelled, GearviewError, IndexCorruptError
-from gearview.events import EventBus
+from gearview import __version__
+from gearview.config import Config
+from gearview.errors import Cancelled, GearviewError, IndexCorruptError, describe_error
 from gearview.home import Home
 from gearview.jobs import CancelToken, Progress
+from gearview.net.server import Server
+from gearview.station import Station
 from gearview.store import Cache
-from gearview.store.check import RebuildReport, rebuild_index
+from gearview.store.check import RebuildReport
 from gearview.ui.bridge import Bridge
 from gearview.ui.index_repair import ask_rebuild
 from gearview.ui.settings_dialog import EchoFn, SettingsDialog
@@ -57,36 +63,22 @@ class JobHandle:
     widget: JobStatus
 
 
-def describe_error(exc: BaseException) -> str:
-    """One line for the status bar or a dialog: message + hint for our errors."""
-    if isinstance(exc, GearviewError):
-        return exc.one_line()
-    return f"{type(exc).__name__}: {exc}"
-
-
 class MainWindow(QMainWindow):
     """The gearview main window (see the module docstring for the extension points)."""
 
     study_activated = Signal(str)
     #: emitted on the GUI thread after settings were saved and the server restarted.
     config_applied = Signal(object)
+    #: emitted once when the window starts shutting down, before its workers stop and the
+    #: station closes: features stop their own threads here.
+    closing = Signal()
 
-    def __init__(
-        self,
-        home: Home,
-        config: Config,
-        cache: Cache,
-        server: Any | None = None,
-        bus: EventBus | None = None,
-        echo_fn: EchoFn | None = None,
-    ) -> None:
+    def __init__(self, station: Station, echo_fn: EchoFn | None = None) -> None:
+        """`station` must be open; the window closes it when it closes."""
         super().__init__()
-        self.home = home
-        self.config = config
-        self.cache = cache
-        self.server = server
+        self.station = station
         self.pool = WorkerPool(self)
-        self.bridge = Bridge(bus or events.bus, self)
+        self.bridge = Bridge(station.bus, self)
         self._echo_fn = echo_fn
         self._study_actions: list[QAction] = []
         self._menus: dict[str, QMenu] = {}
@@ -102,7 +94,7 @@ class MainWindow(QMainWindow):
         self.tabs = QTabWidget(self)
         self.tabs.setDocumentMode(True)
         self.setCentralWidget(self.tabs)
-        self.study_list = StudyListWidget(cache, self.bridge, self.pool, self)
+        self.study_list = StudyListWidget(station.cache, self.bridge, self.pool, self)
         self.study_list.study_activated.connect(self.study_activated)
         self.study_list.load_failed.connect(self._on_load_failed)
         self.study_list.view.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
@@ -113,8 +105,28 @@ class MainWindow(QMainWindow):
         self.statusBar().addPermanentWidget(self.server_status)
         self.server_status.changed.connect(self._update_empty_hint)
         self._build_menus()
+        station.start_jobs()
         self._install_features()
         self.study_list.refresh()
+
+    # ---- the station's parts ------------------------------------------------------
+
+    @property
+    def home(self) -> Home:
+        return self.station.home
+
+    @property
+    def config(self) -> Config:
+        """The station's current config (replaced when settings are applied)."""
+        return self.station.config
+
+    @property
+    def cache(self) -> Cache:
+        return self.station.cache
+
+    @property
+    def server(self) -> Server | None:
+        return self.station.server
 
     # ---- menus ------------------------------------------------------------------
 
@@ -318,22 +330,16 @@ class MainWindow(QMainWindow):
 
     def start_server(self) -> None:
         """Start the embedded server on a worker; a busy port is reported, not fatal."""
-        if self.server is None:
-            return
         self.pool.submit(
-            self._start_server_blocking,
+            self.station.start_server,
             on_result=self.server_status.set_state,
             on_error=self._server_failed,
         )
 
-    def _start_server_blocking(self) -> Any:
-        self.server.start()
-        return self.server.state
-
     def _server_failed(self, exc: BaseException) -> None:
         message = describe_error(exc)
         log.error("the DICOM server could not start: %s", message)
-        state = getattr(self.server, "state", None)
+        state = self.station.server_state
         if state is not None:
             self.server_status.set_state(state)
         self.server_status.set_error(message)
@@ -356,27 +362,15 @@ class MainWindow(QMainWindow):
         storage_changed = config.storage.folder != self.config.storage.folder
         self.statusBar().showMessage("Saving settings…")
         self.pool.submit(
-            self._apply_blocking,
+            self.station.apply_config,
             config,
-            on_result=lambda result: self._applied(config, *result, storage_changed),
+            on_result=lambda error: self._applied(config, error, storage_changed),
             on_error=self._save_failed,
         )
 
-    def _apply_blocking(self, config: Config) -> tuple[Any, GearviewError | None]:
-        """Save (a failure applies nothing), then restart; a restart error is returned."""
-        save_config(self.home, config)
-        if self.server is None:
-            return None, None
-        try:
-            self.server.restart(config)
-        except GearviewError as exc:
-            return self.server.state, exc
-        return self.server.state, None
-
-    def _applied(self, config: Config, state: Any, error: GearviewError | None,
-                 storage_changed: bool) -> None:
-        self.config = config
+    def _applied(self, config: Config, error: GearviewError | None, storage_changed: bool) -> None:
         message = "Settings saved"
+        state = self.station.server_state
         if state is not None:
             self.server_status.set_state(state)
         if error is not None:
@@ -420,41 +414,18 @@ class MainWindow(QMainWindow):
         ) != QMessageBox.StandardButton.Yes:
             return None
         self._rebuilding = True
-        return self.run_job(self._rebuild_blocking, "Rebuilding index", on_done=self._rebuilt,
-                            on_error=self._rebuild_failed)
+        return self.run_job(self.station.rebuild_index, "Rebuilding index",
+                            on_done=self._rebuilt, on_error=self._rebuild_failed)
 
-    def _rebuild_blocking(self, progress: Callable[[Progress], None],
-                          token: CancelToken) -> tuple[RebuildReport | None, GearviewError | None]:
-        if self.server is not None:
-            self.server.stop()
-        report: RebuildReport | None = None
-        try:
-            report = rebuild_index(self.home, self.cache.files_dir, progress=progress, token=token)
-        finally:
-            # every thread reconnects to the new index file on its next query
-            self.cache.index.close_all()
-            restart_error = self._restart_server_after_rebuild()
-        return report, restart_error
-
-    def _restart_server_after_rebuild(self) -> GearviewError | None:
-        if self.server is None:
-            return None
-        try:
-            self.server.start()
-        except GearviewError as exc:
-            return exc
-        return None
-
-    def _rebuilt(self, result: tuple[RebuildReport | None, GearviewError | None]) -> None:
+    def _rebuilt(self, result: tuple[RebuildReport, GearviewError | None]) -> None:
         self._rebuilding = False
         report, error = result
         self.study_list.refresh()
-        if report is not None:
-            message = (f"Index rebuilt: {report.indexed} instances; "
-                       f"{len(report.skipped)} unreadable files skipped")
-            if error is not None:
-                message += f"; the DICOM server did not restart: {error.one_line()}"
-            self.statusBar().showMessage(message, 0 if error else STATUS_MESSAGE_MS)
+        message = (f"Index rebuilt: {report.indexed} instances; "
+                   f"{len(report.skipped)} unreadable files skipped")
+        if error is not None:
+            message += f"; the DICOM server did not restart: {error.one_line()}"
+        self.statusBar().showMessage(message, 0 if error else STATUS_MESSAGE_MS)
 
     def _rebuild_failed(self, exc: BaseException) -> None:
         self._rebuilding = False
@@ -464,19 +435,16 @@ class MainWindow(QMainWindow):
     # ---- shutdown -------------------------------------------------------------------
 
     def shutdown(self) -> None:
-        """Stop the server, cancel jobs, wait for workers, detach from the engine (idempotent)."""
+        """Stop the features and workers, close the station, detach from the engine (idempotent)."""
         if self._shut_down:
             return
         self._shut_down = True
+        self.closing.emit()
         self.study_list.shutdown()
         if self._settings is not None:
             self._settings.close()
         self.pool.shutdown()
-        if self.server is not None:
-            try:
-                self.server.stop()
-            except Exception:
-                log.exception("stopping the DICOM server failed")
+        self.station.close()
         self.bridge.close()
 
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802

@@ -34,7 +34,8 @@ from PySide6.QtWidgets import (
 )
 
 from gearview.config import Config, Node
-from gearview.errors import GearviewError
+from gearview.errors import GearviewError, describe_error
+from gearview.events import CacheChanged
 from gearview.jobqueue import RETRIEVE
 from gearview.net.client import MultiFindResult, find_on_nodes
 from gearview.net.query import FoundStudy, StudyQuery, date_preset
@@ -84,7 +85,7 @@ class QueryPanel(QWidget):
         self.searching = False
         self._build()
         self.reload_nodes()
-        window.bridge.cache_changed.connect(lambda _changes: self._mark_cached())
+        window.bridge.cache_changed.connect(self._on_cache_changed)
         if hasattr(window, "config_applied"):
             window.config_applied.connect(self._config_applied)
 
@@ -255,8 +256,7 @@ class QueryPanel(QWidget):
 
     def _failed(self, exc: BaseException) -> None:
         self.searching = False
-        text = exc.one_line() if isinstance(exc, GearviewError) else f"{type(exc).__name__}: {exc}"
-        self.status.setText(f"Query failed: {text}")
+        self.status.setText(f"Query failed: {describe_error(exc)}")
         self._update_buttons()
         self.search_finished.emit(exc)
 
@@ -280,6 +280,9 @@ class QueryPanel(QWidget):
                 item = QTableWidgetItem(value)
                 item.setData(Qt.ItemDataRole.UserRole, study.study_uid)
                 self.table.setItem(row, column, item)
+        self._mark_cached()
+
+    def _on_cache_changed(self, _event: CacheChanged) -> None:
         self._mark_cached()
 
     def _mark_cached(self) -> None:
@@ -324,9 +327,7 @@ class QueryPanel(QWidget):
 
     def retrieve_selected(self) -> list[str]:
         """Queue one retrieve job per selected study; returns the job ids."""
-        from gearview.ui.activity_panel import job_queue
-
-        queue = job_queue(self.window)
+        queue = self.window.station.jobs
         job_ids = []
         for row in self.selected_rows():
             uid = self.table.item(row, 1).data(Qt.ItemDataRole.UserRole)

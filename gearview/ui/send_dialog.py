@@ -88,11 +88,9 @@ def queue_send(
     window: Any, node: str, study_uids: list[str], deidentify: DeidOptions | None = None
 ) -> str:
     """Queue a send job for the studies (a de-identified copy when asked); returns the job id."""
-    from gearview.ui.activity_panel import job_queue
-
     what = f"{len(study_uids)} stud{'y' if len(study_uids) == 1 else 'ies'}"
     title = f"Send {what}{' de-identified' if deidentify else ''} to {node}"
-    return job_queue(window).submit(SEND, title, send_params(node, study_uids, deidentify)).id
+    return window.station.jobs.submit(SEND, title, send_params(node, study_uids, deidentify)).id
 
 
 def open_send_dialog(window: Any, study_uids: list[str]) -> SendDialog | None:

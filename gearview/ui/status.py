@@ -15,6 +15,7 @@ import qtawesome as qta
 from PySide6.QtCore import QSize, Qt, Signal
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QProgressBar, QToolButton, QWidget
 
+from gearview.events import AssociationChanged
 from gearview.jobs import CancelToken, Progress
 from gearview.ui.bridge import Bridge
 
@@ -76,11 +77,9 @@ class ServerStatus(QWidget):
         self.last_error = message
         self._render()
 
-    def _on_association(self, data: dict) -> None:
-        count = data.get("associations")
-        if isinstance(count, int):
-            self.associations = count
-            self._render()
+    def _on_association(self, change: AssociationChanged) -> None:
+        self.associations = change.associations
+        self._render()
 
     def _render(self) -> None:
         where = f"{self.ae_title}@{self.port}" if self.ae_title else "DICOM server"

@@ -41,7 +41,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from gearview.changes import Changes
+from gearview.events import CacheChanged
 from gearview.store import Cache
 from gearview.store.records import StudyRecord
 from gearview.ui.bridge import Bridge
@@ -544,10 +544,10 @@ class StudyListWidget(QWidget):
         self._pending.clear()
         self._flush()
 
-    def _on_cache_changed(self, changes: Changes | None) -> None:
-        if not changes:
+    def _on_cache_changed(self, event: CacheChanged) -> None:
+        if not event.changes:
             return
-        self._pending |= changes.studies
+        self._pending |= event.changes.studies
         if not self._timer.isActive() and not self._loading:
             self._timer.start()
 

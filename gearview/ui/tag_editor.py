@@ -11,17 +11,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from PySide6.QtCore import Qt
-from PySide6.QtGui import QBrush, QColor
 from PySide6.QtWidgets import (
     QComboBox,
     QHBoxLayout,
     QLabel,
     QLineEdit,
     QPushButton,
-    QTreeWidget,
     QTreeWidgetItem,
-    QTreeWidgetItemIterator,
     QVBoxLayout,
     QWidget,
 )
@@ -29,16 +25,15 @@ from PySide6.QtWidgets import (
 from gearview.edit.study_edit import edit_instances
 from gearview.edit.tags import TagNode, element_tree
 from gearview.edit.values import resolve_field, validate
-from gearview.errors import GearviewError, NotFoundError
+from gearview.errors import GearviewError, NotFoundError, describe_error
 from gearview.store import Cache
 from gearview.store.records import InstanceRecord
+from gearview.ui.tag_tree import TagTree
 
 if TYPE_CHECKING:
     from gearview.ui.main_window import MainWindow
 
 SCOPES = (("instance", "This instance"), ("series", "This series"), ("study", "Whole study"))
-NODE_ROLE = Qt.ItemDataRole.UserRole + 1
-READ_ONLY = QBrush(QColor(128, 128, 128))
 ERROR_STYLE = "color: #d32f2f;"
 RunJob = Callable[..., Any]
 
@@ -76,9 +71,7 @@ class TagEditor(QWidget):
         self.search.setPlaceholderText("Search keyword or tag (e.g. PatientName, 0010,0020)")
         self.search.textChanged.connect(self.apply_filter)
         layout.addWidget(self.search)
-        self.tree = QTreeWidget()
-        self.tree.setHeaderLabels(["Tag", "Name", "VR", "Value", "Private creator"])
-        self.tree.setUniformRowHeights(True)
+        self.tree = TagTree(grey_read_only=True)
         self.tree.currentItemChanged.connect(self._selected)
         layout.addWidget(self.tree, 1)
         self.field = QLabel("Select an element to edit it")
@@ -115,44 +108,23 @@ class TagEditor(QWidget):
 
     def _loaded(self, result: tuple[InstanceRecord, list[TagNode]]) -> None:
         self.record, nodes = result
-        self.tree.clear()
-        for node in nodes:
-            self.tree.addTopLevelItem(self._item(node))
-        self.tree.resizeColumnToContents(0)
+        self.tree.show_nodes(nodes)
         self.status.setText(f"{sum(1 for _ in self._items())} elements")
         self.loading = False
         self.apply_filter(self.search.text())
 
     def _failed(self, exc: BaseException) -> None:
         self.loading = False
-        message = exc.one_line() if isinstance(exc, GearviewError) else str(exc)
-        self.status.setText(f"Nothing was changed: {message}")
-
-    def _item(self, node: TagNode) -> QTreeWidgetItem:
-        item = QTreeWidgetItem([node.tag, node.name, node.vr, node.value, node.private_creator])
-        item.setData(0, NODE_ROLE, node)
-        if not node.editable:
-            for column in range(5):
-                item.setForeground(column, READ_ONLY)
-            if node.private_creator:
-                item.setToolTip(3, f"private ({node.private_creator}): read-only")
-        for child in node.children:
-            item.addChild(self._item(child))
-        return item
+        self.status.setText(f"Nothing was changed: {describe_error(exc)}")
 
     def _items(self) -> list[QTreeWidgetItem]:
-        found = []
-        iterator = QTreeWidgetItemIterator(self.tree)
-        while iterator.value():
-            found.append(iterator.value())
-            iterator += 1
-        return found
+        return self.tree.items()
 
     def node(self, item: QTreeWidgetItem) -> TagNode:
-        return item.data(0, NODE_ROLE)
+        return self.tree.node(item)
 
     def find_item(self, keyword: str) -> QTreeWidgetItem | None:
-        return next((i for i in self._items() if self.node(i).keyword == keyword), None)
+        return self.tree.find_item(keyword)
 
     # ---- search --------------------------------------------------------------------
 

@@ -9,8 +9,7 @@ from peers.tools import free_port
 
 from gearview.config import load_config, save_config
 from gearview.home import Home
-from gearview.net.server import Server
-from gearview.store import Cache
+from gearview.station import Station
 from gearview.ui.main_window import MainWindow
 
 
@@ -24,15 +23,17 @@ def gui_config(home: Home):
 
 @pytest.fixture
 def window(qtbot, home: Home, gui_config) -> Iterator[MainWindow]:
-    """The main window with the real embedded server, listening before the test starts."""
-    cache = Cache(home, gui_config)
-    server = Server(home, gui_config, cache)
-    win = MainWindow(home, gui_config, cache, server)
+    """The main window over an open station whose real server listens before the test starts."""
+    station = Station(home, gui_config).open()
+    win = MainWindow(station)
     qtbot.addWidget(win)
     win.show()
     win.start_server()
-    qtbot.waitUntil(lambda: server.state.running and win.server_status.running, timeout=10_000)
+    qtbot.waitUntil(
+        lambda: win.server is not None and win.server.state.running and win.server_status.running,
+        timeout=10_000,
+    )
     qtbot.waitUntil(lambda: not win.study_list.loading, timeout=10_000)
     yield win
-    win.close()
-    cache.close()
+    win.close()  # closes the station
+    station.close()

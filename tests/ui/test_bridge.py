@@ -50,7 +50,7 @@ def test_events_from_a_worker_thread_arrive_on_the_gui_thread(qtbot):
     worker.start()
     worker.join()
     qtbot.waitUntil(lambda: len(seen) == 1)
-    assert seen[0][0] is changes
+    assert seen[0][0].changes is changes
     assert seen[0][1], "the slot ran outside the GUI thread"
     bridge.close()
 
@@ -71,10 +71,10 @@ def test_every_server_event_has_a_signal(qtbot):
     bus.emit(events.INSTANCE_STORED, info=None, path="p", source_ae="A", replaced=False)
     qtbot.waitUntil(lambda: len(got) == 5)
     assert got["state"] == "S"
-    assert got["opened"]["associations"] == 1
-    assert got["closed"]["associations"] == 0
+    assert got["opened"].associations == 1
+    assert got["closed"].associations == 0
     assert got["error"] == "disk full"
-    assert got["stored"]["source_ae"] == "A"
+    assert got["stored"].source_ae == "A"
     bridge.close()
 
 
@@ -89,3 +89,15 @@ def test_close_unbinds_from_the_bus(qtbot):
     qtbot.wait(50)
     assert seen == []
     assert not bus._handlers.get(events.CACHE_CHANGED)
+
+
+def test_close_disconnects_the_widgets_slots(qtbot):
+    """A payload already on its way when the window closes reaches nobody."""
+    bridge = Bridge(EventBus())
+    seen: list[object] = []
+    bridge.cache_changed.connect(seen.append)
+    bridge.server_error.connect(seen.append)
+    bridge.close()
+    bridge.cache_changed.emit(events.CacheChanged(Changes(studies_added={"1"})))
+    bridge.server_error.emit("late")
+    assert seen == []

@@ -18,8 +18,9 @@ from PySide6.QtGui import QAction
 from PySide6.QtWidgets import QApplication, QLabel
 
 from gearview.config import load_config
+from gearview.events import AssociationChanged
 from gearview.jobs import Progress
-from gearview.net.server import Server
+from gearview.station import Station
 from gearview.store import Cache
 from gearview.ui import app, index_repair
 from gearview.ui.main_window import MainWindow
@@ -64,7 +65,7 @@ def test_status_bar_shows_server_and_associations(qtbot, window: MainWindow):
     assert f"{state.ae_title}@{state.port}" in window.server_status.text
     assert "0 associations" in window.server_status.text
     assert f"port {state.port}" in window.study_list.empty_hint.text()
-    window.bridge.association_opened.emit({"associations": 2})
+    window.bridge.association_opened.emit(AssociationChanged("PEER", "127.0.0.1:1", 2))
     assert "2 associations" in window.server_status.text
     window.bridge.server_error.emit("storage full")
     assert "error: storage full" in window.server_status.text
@@ -74,9 +75,7 @@ def test_busy_port_still_opens_and_says_why(qtbot, home, gui_config):
     with socket.socket() as blocker:
         blocker.bind(("0.0.0.0", gui_config.server.port))
         blocker.listen()
-        cache = Cache(home, gui_config)
-        server = Server(home, gui_config, cache)
-        win = MainWindow(home, gui_config, cache, server)
+        win = MainWindow(Station(home, gui_config).open())
         qtbot.addWidget(win)
         win.show()
         win.start_server()
@@ -85,7 +84,7 @@ def test_busy_port_still_opens_and_says_why(qtbot, home, gui_config):
         assert f"port {gui_config.server.port} is already in use" in win.server_status.toolTip()
         assert win.isVisible()
         win.close()
-        cache.close()
+        assert not win.station.is_open
 
 
 def test_settings_apply_saves_and_restarts_the_server(qtbot, window: MainWindow):
@@ -195,26 +194,28 @@ def test_corrupt_index_offers_rebuild_and_keeps_the_files(
     else:
         os.truncate(index, index.stat().st_size // 2)
     asked: list[str] = []
-    opened = app.open_cache(
-        home,
-        config,
+    station = Station(home, config)
+    opened = app.open_station(
+        station,
         ask=lambda exc: asked.append(exc.message) or True,
-        rebuild=lambda h, d: app.rebuild_with_progress(h, d),
+        rebuild=app.rebuild_with_progress,
     )
-    assert opened is not None
+    assert opened
     try:
         assert len(asked) == 1
         assert "cannot be opened" in asked[0] or "damaged" in asked[0]
-        assert sorted(s.instances for s in opened.studies()) == [1] * 40 + [3]
+        assert sorted(s.instances for s in station.cache.studies()) == [1] * 40 + [3]
         assert all(p.exists() for p in files)
         assert list(home.root.glob("index.sqlite.damaged-*"))
     finally:
-        opened.close()
+        station.close()
 
 
 def test_corrupt_index_quit_opens_nothing(qtbot, home):
     home.index_file.write_bytes(b"garbage" * 1000)
-    assert app.open_cache(home, load_config(home), ask=lambda exc: False) is None
+    station = Station(home, load_config(home))
+    assert not app.open_station(station, ask=lambda exc: False)
+    assert not station.is_open
 
 
 def test_corrupt_index_dialog_offers_rebuild(qtbot):
@@ -309,11 +310,12 @@ def test_ctrl_comma_opens_settings_and_ctrl_q_quits(qtbot, window: MainWindow):
     qtbot.keyClick(window.study_list.view, Qt.Key.Key_Comma, Qt.KeyboardModifier.ControlModifier)
     qtbot.waitUntil(lambda: window._settings is not None and window._settings.isVisible())
     window._settings.close()
+    server = window.server
     window.activateWindow()
     qtbot.waitUntil(window.isActiveWindow)
     qtbot.keyClick(window.study_list.view, Qt.Key.Key_Q, Qt.KeyboardModifier.ControlModifier)
     qtbot.waitUntil(lambda: not window.isVisible())
-    assert not window.server.state.running
+    assert not server.state.running and not window.station.is_open
 
 
 def test_demographic_mismatch_from_real_instances_is_flagged(qtbot, window: MainWindow, tmp_path):

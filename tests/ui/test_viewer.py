@@ -213,7 +213,7 @@ def test_layouts_tags_measure_and_view_tools(qtbot, viewer_for, cache, tmp_path)
     viewer.toggle_tags()
     qtbot.waitUntil(lambda: viewer.tags.topLevelItemCount() > 10, timeout=10000)
     names = {viewer.tags.topLevelItem(i).text(1) for i in range(viewer.tags.topLevelItemCount())}
-    assert {"PatientName", "PixelData", "TransferSyntaxUID"} <= names
+    assert {"Patient's Name", "Pixel Data", "Transfer Syntax UID"} <= names
     view = viewer.active.view
     view.measure = (QPointF(0, 0), QPointF(30, 40))  # 50 px at 0.5 mm
     assert view.measurement_text() == "25.0 mm"
@@ -378,3 +378,33 @@ def test_overlays_drawn_and_toggled(qtbot, viewer_for, cache):
         timeout=10000,
     )
     assert (with_overlay == 255).sum() > (vp.last.rendered.pixels == 255).sum()
+
+
+def test_a_viewer_tab_never_reads_the_index_on_the_gui_thread(qtbot, window, tmp_path, monkeypatch):
+    import threading
+
+    from gearview.edit.study_edit import edit_study
+
+    study = _add_series(window.cache, tmp_path, 2, patient_name="Before^Edit")
+    index = window.cache.index
+    original = index.get
+    gui_reads: list[str] = []
+    recording = [True]
+
+    def get():
+        if recording[0] and threading.current_thread() is threading.main_thread():
+            gui_reads.append("read")
+        return original()
+
+    monkeypatch.setattr(index, "get", get)
+    window.study_activated.emit(study)
+    viewer = window.tabs.currentWidget()
+    tab = window.tabs.indexOf(viewer)
+    qtbot.waitUntil(lambda: window.tabs.tabText(tab) == "Before^Edit", timeout=10000)
+    qtbot.waitUntil(lambda: viewer.active.last is not None, timeout=10000)
+    assert gui_reads == []
+    recording[0] = False
+    edit_study(window.cache, study, {"PatientName": "After^Edit"})
+    recording[0] = True
+    qtbot.waitUntil(lambda: window.tabs.tabText(tab) == "After^Edit", timeout=10000)
+    assert gui_reads == []

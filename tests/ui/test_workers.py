@@ -9,7 +9,7 @@ from PySide6.QtCore import QThread
 
 from gearview.errors import Cancelled, NotFoundError
 from gearview.jobs import Progress
-from gearview.ui.workers import WorkerPool
+from gearview.ui.workers import PRIORITY_BACKGROUND, WorkerPool
 
 
 @pytest.fixture
@@ -95,3 +95,28 @@ def test_shutdown_refuses_new_work(qtbot):
     assert p.shutdown()
     with pytest.raises(RuntimeError):
         p.submit(lambda: None)
+
+
+def test_what_the_user_waits_for_starts_before_background_work(qtbot):
+    p = WorkerPool(max_threads=1)
+    release = threading.Event()
+    order: list[str] = []
+    p.submit(release.wait, 5)  # occupies the only thread
+    p.submit(order.append, "read-ahead", priority=PRIORITY_BACKGROUND)
+    p.submit(order.append, "frame on screen")
+    release.set()
+    qtbot.waitUntil(lambda: len(order) == 2)
+    assert order == ["frame on screen", "read-ahead"]
+    p.shutdown()
+
+
+def test_shutdown_can_drop_work_that_has_not_started(qtbot):
+    p = WorkerPool(max_threads=1)
+    release = threading.Event()
+    ran: list[int] = []
+    p.submit(release.wait, 5)
+    for i in range(5):
+        p.submit(ran.append, i, priority=PRIORITY_BACKGROUND)
+    threading.Timer(0.2, release.set).start()
+    assert p.shutdown(drop_queued=True)
+    assert ran == []

@@ -21,7 +21,6 @@ from gearview.imaging import gsps as gsps_mod
 from gearview.imaging.decode import ImageSource
 from gearview.imaging.sr import content_text
 from gearview.store.records import InstanceRecord
-from gearview.ui.viewer.decoder import PRIORITY_PREFETCH
 from gearview.ui.viewer.image_view import Graphic, ImageView
 from gearview.ui.viewer.model import (
     KIND_GSPS,
@@ -32,6 +31,7 @@ from gearview.ui.viewer.model import (
     FrameResult,
     SeriesModel,
 )
+from gearview.ui.workers import PRIORITY_BACKGROUND
 
 log = logging.getLogger(__name__)
 
@@ -275,7 +275,7 @@ class Viewport(QStackedWidget):
         for pos in range(anchor + 1, min(anchor + 1 + PREFETCH, self.count)):
             record, frame = self.series.slice(pos)
             self.services.submit(
-                self._prefetch_one, anchor, record, frame, priority=PRIORITY_PREFETCH
+                self._prefetch_one, anchor, record, frame, priority=PRIORITY_BACKGROUND
             )
 
     def _prefetch_one(self, anchor: int, record: InstanceRecord, frame: int) -> None:

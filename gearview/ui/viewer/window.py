@@ -2,7 +2,10 @@
 tools, corner text and the tag view of the current instance.
 
 `ViewerWindow(cache, study_uid)` works standalone (tests, `python -m`) and as a
-tab of the main window (`install(window)` in `gearview.ui.viewer`).
+tab of the main window (`install(window)` in `gearview.ui.viewer`). What it
+shows is computed by the engine (corner text in `imaging.corners`, presets in
+`imaging.presets`, the element tree in `edit.tags`); the toolbar and keys live
+in `controls.py`, the series strip in `series_list.py`.
 """
 
 from __future__ import annotations
@@ -11,53 +14,37 @@ import ctypes
 import logging
 import sys
 from collections.abc import Callable
+from typing import Any
 
 import pydicom
 import qtawesome as qta
-from pydicom.dataelem import RawDataElement
 from pydicom.dataset import Dataset
-from PySide6.QtCore import QCoreApplication, QSize, Qt, QTimer, Signal
-from PySide6.QtGui import (
-    QAction,
-    QActionGroup,
-    QCloseEvent,
-    QIcon,
-    QKeySequence,
-    QPixmap,
-    QShortcut,
-)
+from PySide6.QtCore import QCoreApplication, Qt, QTimer, Signal
+from PySide6.QtGui import QCloseEvent
 from PySide6.QtWidgets import (
-    QComboBox,
     QDockWidget,
     QGridLayout,
-    QLabel,
-    QListWidget,
-    QListWidgetItem,
     QMainWindow,
     QSlider,
-    QSpinBox,
-    QToolBar,
-    QTreeWidget,
-    QTreeWidgetItem,
     QVBoxLayout,
     QWidget,
 )
 
 from gearview.changes import Changes
 from gearview.config import Config, ViewerConfig
+from gearview.edit.tags import dataset_tree
 from gearview.imaging import FrameCache, RenderOptions, Window
 from gearview.imaging import gsps as gsps_mod
-from gearview.imaging.decode import ImageSource, peek
+from gearview.imaging.corners import Corners, Place, ViewState, corner_text
+from gearview.imaging.decode import ImageSource
 from gearview.imaging.isolate import IsolatedDecoder
-from gearview.imaging.luts import frame_params
+from gearview.imaging.presets import CT_PRESETS, window_presets
 from gearview.store import Cache
-from gearview.ui.viewer.decoder import PRIORITY_PREFETCH, DecodePool
-from gearview.ui.viewer.image_view import TOOL_MEASURE, TOOL_PAN, TOOL_WINDOW
+from gearview.ui.tag_tree import TagTree
+from gearview.ui.viewer.controls import LAYOUTS, build_toolbar, install_shortcuts
 from gearview.ui.viewer.model import (
     KIND_GSPS,
     KIND_IMAGE,
-    KIND_PDF,
-    KIND_SR,
     Decoder,
     FrameResult,
     SeriesModel,
@@ -67,21 +54,14 @@ from gearview.ui.viewer.model import (
     prefetch_job,
     render_job,
 )
+from gearview.ui.viewer.series_list import THUMB, SeriesList
 from gearview.ui.viewer.viewport import ViewerServices, Viewport
+from gearview.ui.workers import PRIORITY_BACKGROUND, WorkerPool
 
 log = logging.getLogger(__name__)
 
-#: (label, centre, width) — keys 1..5; the file's own windows follow on 6..9.
-CT_PRESETS: tuple[tuple[str, float, float], ...] = (
-    ("CT brain", 40, 80),
-    ("CT lung", -600, 1500),
-    ("CT bone", 400, 1800),
-    ("CT abdomen", 40, 400),
-    ("CT mediastinum", 50, 350),
-)
-LAYOUTS = {"1×1": (1, 1), "1×2": (1, 2), "2×2": (2, 2)}
-THUMB = 96
 MAX_TAG_ITEMS = 5000
+DECODE_THREADS = 2
 
 
 class ViewerWindow(QMainWindow):
@@ -103,15 +83,15 @@ class ViewerWindow(QMainWindow):
         self.cache = cache
         self.study_uid = study_uid
         self.model: StudyModel | None = None
-        self.pool = DecodePool(self, threads=2)
+        self.pool = WorkerPool(self, max_threads=DECODE_THREADS)
         self.frames = FrameCache(viewer_cfg.frame_cache_bytes)
-        # compressed frames decode in worker processes; shared between the tabs of a main window
+        # compressed frames decode in worker processes; a main window shares the station's
         self._owns_isolated = isolated is None
-        self.isolated = isolated or IsolatedDecoder(workers=2)
+        self.isolated = isolated or IsolatedDecoder(workers=DECODE_THREADS)
         self.decoder = Decoder(self.frames, isolated=self.isolated)
         self._presentations: list[Dataset] = []
         self.services = ViewerServices(
-            submit=self.pool.submit,
+            submit=self._submit,
             render=lambda record, frame, options: render_job(self.decoder, record, frame, options),
             prefetch=lambda record, frame: prefetch_job(self.decoder, record, frame),
             presentation_for=self._presentation_for,
@@ -122,6 +102,7 @@ class ViewerWindow(QMainWindow):
         self.cine.timeout.connect(self._cine_tick)
         self._closed = False
         self._shown = 1
+        self._tags_of = ""
         app = QCoreApplication.instance()
         if app is not None:
             app.aboutToQuit.connect(self.shutdown)
@@ -129,13 +110,20 @@ class ViewerWindow(QMainWindow):
         self.resize(1100, 760)
         self._build()
         self.set_layout("1×1")
-        self.pool.submit(
-            load_study,
-            cache,
-            study_uid,
-            on_result=self._study_loaded,
-            on_error=lambda exc: self._study_failed(str(exc)),
-        )
+        self.reload()
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def patient_label(self) -> str:
+        """Who the study belongs to (the main window's tab title); empty until it is read."""
+        record = self.model.record if self.model else None
+        return (record.patient_name or record.patient_id) if record else ""
+
+    def _submit(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> int:
+        """Viewports keep asking after the viewer closed (resizes, late frames): ignore them."""
+        return 0 if self._closed else self.pool.submit(fn, *args, **kwargs)
 
     # ---- construction -------------------------------------------------------------------
 
@@ -154,22 +142,14 @@ class ViewerWindow(QMainWindow):
         outer.addWidget(self.slider)
         self.setCentralWidget(central)
 
-        self.thumbs = QListWidget(self)
-        self.thumbs.setViewMode(QListWidget.ViewMode.IconMode)
-        self.thumbs.setFlow(QListWidget.Flow.TopToBottom)
-        self.thumbs.setWrapping(False)
-        self.thumbs.setIconSize(QSize(THUMB, THUMB))
-        self.thumbs.setMovement(QListWidget.Movement.Static)
-        self.thumbs.setMinimumWidth(THUMB + 40)
-        self.thumbs.itemActivated.connect(self._thumb_activated)
-        self.thumbs.itemClicked.connect(self._thumb_activated)
+        self.thumbs = SeriesList(self._request_thumbnail, self)
+        self.thumbs.chosen.connect(self._series_chosen)
         dock = QDockWidget("Series", self)
         dock.setObjectName("viewer-series")
         dock.setWidget(self.thumbs)
         self.addDockWidget(Qt.DockWidgetArea.LeftDockWidgetArea, dock)
 
-        self.tags = QTreeWidget(self)
-        self.tags.setHeaderLabels(["Tag", "Name", "VR", "Value"])
+        self.tags = TagTree(self)
         for column, width in enumerate((110, 170, 32)):
             self.tags.setColumnWidth(column, width)
         self.tags_dock = QDockWidget("Tags", self)
@@ -177,113 +157,11 @@ class ViewerWindow(QMainWindow):
         self.tags_dock.setWidget(self.tags)
         self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, self.tags_dock)
         self.tags_dock.hide()
-        self._build_toolbar()
-        self._build_shortcuts()
-
-    def _action(
-        self, bar: QToolBar, icon: str, text: str, slot: Callable[[], None], checkable: bool = False
-    ) -> QAction:
-        action = QAction(qta.icon(icon), text, self)
-        action.setCheckable(checkable)
-        action.triggered.connect(slot)
-        bar.addAction(action)
-        return action
-
-    def _build_toolbar(self) -> None:
-        bar = QToolBar("Viewer", self)
-        bar.setObjectName("viewer-tools")
-        self.addToolBar(bar)
-        self.layout_box = QComboBox(bar)
-        self.layout_box.addItems(list(LAYOUTS))
-        self.layout_box.currentTextChanged.connect(self.set_layout)
-        bar.addWidget(self.layout_box)
-        self.preset_box = QComboBox(bar)
-        self.preset_box.setMinimumContentsLength(14)
-        self.preset_box.setPlaceholderText("W/L presets (1–9)")
-        self.preset_box.activated.connect(lambda i: self.apply_preset(i + 1))
-        bar.addWidget(self.preset_box)
-        tools = QActionGroup(self)
-        for icon, text, tool in (
-            ("mdi6.contrast-box", "Window/level (drag)", TOOL_WINDOW),
-            ("mdi6.pan", "Pan (drag)", TOOL_PAN),
-            ("mdi6.ruler", "Measure distance (drag)", TOOL_MEASURE),
-        ):
-            action = self._action(bar, icon, text, lambda t=tool: self.set_tool(t), checkable=True)
-            action.setChecked(tool == TOOL_WINDOW)
-            tools.addAction(action)
-        bar.addSeparator()
-        self._action(bar, "mdi6.fit-to-screen", "Fit (F)", lambda: self._on_view(lambda v: v.fit()))
-        self._action(
-            bar, "mdi6.numeric-1-box", "1:1 (A)", lambda: self._on_view(lambda v: v.actual_size())
-        )
-        self._action(
-            bar, "mdi6.rotate-left", "Rotate left", lambda: self._on_view(lambda v: v.rotate(-90))
-        )
-        self._action(
-            bar,
-            "mdi6.rotate-right",
-            "Rotate right (R)",
-            lambda: self._on_view(lambda v: v.rotate(90)),
-        )
-        self._action(
-            bar,
-            "mdi6.flip-horizontal",
-            "Flip horizontal (H)",
-            lambda: self._on_view(lambda v: v.flip(True)),
-        )
-        self._action(
-            bar,
-            "mdi6.flip-vertical",
-            "Flip vertical (V)",
-            lambda: self._on_view(lambda v: v.flip(False)),
-        )
-        self._action(bar, "mdi6.invert-colors", "Invert (I)", self.toggle_invert)
-        self._action(bar, "mdi6.layers-off-outline", "Overlays on/off (O)", self.toggle_overlays)
-        self._action(bar, "mdi6.restore", "Reset (0)", self.reset)
-        bar.addSeparator()
-        self.play_action = self._action(
-            bar, "mdi6.play", "Cine play/stop (Space)", self.toggle_cine, checkable=True
-        )
-        self.fps = QSpinBox(bar)
-        self.fps.setRange(1, 120)
-        self.fps.setValue(15)
-        self.fps.setSuffix(" fps")
-        self.fps.valueChanged.connect(self._fps_changed)
-        bar.addWidget(self.fps)
-        bar.addSeparator()
-        self._action(bar, "mdi6.tag-text", "Tags (T)", self.toggle_tags)
-        self.status = QLabel(bar)
-        bar.addWidget(self.status)
-
-    def _build_shortcuts(self) -> None:
-        keys: list[tuple[str | QKeySequence.StandardKey, Callable[[], None]]] = [
-            ("Down", lambda: self.step(1)),
-            ("Right", lambda: self.step(1)),
-            ("Up", lambda: self.step(-1)),
-            ("Left", lambda: self.step(-1)),
-            ("PgDown", lambda: self.step(10)),
-            ("PgUp", lambda: self.step(-10)),
-            ("Home", lambda: self.go_to(0)),
-            ("End", lambda: self.go_to(10**9)),
-            ("F", lambda: self._on_view(lambda v: v.fit())),
-            ("A", lambda: self._on_view(lambda v: v.actual_size())),
-            ("R", lambda: self._on_view(lambda v: v.rotate(90))),
-            ("H", lambda: self._on_view(lambda v: v.flip(True))),
-            ("V", lambda: self._on_view(lambda v: v.flip(False))),
-            ("I", self.toggle_invert),
-            ("O", self.toggle_overlays),
-            ("T", self.toggle_tags),
-            ("Space", self.toggle_cine),
-            ("0", self.reset),
-            ("M", lambda: self.set_tool(TOOL_MEASURE)),
-            ("Ctrl++", lambda: self._on_view(lambda v: v.zoom_by(1.25))),
-            ("Ctrl+-", lambda: self._on_view(lambda v: v.zoom_by(0.8))),
-        ]
-        keys += [(str(n), lambda n=n: self.apply_preset(n)) for n in range(1, 10)]
-        for key, slot in keys:
-            shortcut = QShortcut(QKeySequence(key), self)
-            shortcut.setContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
-            shortcut.activated.connect(slot)
+        controls = build_toolbar(self)
+        self.layout_box, self.preset_box = controls.layout_box, controls.preset_box
+        self.play_action, self.fps = controls.play_action, controls.fps
+        self.status = controls.status
+        install_shortcuts(self)
 
     # ---- study loading ---------------------------------------------------------------------
 
@@ -297,7 +175,7 @@ class ViewerWindow(QMainWindow):
             return
         if any(needs_isolation(i.transfer_syntax) for s in model.series for i in s.instances[:1]):
             self.isolated.start()  # spawn the decoder processes while the header is read
-        self._fill_thumbnails(model)
+        self.thumbs.fill(model)
         if first_load:
             self._presentations.clear()
             for series in (s for s in model.series if s.kind == KIND_GSPS):
@@ -315,18 +193,6 @@ class ViewerWindow(QMainWindow):
         self._sync_slider()
         self.study_loaded.emit()
 
-    def _fill_thumbnails(self, model: StudyModel) -> None:
-        self.thumbs.clear()
-        for series in model.series:
-            item = QListWidgetItem(
-                self._kind_icon(series.kind), f"{series.title}\n{len(series.slices)} im"
-            )
-            item.setData(Qt.ItemDataRole.UserRole, series)
-            item.setToolTip(series.title)
-            self.thumbs.addItem(item)
-            if series.kind == KIND_IMAGE:
-                self._load_thumbnail(item, series)
-
     def _keep_viewports(self, model: StudyModel) -> None:
         """After a reload, each viewport stays on its series and slice where they still exist."""
         by_uid = {s.record.series_uid: s for s in model.series}
@@ -342,15 +208,15 @@ class ViewerWindow(QMainWindow):
                 viewport.set_series(new)
 
     def reload(self) -> None:
-        """Re-read the study from the index (instances arrived, were edited or removed)."""
-        if not self._closed:
-            self.pool.submit(
-                load_study,
-                self.cache,
-                self.study_uid,
-                on_result=self._study_loaded,
-                on_error=lambda exc: self._study_failed(str(exc)),
-            )
+        """Read the study from the index on a worker (again when instances arrived, were
+        edited or removed)."""
+        self._submit(
+            load_study,
+            self.cache,
+            self.study_uid,
+            on_result=self._study_loaded,
+            on_error=lambda exc: self._study_failed(str(exc)),
+        )
 
     def on_cache_changed(self, changes: Changes) -> None:
         """Follow the cache: forget changed instances' headers and frames, then reload."""
@@ -359,6 +225,8 @@ class ViewerWindow(QMainWindow):
         stale = changes.instances_updated | changes.instances_removed
         if stale:
             self.decoder.forget(stale)
+            if self._tags_of in stale:
+                self._tags_of = ""  # the Tags dock reads the new file with the next frame
         if self.study_uid in changes.studies_removed:
             self._study_failed("the study was removed from the local cache")
             return
@@ -369,26 +237,15 @@ class ViewerWindow(QMainWindow):
             viewport.view.set_image(None, placeholder=f"cannot open study: {message}")
         self.load_failed.emit(message)
 
-    @staticmethod
-    def _kind_icon(kind: str) -> QIcon:
-        name = {
-            KIND_SR: "mdi6.file-document-outline",
-            KIND_PDF: "mdi6.file-pdf-box",
-            KIND_GSPS: "mdi6.layers-outline",
-        }.get(kind, "mdi6.image-outline")
-        return qta.icon(name, color="#9aa0a6")
-
-    def _load_thumbnail(self, item: QListWidgetItem, series: SeriesModel) -> None:
+    def _request_thumbnail(
+        self, series: SeriesModel, deliver: Callable[[FrameResult], None]
+    ) -> None:
         record, frame = series.slice(len(series.slices) // 2)
 
         def job() -> FrameResult:
             return render_job(self.decoder, record, frame, RenderOptions(), thumb=THUMB)
 
-        def done(result: FrameResult) -> None:
-            if result.image is not None and not self._closed:
-                item.setIcon(QIcon(QPixmap.fromImage(result.image)))
-
-        self.pool.submit(job, on_result=done, priority=PRIORITY_PREFETCH)
+        self._submit(job, on_result=deliver, priority=PRIORITY_BACKGROUND)
 
     def _presentation_loaded(self, ds: Dataset) -> None:
         self._presentations.append(ds)
@@ -449,7 +306,8 @@ class ViewerWindow(QMainWindow):
         if viewport.last is not None:
             self._show_tags(viewport.last)
 
-    def _on_view(self, fn: Callable[[object], None]) -> None:
+    def on_view(self, fn: Callable[[Any], None]) -> None:
+        """Apply `fn` to the active viewport's image view (the view tools)."""
         if self.active is not None:
             fn(self.active.view)
 
@@ -517,7 +375,7 @@ class ViewerWindow(QMainWindow):
         self.play_action.setChecked(False)
         self.play_action.setIcon(qta.icon("mdi6.play"))
 
-    def _fps_changed(self, fps: int) -> None:
+    def fps_changed(self, fps: int) -> None:
         if self.cine.isActive():
             self.cine.setInterval(max(1, round(1000 / fps)))
 
@@ -532,16 +390,11 @@ class ViewerWindow(QMainWindow):
 
     def presets(self) -> list[tuple[str, Window | int]]:
         """Keys 1..: CT presets, then the file's own windows (as indices into them)."""
-        out: list[tuple[str, Window | int]] = [
-            (label, Window(c, w, label)) for label, c, w in CT_PRESETS
-        ]
         viewport = self.active
-        if viewport is not None and viewport.last is not None and viewport.last.source is not None:
-            source = viewport.last.source
-            if source.displayable:
-                for i, window in enumerate(frame_params(source.ds, viewport.last.frame).windows):
-                    out.append((f"File: {window.label}", i))
-        return out
+        last = viewport.last if viewport is not None else None
+        if last is not None and last.source is not None and last.source.displayable:
+            return window_presets(last.source.ds, last.frame)
+        return window_presets(None)
 
     def apply_preset(self, number: int) -> None:
         """Preset `number` (1-based, as the keys 1–9)."""
@@ -564,9 +417,8 @@ class ViewerWindow(QMainWindow):
 
     # ---- per-frame updates ----------------------------------------------------------------------
 
-    def _thumb_activated(self, item: QListWidgetItem) -> None:
-        series = item.data(Qt.ItemDataRole.UserRole)
-        if self.active is not None and series is not None:
+    def _series_chosen(self, series: SeriesModel) -> None:
+        if self.active is not None:
             self.active.set_series(series)
             self._sync_slider()
 
@@ -579,74 +431,40 @@ class ViewerWindow(QMainWindow):
         if self.tags_dock.isVisible():
             self._show_tags(result)
 
-    def _corners(self, viewport: Viewport) -> tuple[str, str, str, str]:
-        study = self.model.record if self.model else None
+    def _corners(self, viewport: Viewport) -> Corners:
         result = viewport.last
         ds = result.source.ds if result and result.source else Dataset()
-        top_left = "\n".join(
-            filter(
-                None,
-                (
-                    str(ds.get("PatientName", "") or (study.patient_name if study else "")),
-                    str(ds.get("PatientID", "") or (study.patient_id if study else "")),
-                    " ".join(
-                        filter(
-                            None,
-                            (
-                                str(ds.get("PatientBirthDate", "") or ""),
-                                str(ds.get("PatientSex", "") or ""),
-                            ),
-                        )
-                    ),
-                ),
-            )
-        )
         series = viewport.series
-        top_right = "\n".join(
-            filter(
-                None,
-                (
-                    str(ds.get("StudyDescription", "") or (study.description if study else "")),
-                    str(ds.get("StudyDate", "") or (study.study_date if study else "")),
-                    series.title if series else "",
-                ),
-            )
-        )
-        lines = []
+        place = None
         if series and result is not None:
-            inst_index, frame = series.slices[viewport.position]
-            lines.append(f"Im: {inst_index + 1}/{len(series.instances)}")
-            if (result.record.frames or 1) > 1:
-                lines.append(f"Fr: {frame + 1}/{result.record.frames}")
-        rendered = result.rendered if result else None
-        if rendered is not None and rendered.window is not None:
-            lines.append(f"W: {rendered.window.width:g}  L: {rendered.window.center:g}")
-        elif rendered is not None and rendered.voi_label:
-            lines.append(rendered.voi_label)
-        if viewport.invert:
-            lines.append("inverted")
+            image, frame = series.slices[viewport.position]
+            place = Place(image, len(series.instances), frame, result.record.frames or 1)
         view = viewport.view
-        bottom_right = "\n".join(
-            filter(
-                None,
-                (
-                    view.measurement_text(),
-                    f"Zoom: {view.effective_zoom() * 100:.0f}%"
-                    + (f"  Rot: {view.rotation}°" if view.rotation else ""),
-                ),
-            )
+        return corner_text(
+            ds,
+            self.model.record if self.model else None,
+            series.title if series else "",
+            place,
+            result.rendered if result else None,
+            ViewState(view.effective_zoom(), view.rotation, view.measurement_text(),
+                      viewport.invert),
         )
-        return top_left, top_right, "\n".join(lines), bottom_right
 
     def _show_tags(self, result: FrameResult) -> None:
+        """Fill the Tags dock with the shown instance's elements, read on a worker."""
         if not self.tags_dock.isVisible() or result.source is None:
             return
-        self.tags.clear()
-        budget = [MAX_TAG_ITEMS]
-        self.tags.addTopLevelItems(_tag_items(result.source.ds, budget, 0))
-        meta = getattr(result.source.ds, "file_meta", None)
-        if meta:
-            self.tags.insertTopLevelItems(0, _tag_items(meta, budget, 0))
+        sop_uid = result.record.sop_uid
+        if sop_uid == self._tags_of:
+            return
+        self._tags_of = sop_uid
+        ds = result.source.ds
+
+        def shown(nodes: list) -> None:
+            if self._tags_of == sop_uid:
+                self.tags.show_nodes(nodes)
+
+        self._submit(dataset_tree, ds, MAX_TAG_ITEMS, on_result=shown)
 
     # ---- shutdown ------------------------------------------------------------------------------
 
@@ -656,7 +474,7 @@ class ViewerWindow(QMainWindow):
             return
         self._closed = True
         self.cine.stop()
-        self.pool.shutdown()
+        self.pool.shutdown(drop_queued=True)
         if self._owns_isolated:
             self.isolated.close()
         self.frames.clear()
@@ -676,50 +494,3 @@ def release_memory() -> None:
         ctypes.CDLL("libc.so.6").malloc_trim(0)
     except (OSError, AttributeError):
         log.debug("malloc_trim is not available")
-
-
-def _tag_items(ds: Dataset, budget: list[int], depth: int) -> list[QTreeWidgetItem]:
-    """Tree items for a dataset without loading deferred (large) values."""
-    items = []
-    for tag in list(ds.keys()):
-        budget[0] -= 1
-        if budget[0] < 0:
-            items.append(QTreeWidgetItem(["…", "(more elements not shown)", "", ""]))
-            break
-        raw = peek(ds, tag)
-        if isinstance(raw, RawDataElement) and raw.value is None:
-            items.append(
-                QTreeWidgetItem(
-                    [
-                        str(tag),
-                        pydicom.datadict.keyword_for_tag(tag),
-                        str(raw.VR),
-                        f"({raw.length} bytes, not loaded)",
-                    ]
-                )
-            )
-            continue
-        try:
-            elem = ds[tag]
-        except Exception as exc:  # noqa: BLE001 - one unreadable element must not hide the others
-            items.append(QTreeWidgetItem([str(tag), "", "", f"(unreadable: {exc})"]))
-            continue
-        if elem.VR == "SQ":
-            node = QTreeWidgetItem(
-                [str(tag), elem.keyword or elem.name, "SQ", f"{len(elem.value)} item(s)"]
-            )
-            if depth < 16:
-                for n, item in enumerate(elem.value, 1):
-                    child = QTreeWidgetItem([f"Item {n}", "", "", ""])
-                    child.addChildren(_tag_items(item, budget, depth + 1))
-                    node.addChild(child)
-            items.append(node)
-        else:
-            value = elem.value
-            if isinstance(value, (bytes, bytearray)):
-                text = f"({len(value)} bytes)"
-            else:
-                text = str(value)
-                text = text if len(text) <= 200 else text[:200] + "…"
-            items.append(QTreeWidgetItem([str(tag), elem.keyword or elem.name, str(elem.VR), text]))
-    return items
