@@ -104,9 +104,7 @@ def test_send_dialog_queues_a_deidentified_send(qtbot, home, cache, tmp_path, wi
     options = dialog.deidentify()
     assert options is not None and options.retain_dates
     job_id = queue_send(window, "NOWHERE", [study], options)
-    from gearview.ui.activity_panel import job_queue
-
-    record = job_queue(window).get(job_id)
+    record = window.station.jobs.get(job_id)
     assert record.kind == SEND and "de-identified" in record.title
     assert record.params["deidentify"]["retain_dates"] is True
     dialog.reject()
