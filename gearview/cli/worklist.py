@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from gearview.cli.common import context, print_json, print_table
+from gearview.cli.common import load_station, print_json, print_table
 from gearview.net.nodes import resolve_node
 from gearview.net.worklist import WorklistQuery, find_worklist
 
@@ -25,7 +25,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    _, config = context()
+    config = load_station().config
     query = WorklistQuery(
         patient_name=args.patient_name,
         patient_id=args.patient_id,
