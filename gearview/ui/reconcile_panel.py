@@ -29,7 +29,7 @@ from PySide6.QtWidgets import (
 )
 
 from gearview.config import Config
-from gearview.errors import GearviewError
+from gearview.errors import GearviewError, describe_error
 from gearview.identity.lookup import (
     Candidate,
     LookupResult,
@@ -44,10 +44,6 @@ from gearview.ui.workers import WorkerPool
 log = logging.getLogger(__name__)
 KEEP = "keep"
 MANUAL = "manual"
-
-
-def _describe(exc: BaseException) -> str:
-    return exc.one_line() if isinstance(exc, GearviewError) else f"{type(exc).__name__}: {exc}"
 
 
 def _errors_text(result: LookupResult) -> str:
@@ -115,7 +111,7 @@ class ReconcileRow(QWidget):
         self.status.setText(text)
 
     def lookup_failed(self, exc: BaseException) -> None:
-        self.status.setText(f"lookup failed: {_describe(exc)}")
+        self.status.setText(f"lookup failed: {describe_error(exc)}")
 
     def candidates(self) -> list[Candidate]:
         return [
@@ -152,7 +148,7 @@ class ReconcileRow(QWidget):
 
     def _order_failed(self, exc: BaseException) -> None:
         self.match_button.setEnabled(True)
-        self.status.setText(_describe(exc))
+        self.status.setText(describe_error(exc))
 
     # ---- the choice ---------------------------------------------------------
 
@@ -292,7 +288,7 @@ class CandidatePicker(QDialog):
             self.results.setCurrentRow(0)
 
     def _failed(self, exc: BaseException) -> None:
-        self.status.setText(_describe(exc))
+        self.status.setText(describe_error(exc))
 
     def search_worklist(self) -> None:
         try:
