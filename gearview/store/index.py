@@ -10,6 +10,7 @@ from __future__ import annotations
 import sqlite3
 import threading
 import time
+import weakref
 from pathlib import Path
 
 from gearview.errors import IndexCorruptError, StoreError
@@ -78,10 +79,14 @@ CREATE INDEX IF NOT EXISTS instance_study ON instance(study_uid);
 
 
 def connect(path: Path) -> sqlite3.Connection:
-    """Open the index; raises IndexCorruptError when the file is damaged."""
+    """Open the index; raises IndexCorruptError when the file is damaged.
+
+    Each connection is used by one thread only (`IndexConnections`); Python's
+    same-thread check is off so that `close_all` can close the others' too.
+    """
     try:
         conn = sqlite3.connect(path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None,
-                               check_same_thread=True)
+                               check_same_thread=False)
         conn.row_factory = sqlite3.Row
         conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
         conn.execute("PRAGMA journal_mode=WAL")
@@ -101,42 +106,58 @@ def connect(path: Path) -> sqlite3.Connection:
         raise IndexCorruptError(f"the index {path.name} cannot be opened: {exc}") from None
 
 
+class _ThreadConnection:
+    """A thread's connection, closed as soon as that thread's local storage is released."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+        self.close = weakref.finalize(self, conn.close)
+
+
 class IndexConnections:
-    """One connection per thread (SQLite connections are not thread-safe)."""
+    """One connection per thread (SQLite connections are not thread-safe).
+
+    A connection lives in its thread's `threading.local` and is closed when
+    that storage goes away: when a Python thread ends, and when a thread
+    Python did not start (a Qt pool thread) drops its Python thread state
+    after each task, which gives every GUI worker task a fresh local. Only
+    weak references are kept besides, so no connection outlives the thread
+    that opened it (strong ones leaked two descriptors per GUI refresh until
+    `select()` failed past 1024).
+    """
 
     def __init__(self, path: Path) -> None:
         self.path = path
         self._local = threading.local()
-        self._all: list[sqlite3.Connection] = []
+        self._open: weakref.WeakSet[_ThreadConnection] = weakref.WeakSet()
         self._lock = threading.Lock()
 
     def get(self) -> sqlite3.Connection:
-        conn = getattr(self._local, "conn", None)
-        if conn is None:
-            conn = connect(self.path)
-            self._local.conn = conn
+        held = getattr(self._local, "held", None)
+        if held is None:
+            held = _ThreadConnection(connect(self.path))
+            self._local.held = held
             with self._lock:
-                self._all.append(conn)
-        return conn
+                self._open.add(held)
+        return held.conn
+
+    def open_count(self) -> int:
+        """Connections currently open (one per thread that used the index and still runs)."""
+        with self._lock:
+            return sum(1 for held in self._open if held.close.alive)
 
     def close_current(self) -> None:
-        conn = getattr(self._local, "conn", None)
-        if conn is not None:
-            self._local.conn = None
-            with self._lock:
-                if conn in self._all:
-                    self._all.remove(conn)
-            conn.close()
+        held = getattr(self._local, "held", None)
+        if held is not None:
+            self._local.held = None
+            held.close()
 
     def close_all(self) -> None:
         """Close every connection (only safe once no other thread uses them)."""
         with self._lock:
-            conns, self._all = self._all, []
-        for conn in conns:
-            try:
-                conn.close()
-            except sqlite3.ProgrammingError:
-                pass  # owned by another thread that already exited
+            held, self._open = list(self._open), weakref.WeakSet()
+        for item in held:
+            item.close()
         self._local = threading.local()
 
 

@@ -120,3 +120,31 @@ def test_shutdown_can_drop_work_that_has_not_started(qtbot):
     threading.Timer(0.2, release.set).start()
     assert p.shutdown(drop_queued=True)
     assert ran == []
+
+
+def test_pool_tasks_that_read_the_index_leave_no_connection_open(qtbot, cache):
+    """Qt drops a pool thread's Python state after each task; its connection must go too."""
+    import os
+
+    pool_threads = 4
+
+    def index_fds() -> int:
+        count = 0
+        for fd in os.listdir("/proc/self/fd"):
+            try:
+                count += os.readlink(f"/proc/self/fd/{fd}").startswith(str(cache.home.index_file))
+            except OSError:
+                pass  # the listing's own descriptor, closed by now
+        return count
+
+    pool = WorkerPool(max_threads=pool_threads)
+    results: list[object] = []
+    before = index_fds()
+    for _ in range(80):
+        pool.submit(cache.studies, on_result=results.append)
+    qtbot.waitUntil(lambda: len(results) == 80, timeout=20_000)
+    pool.shutdown()
+    assert cache.index.open_count() == 1
+    # SQLite keeps a closed connection's database descriptor while another connection of the
+    # process holds a lock on the file, and reuses it for the next: one per pool thread at most.
+    assert index_fds() <= before + pool_threads
