@@ -27,6 +27,7 @@ from gearview.conformance import QR_FIND, QR_GET, QR_MOVE, VERIFICATION
 from gearview.errors import Cancelled, InvalidValueError, NetworkError, NotFoundError
 from gearview.jobs import CancelToken, Progress, ProgressCallback, no_progress
 from gearview.net import dimse
+from gearview.net import pynetdicom_compat as compat
 from gearview.net.association import association, lost
 from gearview.net.query import StudyQuery, found_study, merge_studies, parse_text_identifier
 from gearview.store.records import StudyRecord
@@ -106,10 +107,11 @@ def _find_direct(
     max_pdu = assoc.dimse.maximum_pdu_size
     matches: list[RawIdentifier] = []
     cancelled = False
+    reader = dimse.reader(assoc, sock)
     try:
         dimse.write_message(sock, context.context_id, dimse.find_command(model, 1), data, max_pdu)
         while True:
-            msg = dimse.read_message(sock, assoc.dimse_timeout)
+            msg = dimse.read_message(reader, assoc.dimse_timeout)
             code = int(msg.command.get("Status", -1))
             if code in PENDING:
                 if msg.data:
@@ -120,7 +122,7 @@ def _find_direct(
                     )
                     cancelled = True
                 continue
-            assoc.dul._idle_timer.restart()
+            compat.restart_idle_timer(assoc)
             _check_final(node, code, cancelled)
             return matches
     except (OSError, ValueError) as exc:

@@ -1,4 +1,4 @@
-"""Direct DIMSE message I/O on an association pynetdicom negotiated.
+"""DIMSE messages on the wire: command sets built and parsed, and direct message I/O.
 
 pynetdicom sends every PDU through its reactor thread and hands every
 response back through two more threads, decoding and pretty-printing each
@@ -10,14 +10,19 @@ between ourselves:
 
 - `paused(assoc)` takes pynetdicom's reactors off the connection for a batch
   and gives it back before release/abort;
-- `write_message` writes P-DATA-TF PDUs with scatter/gather `sendmsg` and
-  never copies the data set;
-- `read_message` reads PDUs until a whole DIMSE message (command set and
-  optional data set) arrived.
+- `write_message` writes P-DATA-TF PDUs with scatter/gather `sendmsg` (one
+  joined `sendall` where the platform has no `sendmsg`) and never copies the
+  data set;
+- `read_message` reads PDUs (through the shared `PduReader`, so with length
+  caps and a deadline) until a whole DIMSE message arrived.
 
 Only plain TCP takes this path (`direct_socket` is None for TLS, where one
-thread writing while another reads an SSL socket is unsafe); callers then
-use pynetdicom's own path.
+thread writing while another reads an SSL socket is unsafe, and when the
+installed pynetdicom lacks the hooks); callers then use pynetdicom's path.
+
+The server uses the command parsing here too: `parse_command` reads a
+command set without trusting any length in it, and `check_command` says
+whether pynetdicom may see it (see `net/inbound.py`).
 """
 
 from __future__ import annotations
@@ -37,26 +42,72 @@ from pydicom.dataset import Dataset
 from pydicom.filereader import read_dataset
 from pynetdicom import Association
 
-#: P-DATA-TF PDU header (type, reserved, length) and PDV item header
-#: (length, context ID, message control header), PS3.8 9.3.5.
-PDU_HEADER = struct.Struct(">BBI")
-PDV_HEADER = struct.Struct(">IBB")
-P_DATA_TF = 0x04
-A_ABORT = 0x07
+from gearview.net import pynetdicom_compat as compat
+from gearview.net.pdu import (
+    ABORT,
+    P_DATA_TF,
+    PDU_HEADER,
+    PDV_HEADER,
+    PduLimits,
+    PduReader,
+    Refusal,
+    pdvs,
+)
+
 _ELEMENT_HEADER = struct.Struct("<HHI")
 _US = struct.Struct("<H")
 _UL = struct.Struct("<I")
 #: Buffers per sendmsg call (below the usual IOV_MAX of 1024).
 _IOV_BATCH = 512
+#: A response's data set (a C-FIND identifier) is small; more than this is refused.
+MAX_RESPONSE_DATA = 16 << 20
+#: A command set is a few hundred bytes; more than this is not one.
+MAX_COMMAND = 64 << 10
 
-#: PS3.7 E.1 command fields and the values we use.
+#: PS3.7 E.1 command fields; a response is its request's field with bit 15 set.
 C_STORE_RQ = 0x0001
-C_STORE_RSP = 0x8001
+C_GET_RQ = 0x0010
 C_FIND_RQ = 0x0020
+C_MOVE_RQ = 0x0021
+C_ECHO_RQ = 0x0030
+N_EVENT_REPORT_RQ = 0x0100
+N_GET_RQ = 0x0110
+N_SET_RQ = 0x0120
+N_ACTION_RQ = 0x0130
+N_CREATE_RQ = 0x0140
+N_DELETE_RQ = 0x0150
 C_CANCEL_RQ = 0x0FFF
+RESPONSE_BIT = 0x8000
+C_STORE_RSP = C_STORE_RQ | RESPONSE_BIT
 PRIORITY_MEDIUM = 0x0000
 DATASET_PRESENT = 0x0000
 NO_DATASET = 0x0101
+#: General DIMSE statuses (PS3.7 C.5) we answer ourselves.
+STATUS_SOP_CLASS_NOT_SUPPORTED = 0x0122
+STATUS_UNRECOGNIZED_OPERATION = 0x0211
+
+#: The command elements PS3.7 makes mandatory ("M") in each request (9.3, 10.3).
+_REQUEST_ELEMENTS: dict[int, tuple[str, ...]] = {
+    C_STORE_RQ: ("AffectedSOPClassUID", "MessageID", "Priority", "AffectedSOPInstanceUID"),
+    C_FIND_RQ: ("AffectedSOPClassUID", "MessageID", "Priority"),
+    C_GET_RQ: ("AffectedSOPClassUID", "MessageID", "Priority"),
+    C_MOVE_RQ: ("AffectedSOPClassUID", "MessageID", "Priority", "MoveDestination"),
+    C_ECHO_RQ: ("AffectedSOPClassUID", "MessageID"),
+    C_CANCEL_RQ: ("MessageIDBeingRespondedTo",),
+    N_EVENT_REPORT_RQ: ("AffectedSOPClassUID", "MessageID", "AffectedSOPInstanceUID",
+                        "EventTypeID"),
+    N_GET_RQ: ("RequestedSOPClassUID", "MessageID", "RequestedSOPInstanceUID"),
+    N_SET_RQ: ("RequestedSOPClassUID", "MessageID", "RequestedSOPInstanceUID"),
+    N_ACTION_RQ: ("RequestedSOPClassUID", "MessageID", "RequestedSOPInstanceUID",
+                  "ActionTypeID"),
+    N_CREATE_RQ: ("AffectedSOPClassUID", "MessageID"),
+    N_DELETE_RQ: ("RequestedSOPClassUID", "MessageID", "RequestedSOPInstanceUID"),
+}
+_RESPONSE_ELEMENTS = ("MessageIDBeingRespondedTo", "Status")
+#: Value types of the command elements above (US or UI/AE text).
+_US_ELEMENTS = frozenset({"MessageID", "MessageIDBeingRespondedTo", "Priority", "Status",
+                          "EventTypeID", "ActionTypeID", "CommandField",
+                          "CommandDataSetType"})
 
 
 class PeerAborted(ConnectionError):
@@ -65,6 +116,8 @@ class PeerAborted(ConnectionError):
 
 def direct_socket(assoc: Association) -> socket.socket | None:
     """The plain TCP socket we write and read ourselves during a batch (None for TLS)."""
+    if not compat.available("direct_dimse"):
+        return None
     transport = assoc.dul.socket
     sock = transport.socket if transport is not None else None
     if sock is None or isinstance(sock, ssl.SSLSocket):
@@ -74,32 +127,13 @@ def direct_socket(assoc: Association) -> socket.socket | None:
 
 @contextlib.contextmanager
 def paused(assoc: Association) -> Iterator[None]:
-    """Take the association's reactors off the connection for a whole batch.
-
-    The association reactor is paused (pynetdicom's own pause flag can be
-    stale - the reactor may already be past its checkpoint and steal a
-    response - so we confirm it stays paused), and on plain TCP the DUL
-    reactor is told the transport is not readable so that we read the
-    responses ourselves. Both are restored on exit, so pynetdicom's release
-    or abort then work as usual.
-    """
-    assoc._reactor_checkpoint.clear()
-    transport = assoc.dul.socket
-    direct = direct_socket(assoc) is not None
-    try:
-        while True:
-            while not assoc._is_paused and assoc.is_alive():
-                time.sleep(0.0005)
-            time.sleep(0.005)
-            if assoc._is_paused or not assoc.is_alive():
-                break
-        if direct:
-            transport._is_connected = False
+    """pynetdicom's reactors off the connection for a batch (see `compat.paused`); on the
+    stock path (no hooks) pynetdicom's own send methods pause them per message."""
+    if not compat.available("direct_dimse"):
         yield
-    finally:
-        if direct and transport.socket is not None:
-            transport._is_connected = True
-        assoc._reactor_checkpoint.set()
+        return
+    with compat.paused(assoc, direct=direct_socket(assoc) is not None):
+        yield
 
 
 def element(keyword: str, value: bytes) -> bytes:
@@ -184,6 +218,80 @@ def command_text(elements: dict[int, bytes], keyword: str) -> str | None:
     return value.rstrip(b"\x00 ").decode("ascii")
 
 
+class CommandError(ValueError):
+    """A command set that is not one: unreadable, or missing a mandatory element."""
+
+
+@dataclass(frozen=True)
+class Command:
+    """What the server needs to know of a received command set before routing it."""
+
+    field: int
+    message_id: int | None
+    has_dataset: bool
+    sop_class: str | None
+    elements: dict[int, bytes]
+
+    @property
+    def is_request(self) -> bool:
+        return not self.field & RESPONSE_BIT
+
+    @property
+    def known(self) -> bool:
+        """A command PS3.7 defines (there is no C-CANCEL response)."""
+        base = self.field & ~RESPONSE_BIT
+        return base in _REQUEST_ELEMENTS and (self.is_request or base != C_CANCEL_RQ)
+
+
+def check_command(data: bytes | memoryview) -> Command:
+    """Parse and check a command set (PS3.7 9.3, 10.3, E.1); CommandError when it is not one.
+
+    An unknown command field is not an error here (`Command.known` is False):
+    PS3.7 answers it with status 0x0211.
+    """
+    elements = parse_command(data)
+    if elements is None:
+        raise CommandError("an unreadable command set")
+    field = command_us(elements, "CommandField")
+    kind = command_us(elements, "CommandDataSetType")
+    if field is None or kind is None:
+        raise CommandError("a command set without a Command Field or Command Data Set Type")
+    command = Command(
+        field,
+        command_us(elements, "MessageID"),
+        kind != NO_DATASET,
+        command_text(elements, "AffectedSOPClassUID")
+        or command_text(elements, "RequestedSOPClassUID"),
+        elements,
+    )
+    if not command.known:
+        if command.message_id is None:
+            raise CommandError(f"an unknown command 0x{field:04X} without a Message ID")
+        return command
+    wanted = _REQUEST_ELEMENTS[field] if command.is_request else _RESPONSE_ELEMENTS
+    for keyword in wanted:
+        value = (command_us(elements, keyword) if keyword in _US_ELEMENTS
+                 else command_text(elements, keyword))
+        if value is None or value == "":
+            raise CommandError(f"a command 0x{field:04X} without a valid {keyword}")
+    return command
+
+
+def failure_response(command: Command, status: int) -> bytes:
+    """The response to a request we refuse ourselves (its field with bit 15, no data set)."""
+    field = (command.field | RESPONSE_BIT) & 0xFFFF
+    sop_class = (
+        [element("AffectedSOPClassUID", command.sop_class.encode())] if command.sop_class else []
+    )
+    return command_set(
+        *sop_class,
+        element("CommandField", us(field)),
+        element("MessageIDBeingRespondedTo", us(command.message_id or 0)),
+        element("CommandDataSetType", us(NO_DATASET)),
+        element("Status", us(status)),
+    )
+
+
 def find_command(model: str, msg_id: int) -> bytes:
     """C-FIND-RQ (PS3.7 9.3.2.1)."""
     return command_set(
@@ -255,16 +363,9 @@ def _sendmsg_all(sock: socket.socket, parts: list) -> None:
             views[0] = views[0][sent:]
 
 
-def _recv_exactly(sock: socket.socket, size: int) -> bytes:
-    buf = bytearray(size)
-    view = memoryview(buf)
-    got = 0
-    while got < size:
-        n = sock.recv_into(view[got:])
-        if n == 0:
-            raise ConnectionError("the peer closed the connection")
-        got += n
-    return bytes(buf)
+def reader(assoc: Association, sock: socket.socket) -> PduReader:
+    """A reader for our end of a requestor association: PDUs up to the length we declared."""
+    return PduReader(sock, PduLimits(assoc.requestor.maximum_length or 0))
 
 
 @dataclass
@@ -276,39 +377,54 @@ class Message:
     context_id: int
 
 
-def read_message(sock: socket.socket, timeout: float | None) -> Message:
-    """Read PDUs until one whole DIMSE message arrived (raises OSError/ConnectionError)."""
-    sock.settimeout(timeout)
+def read_message(source: socket.socket | PduReader, timeout: float | None) -> Message:
+    """Read PDUs until one whole DIMSE message arrived (raises OSError/ConnectionError).
+
+    `source` is a socket (read with our default limits) or the caller's
+    `PduReader`; `timeout` bounds the whole message.
+    """
+    reader = source if isinstance(source, PduReader) else PduReader(source, PduLimits(0))
+    deadline = time.monotonic() + (timeout if timeout is not None else 3600.0)
+    command = bytearray()
+    data = bytearray()
+    parsed: Dataset | None = None
+    while True:
+        try:
+            pdu_type, length = reader.read_header(deadline)
+            body = reader.read_body(length, deadline)
+            items = pdvs(body) if pdu_type == P_DATA_TF else []
+        except Refusal as refusal:
+            raise ConnectionError(f"the peer {refusal}") from None
+        if pdu_type == ABORT:
+            raise PeerAborted("the peer aborted the association")
+        if pdu_type != P_DATA_TF:
+            raise ConnectionError(f"the peer sent PDU type 0x{pdu_type:02X} instead of a response")
+        for item in items:
+            if item.is_command:
+                command += item.fragment
+                if len(command) > MAX_COMMAND:
+                    raise ConnectionError("the peer sent a command set larger than 64 KiB")
+                if item.is_last:
+                    parsed = _command_dataset(command)
+                    if parsed.get("CommandDataSetType", NO_DATASET) == NO_DATASET:
+                        return Message(parsed, None, item.context_id)
+            elif parsed is None:
+                raise ConnectionError("the peer sent a data set before its command")
+            else:
+                data += item.fragment
+                if len(data) > MAX_RESPONSE_DATA:
+                    raise ConnectionError("the peer sent a response data set larger than 16 MiB")
+                if item.is_last:
+                    return Message(parsed, bytes(data), item.context_id)
+
+
+def _command_dataset(data: bytes | bytearray) -> Dataset:
+    """A response's command set as a Dataset (checked before pydicom reads it)."""
     try:
-        command = bytearray()
-        data = bytearray()
-        parsed: Dataset | None = None
-        while True:
-            pdu_type, _, length = PDU_HEADER.unpack(_recv_exactly(sock, 6))
-            body = _recv_exactly(sock, length)
-            if pdu_type == A_ABORT:
-                raise PeerAborted("the peer aborted the association")
-            if pdu_type != P_DATA_TF:
-                raise ConnectionError(
-                    f"the peer sent PDU type 0x{pdu_type:02X} instead of a response"
-                )
-            offset = 0
-            while offset < len(body):
-                item_length, context_id, control = PDV_HEADER.unpack_from(body, offset)
-                fragment = body[offset + 6 : offset + 4 + item_length]
-                offset += 4 + item_length
-                if control & 0x01:
-                    command += fragment
-                    if control & 0x02:
-                        parsed = read_dataset(BytesIO(bytes(command)), True, True)
-                        if parsed.get("CommandDataSetType", NO_DATASET) == NO_DATASET:
-                            return Message(parsed, None, context_id)
-                else:
-                    data += fragment
-                    if control & 0x02 and parsed is not None:
-                        return Message(parsed, bytes(data), context_id)
-    finally:
-        sock.settimeout(None)
+        check_command(data)
+        return read_dataset(BytesIO(bytes(data)), True, True)
+    except (CommandError, ValueError, EOFError, struct.error) as exc:
+        raise ConnectionError(f"the peer sent {exc}") from None
 
 
 def wait_queued_response(assoc: Association):

@@ -7,57 +7,68 @@ sockets are uncounted; and it accepts a P-DATA-TF far larger than the
 maximum length we declared. This module adds, under pynetdicom's own
 classes:
 
-- a deadline per PDU (ACSE timeout before the association is established,
-  network timeout after), enforced inside `recv`;
-- a hard cap on a PDU's declared length (no allocation is made from it);
+- every PDU read through the shared `PduReader`: a deadline per PDU (ACSE
+  timeout before the association is established, network timeout after)
+  and a cap on its declared length (no allocation is made from it); the
+  PDUs themselves are checked and routed by `net/inbound.py`;
+- a refused connection gets its answer and is closed at once (`refuse`);
 - a cap on open sockets: when it is reached the oldest connection that has
   not completed an association is dropped, so floods of half-open sockets
   never starve a legitimate peer;
 - TLS handshakes on the connection's own thread with a deadline (pynetdicom
   does them on the accepting thread, where one silent client blocks all);
-- TCP_NODELAY on every accepted socket, and a bigger, copy-free `recv`.
+- TCP_NODELAY on every accepted socket, and reactors that wake when there is
+  work instead of polling (`_WakingQueue`, `_ReactorClock`, `_DulWaker`).
 
 Refusals are logged as "Security Alert" lines with the peer address.
 """
 
 from __future__ import annotations
 
-import copy
 import logging
 import queue
 import select
 import socket
+import socketserver
 import ssl
-import struct
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-import pynetdicom.association
-import pynetdicom.dul
-import pynetdicom.transport
-from pynetdicom import evt
-from pynetdicom.pdu import A_ABORT_RQ
-from pynetdicom.presentation import PresentationContext
 from pynetdicom.transport import AssociationSocket, RequestHandler, ThreadedAssociationServer
+
+from gearview.net import pynetdicom_compat as compat
+from gearview.net.inbound import Inbound
+from gearview.net.pdu import (
+    ASSOCIATE_RQ,
+    PDU_HEADER,
+    PRESENTATION_LOCAL_LIMIT,
+    REASON_UNEXPECTED_PDU,
+    REJECTED_TRANSIENT,
+    SOURCE_PRESENTATION,
+    PduLimits,
+    PduReader,
+    PeerClosed,
+    Refusal,
+    escape,
+    reject_pdu,
+    security_alert,
+)
+from gearview.net.store_stream import Begin, StoreStream
 
 log = logging.getLogger("gearview.net.server")
 
-PDU_HEADER = 6
-ASSOCIATE_RQ = 0x01
-P_DATA_TF = 0x04
-#: An A-ASSOCIATE-RQ is small (contexts + user items); 1 MiB is far beyond any real one.
-MAX_ASSOCIATE_RQ = 1 << 20
-#: With `max_pdu = 0` (unlimited) we still refuse to buffer more than this per PDU.
-MAX_UNLIMITED_PDU = 64 << 20
 #: pynetdicom's DUL sleeps this long between polls when idle (default 1 ms), so
 #: every C-STORE response waited up to 1 ms before being sent; 0.2 ms cut the
 #: 500-instance receive from ~3.3 s to ~2.7 s for a few % of a core per idle association.
 DUL_LOOP_DELAY = 0.0002
-#: First allocation for a PDU body; grown as bytes really arrive.
-INITIAL_BUFFER = 1 << 20
+#: Bytes already received that are read and dropped before a refused socket is closed
+#: (closing with unread data sends a reset, which can destroy our answer in flight).
+DRAIN_LIMIT = 1 << 20
+#: How long an answer to a refused peer may take to send.
+ANSWER_TIMEOUT = 1.0
 
 
 class _WakingQueue(queue.Queue):
@@ -109,6 +120,7 @@ class _DulWaker:
     pynetdicom's DUL thread polls both with short sleeps (DUL_LOOP_DELAY), so
     each incoming C-STORE and each outgoing response waited up to that long.
     `wait` keeps the same upper bound but returns as soon as either happens.
+    It polls (not `select`), which keeps working past 1024 descriptors.
     """
 
     def __init__(self, dul: Any) -> None:
@@ -141,17 +153,29 @@ class _DulWaker:
         if pair is None or sock is None or sock.fileno() < 0:
             time.sleep(seconds)
             return
-        try:
-            ready, _, _ = select.select([sock, pair[0]], [], [], seconds)
-        except (OSError, ValueError):
-            time.sleep(seconds)
+        if not _readable([sock, pair[0]], seconds):
             return
-        if pair[0] in ready:
-            try:
-                while pair[0].recv(4096):
-                    pass
-            except OSError:
+        try:
+            while pair[0].recv(4096):
                 pass
+        except OSError:
+            pass
+
+
+def _readable(socks: list[socket.socket], seconds: float) -> bool:
+    """Wait until one of `socks` is readable (or `seconds` pass); False on an error."""
+    try:
+        if hasattr(select, "poll"):
+            poller = select.poll()
+            for sock in socks:
+                poller.register(sock, select.POLLIN)
+            poller.poll(seconds * 1000)
+        else:
+            select.select(socks, [], [], seconds)
+        return True
+    except (OSError, ValueError):
+        time.sleep(seconds)
+        return False
 
 
 class _DulClock(_ReactorClock):
@@ -165,30 +189,10 @@ class _DulClock(_ReactorClock):
             waker.wait(seconds)
 
 
-def _copy_contexts(contexts: Any) -> Any:
-    """Stands in for `deepcopy` in `pynetdicom.transport`, which copies the server's
-    presentation contexts for every association: their UIDs are immutable, so new context
-    objects with their own transfer syntax lists are copy enough (deepcopy of our ~170
-    contexts held the GIL ~20 ms per association, longer than 50 C-STOREs)."""
-    if not isinstance(contexts, list) or not all(
-        isinstance(c, PresentationContext) for c in contexts
-    ):
-        return copy.deepcopy(contexts)
-    fresh = []
-    for context in contexts:
-        twin = copy.copy(context)
-        twin._transfer_syntax = list(context._transfer_syntax)
-        fresh.append(twin)
-    return fresh
-
-
 _CLOCK = _ReactorClock()
 _DUL_CLOCK = _DulClock()
-
-
-def escape(text: object) -> str:
-    """Printable form of a peer-controlled value (AE title, address) for a log line."""
-    return "".join(c if 32 <= ord(c) < 127 and c != "\\" else f"\\x{ord(c):02x}" for c in str(text))
+#: Installed while a server runs, restored when the last one stops.
+PATCHES = compat.server_patches(_CLOCK, _DUL_CLOCK)
 
 
 @dataclass
@@ -200,11 +204,6 @@ class Limits:
     max_pdu: int
     max_sockets: int
 
-    def max_pdu_length(self, pdu_type: int) -> int:
-        if pdu_type == P_DATA_TF:
-            return self.max_pdu if self.max_pdu else MAX_UNLIMITED_PDU
-        return MAX_ASSOCIATE_RQ
-
 
 @dataclass
 class Connection:
@@ -214,226 +213,145 @@ class Connection:
     address: str
     opened: float = field(default_factory=time.monotonic)
     established: bool = False
-    pdus: int = 0
-
-
-def security_alert(message: str, *args: Any) -> None:
-    log.warning("Security Alert: " + message, *args)
+    #: An association took the socket over (it is forgotten when that ends).
+    adopted: bool = False
 
 
 class GuardedSocket(AssociationSocket):
-    """AssociationSocket whose `recv` has a deadline and a size cap."""
+    """AssociationSocket read through a `PduReader`; refused peers are answered and closed."""
 
     connection: Connection
     limits: Limits
-    _pdu_deadline: float = 0.0
+    reader: PduReader
+    _pending_body = -1
+    _first_header = True
 
-    def _abort_and_close(self) -> None:
-        """Send an A-ABORT (source: service provider) and shut the socket down."""
-        abort = A_ABORT_RQ()
-        abort.source = 0x02
-        abort.reason_diagnostic = 0x00
-        sock = self.socket
-        if sock is None:
-            return
-        try:
-            sock.settimeout(1.0)
-            sock.sendall(abort.encode())
-        except OSError:
-            pass
-        try:
-            sock.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass
+    def adopt(self, connection: Connection, limits: Limits) -> None:
+        self.connection = connection
+        self.limits = limits
+        assert self.socket is not None
+        self.reader = PduReader(self.socket, PduLimits(limits.max_pdu))
 
-    def _header(self) -> bytearray:
+    def pdu_timeout(self) -> float:
+        """How long one PDU may take to arrive (ARTIM before the association, then network)."""
         conn = self.connection
-        timeout = self.limits.network_timeout if conn.established else self.limits.acse_timeout
-        self._pdu_deadline = time.monotonic() + timeout
-        data = self._read(PDU_HEADER)
-        if len(data) < PDU_HEADER:
-            return data
-        pdu_type, _, length = struct.unpack(">BBL", data)
-        conn.pdus += 1
-        if conn.pdus == 1 and pdu_type != ASSOCIATE_RQ:
-            security_alert(
-                "%s sent PDU type 0x%02X before an A-ASSOCIATE-RQ; aborted", conn.address, pdu_type
-            )
-            self._abort_and_close()
-            return bytearray()
-        self._expected = length
-        self._limit = self.limits.max_pdu_length(pdu_type)
-        return data
+        return self.limits.network_timeout if conn.established else self.limits.acse_timeout
 
-    def recv(self, nr_bytes: int) -> bytearray:
-        """Read one PDU header or body; pynetdicom calls this with 6, then the PDU length.
-
-        A short return makes pynetdicom close the connection (Evt17) without
-        logging a traceback, which is how every refusal here ends.
-        """
-        if nr_bytes == PDU_HEADER and not getattr(self, "_expected", None):
-            return self._header()
-        if not self._body_allowed(nr_bytes):
-            return bytearray()
-        body, got = self._read_into(bytearray(min(nr_bytes, INITIAL_BUFFER)), nr_bytes)
-        del body[got:]
-        if self.connection.pdus == 1 and len(body) == nr_bytes and not self._titles_ok(body):
-            self._abort_and_close()
-            return bytearray()
-        return body
-
-    def recv_body_reusing(self, nr_bytes: int) -> memoryview:
-        """`recv` of a PDU body into a buffer this connection reuses (no allocation and page
-        faults per PDU); the view is valid until the next call and must be released by then."""
-        if not self._body_allowed(nr_bytes):
-            return memoryview(b"")
-        buf = getattr(self, "_reused", None)
-        if buf is None:
-            buf = bytearray(min(nr_bytes, INITIAL_BUFFER))
-        self._reused, got = self._read_into(buf, nr_bytes)
-        return memoryview(self._reused)[:got]
-
-    def _body_allowed(self, nr_bytes: int) -> bool:
-        """Check a PDU's declared length against our limit before reading its body."""
-        self._expected = 0
-        if nr_bytes > self._limit:
-            security_alert(
-                "%s declared a %d-byte PDU (limit %d); aborted",
-                self.connection.address,
-                nr_bytes,
-                self._limit,
-            )
-            self._abort_and_close()
-            return False
-        return True
-
-    def _titles_ok(self, body: bytearray) -> bool:
-        """Called/calling AE titles of an A-ASSOCIATE-RQ: printable, not blank (PS3.8 9.3.2)."""
-        called, calling = bytes(body[4:20]), bytes(body[20:36])
-        for title in (called, calling):
-            if not title.strip(b" ") or any(b < 0x20 or b > 0x7E or b == 0x5C for b in title):
-                security_alert(
-                    "%s sent an A-ASSOCIATE-RQ with a blank or binary AE title "
-                    "(called %s, calling %s); aborted",
-                    self.connection.address,
-                    escape(called.decode("latin-1")),
-                    escape(calling.decode("latin-1")),
-                )
-                return False
-        return True
-
-    def _read(self, nr_bytes: int) -> bytearray:
-        buf, got = self._read_into(bytearray(nr_bytes), nr_bytes)
-        del buf[got:]
-        return buf
-
-    def _read_into(self, buf: bytearray, nr_bytes: int) -> tuple[bytearray, int]:
-        """Read up to nr_bytes into buf (grown only as bytes really arrive) before the PDU
-        deadline; returns the buffer (a new one if it had to grow while exported) and the
-        count, which is short when the peer failed."""
+    @property
+    def ready(self) -> bool:
+        """pynetdicom's check for incoming data, with poll instead of select (> 1024 fds)."""
         sock = self.socket
         if sock is None:
-            return buf, 0
-        got = 0
-        view = memoryview(buf)
+            return False
+        if isinstance(sock, ssl.SSLSocket) and sock.pending():
+            return True
         try:
-            while got < nr_bytes:
-                remaining = self._pdu_deadline - time.monotonic()
-                if remaining <= 0:
-                    raise TimeoutError
-                if got == len(buf):
-                    view.release()
-                    buf = _grown(buf, min(len(buf), nr_bytes - len(buf)))
-                    view = memoryview(buf)
-                sock.settimeout(remaining)
-                n = sock.recv_into(view[got:nr_bytes])
-                if not n:
-                    break
-                got += n
-        except TimeoutError:
-            security_alert(
-                "%s did not complete a PDU within the deadline; dropped", self.connection.address
-            )
-            self._abort_and_close()
-        except (OSError, ssl.SSLError):
-            pass
-        finally:
-            view.release()
-        if self.socket is not None:
+            if hasattr(select, "poll"):
+                poller = select.poll()
+                poller.register(sock, select.POLLIN)
+                return bool(poller.poll(0))
+            return bool(select.select([sock], [], [], 0)[0])
+        except (OSError, ValueError):
+            self.event_queue.put(compat.EVENT_TRANSPORT_CLOSED)
+            return False
+
+    def refuse(self, refusal: Refusal) -> None:
+        """Answer a peer that broke the protocol (one Security Alert line) and close."""
+        security_alert("%s %s; answered %s", self.connection.address, refusal,
+                       refusal.answer_name)
+        sock = self.socket
+        if sock is not None:
             try:
-                self.socket.settimeout(self.limits.network_timeout)
+                sock.settimeout(ANSWER_TIMEOUT)
+                sock.sendall(refusal.answer)
             except OSError:
                 pass
-        return buf, got
+        self.close_quietly()
 
+    def close_quietly(self) -> None:
+        """Close after what we sent (FIN first, received bytes dropped unread), then tell
+        pynetdicom; an association thread still waiting for an A-ASSOCIATE-RQ stops."""
+        sock = self.socket
+        if sock is not None:
+            try:
+                sock.shutdown(socket.SHUT_WR)
+                sock.setblocking(False)
+                drained = 0
+                while drained < DRAIN_LIMIT and (chunk := sock.recv(65536)):
+                    drained += len(chunk)
+            except (OSError, ValueError):
+                pass
+        waiting = compat.state(self.assoc.dul) == compat.STATE_AWAITING_RQ
+        self.close()
+        if waiting:
+            compat.wake_acceptor(self.assoc.dul)
 
-def _grown(buf: bytearray, extra: int) -> bytearray:
-    """buf with `extra` more bytes (a copy when someone still holds a view of it)."""
-    try:
-        buf.extend(bytes(extra))
-        return buf
-    except BufferError:
-        return buf + bytes(extra)
+    def recv(self, nr_bytes: int) -> bytearray:
+        """pynetdicom's read (6-byte header, then the body) where our reader is not installed
+        (hook missing): the same limits, deadlines and first-PDU check."""
+        try:
+            if self._pending_body < 0:
+                deadline = time.monotonic() + self.pdu_timeout()
+                pdu_type, length = self.reader.read_header(deadline)
+                if self._first_header and pdu_type != ASSOCIATE_RQ:
+                    raise Refusal(f"sent PDU type 0x{pdu_type:02X} before an A-ASSOCIATE-RQ",
+                                  abort_reason=REASON_UNEXPECTED_PDU)
+                self._first_header = False
+                self._pending_body, self._deadline = length, deadline
+                return bytearray(PDU_HEADER.pack(pdu_type, 0, length))
+            length, self._pending_body = self._pending_body, -1
+            return bytearray(self.reader.read_body(min(nr_bytes, length), self._deadline))
+        except PeerClosed:
+            return bytearray()
+        except Refusal as refusal:
+            self.refuse(refusal)
+            return bytearray()
 
 
 class GuardedRequestHandler(RequestHandler):
-    """Gives each association our GuardedSocket."""
+    """Gives each association our GuardedSocket, PDU reader and waking reactors."""
 
     server: GuardedServer
 
     def _create_association(self):  # noqa: ANN202 - pynetdicom's Association
         assoc = super()._create_association()
-        sock = assoc.dul.socket
-        # Re-class the socket pynetdicom just wrapped (re-creating it would
-        # queue a second transport-connected event).
-        sock.__class__ = GuardedSocket
-        sock.connection = self.server.connection_for(self.request)
-        sock.limits = self.server.limits
-        sock._expected = 0
-        sock._limit = MAX_ASSOCIATE_RQ
-        assoc.dul._run_loop_delay = DUL_LOOP_DELAY
+        transport = assoc.dul.socket
+        compat.adopt_socket(transport, GuardedSocket)
+        connection = self.server.connection_for(self.request)
+        connection.adopted = True
+        transport.adopt(connection, self.server.limits)
+        begin = self.server.begin_store
+        inbound = Inbound(assoc, StoreStream(assoc, begin) if begin is not None else None)
+        compat.replace_pdu_reader(assoc.dul, inbound.read)
+        compat.set_run_loop_delay(assoc.dul, DUL_LOOP_DELAY)
         wake = threading.Event()
-        assoc.dimse.msg_queue = _WakingQueue(wake.set)
-        hook = self.server.on_association_end
-        created = self.server.on_association_created
-        dul_ended = created(assoc) if created is not None else None
-        self._wake_dul(assoc.dul, [dul_ended, hook])
-        run = assoc.run
+        compat.replace_queue(assoc.dimse, "msg_queue", _WakingQueue(wake.set))
+        compat.wrap_run(assoc, lambda: _CLOCK.register(wake), lambda: _CLOCK.register(None))
+        server = self.server
 
-        def run_then_clean_up() -> None:
-            """Serve with the waking reactor; per-thread resources (the index connection) end
-            with the association's thread."""
-            _CLOCK.register(wake)
-            try:
-                run()
-            finally:
-                _CLOCK.register(None)
-                if hook is not None:
-                    hook()
+        def dul_ended() -> None:
+            inbound.ended()
+            server.forget(connection)
 
-        assoc.run = run_then_clean_up
+        self._wake_dul(assoc.dul, dul_ended)
         return assoc
 
     @staticmethod
-    def _wake_dul(dul: Any, on_end: list[Callable[[], None] | None]) -> None:
+    def _wake_dul(dul: Any, on_end: Callable[[], None]) -> None:
         """Give the DUL thread a `_DulWaker` for its idle sleeps; `on_end` runs as it ends."""
         waker = _DulWaker(dul)
-        dul.to_provider_queue = _WakingQueue(waker.wake)
-        run = dul.run
+        compat.replace_queue(dul, "to_provider_queue", _WakingQueue(waker.wake))
 
-        def run_with_waker() -> None:
+        def started() -> None:
             waker.open()
             _DUL_CLOCK.register(waker)
-            try:
-                run()
-            finally:
-                _DUL_CLOCK.register(None)
-                waker.close()
-                for hook in on_end:
-                    if hook is not None:
-                        hook()
 
-        dul.run = run_with_waker
+        def ended() -> None:
+            _DUL_CLOCK.register(None)
+            waker.close()
+            on_end()
+
+        compat.wrap_run(dul, started, ended)
 
 
 class GuardedServer(ThreadedAssociationServer):
@@ -444,26 +362,42 @@ class GuardedServer(ThreadedAssociationServer):
     #: socketserver's default backlog (5) makes a burst of connects wait for SYN retries.
     request_queue_size = 128
     limits: Limits
-    #: Called on each association's own thread, and on its DUL thread, when they end.
-    on_association_end: Callable[[], None] | None = None
-    #: Called with each new pynetdicom Association before its threads start; what it
-    #: returns is called when the association's DUL thread ends.
-    on_association_created: Callable[[Any], Callable[[], None] | None] | None = None
+    #: Where C-STOREs received on the socket thread go (None: all through pynetdicom).
+    begin_store: Begin | None = None
 
     def __init__(self, *args: Any, limits: Limits, **kwargs: Any) -> None:
         self.limits = limits
-        pynetdicom.association.time = _CLOCK  # type: ignore[assignment]
-        pynetdicom.dul.time = _DUL_CLOCK  # type: ignore[assignment]
-        pynetdicom.transport.deepcopy = _copy_contexts  # type: ignore[attr-defined]
         self._conn_lock = threading.Lock()
         self._connections: dict[int, Connection] = {}
-        super().__init__(*args, request_handler=GuardedRequestHandler, **kwargs)
+        self._patched = False
+        PATCHES.acquire()
+        self._patched = True
+        try:
+            super().__init__(*args, request_handler=GuardedRequestHandler, **kwargs)
+        except BaseException:
+            self._release_patches()
+            raise
+
+    def _release_patches(self) -> None:
+        if self._patched:
+            self._patched = False
+            PATCHES.release()
 
     def _bind_defaults(self) -> None:
         """Only pynetdicom's intervention defaults: its per-PDU/DIMSE log handlers format every
         message even when nobody reads the log (~5 % of the receive CPU); we log our own lines."""
-        for event in evt._INTERVENTION_EVENTS:
-            self.bind(event, evt.get_default_handler(event))
+        if not compat.register_defaults(self, self.bind):
+            super()._bind_defaults()
+
+    def shutdown(self) -> None:
+        """Stop serving and close the listening socket (pynetdicom's own `shutdown` also
+        unregisters from an AE's server list, which this server never joined)."""
+        socketserver.BaseServer.shutdown(self)
+        self.server_close()
+
+    def server_close(self) -> None:
+        super().server_close()
+        self._release_patches()
 
     def get_request(self) -> tuple[socket.socket, Any]:
         assert self.socket is not None
@@ -492,21 +426,26 @@ class GuardedServer(ThreadedAssociationServer):
     def process_request(self, request: Any, client_address: Any) -> None:
         address = escape(f"{client_address[0]}:{client_address[1]}")
         victim = None
+        refuse = False
         with self._conn_lock:
             if len(self._connections) >= self.limits.max_sockets:
                 pending = [c for c in self._connections.values() if not c.established]
-                if not pending:
-                    victim = None
-                    refuse = True
-                else:
+                if pending:
                     victim = min(pending, key=lambda c: c.opened)
-                    refuse = False
-            else:
-                refuse = False
+                else:
+                    refuse = True
             if not refuse:
                 self._connections[id(request)] = Connection(request, address)
         if refuse:
-            security_alert("%s refused: %d sockets already open", address, self.limits.max_sockets)
+            security_alert("%s refused: %d sockets already open; answered A-ASSOCIATE-RJ "
+                           "(2,3,2)", address, self.limits.max_sockets)
+            if not isinstance(request, ssl.SSLSocket):
+                try:
+                    request.settimeout(ANSWER_TIMEOUT)
+                    request.sendall(reject_pdu(REJECTED_TRANSIENT, SOURCE_PRESENTATION,
+                                               PRESENTATION_LOCAL_LIMIT))
+                except OSError:
+                    pass
             self.shutdown_request(request)
             return
         if victim is not None:
@@ -521,6 +460,12 @@ class GuardedServer(ThreadedAssociationServer):
                 pass
         super().process_request(request, client_address)
 
+    def forget(self, connection: Connection) -> None:
+        """The connection's socket is closed: it no longer counts against the cap."""
+        with self._conn_lock:
+            if self._connections.get(id(connection.sock)) is connection:
+                del self._connections[id(connection.sock)]
+
     def process_request_thread(self, request: Any, client_address: Any) -> None:
         try:
             if isinstance(request, ssl.SSLSocket) and not self._handshake(request):
@@ -529,7 +474,9 @@ class GuardedServer(ThreadedAssociationServer):
             super().process_request_thread(request, client_address)
         finally:
             with self._conn_lock:
-                self._connections.pop(id(request), None)
+                connection = self._connections.get(id(request))
+            if connection is not None and not connection.adopted:
+                self.forget(connection)
 
     def _handshake(self, request: ssl.SSLSocket) -> bool:
         conn = self.connection_for(request)

@@ -16,11 +16,12 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from io import BytesIO
 from pathlib import Path
+from typing import Any
 
 from pydicom import dcmread
-from pydicom.dataset import Dataset
+from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.errors import InvalidDicomError as PydicomInvalidDicomError
-from pydicom.filereader import read_preamble
+from pydicom.filereader import read_dataset, read_preamble
 from pydicom.uid import JPEG2000, UID
 from pynetdicom import Association
 from pynetdicom.dimse_primitives import C_STORE
@@ -31,6 +32,7 @@ from gearview.config import Config, Node
 from gearview.errors import InvalidDicomError, InvalidValueError
 from gearview.jobs import CancelToken, Progress, ProgressCallback, no_progress
 from gearview.net import dimse
+from gearview.net import pynetdicom_compat as compat
 from gearview.net.association import association, lost
 from gearview.net.client import describe_status
 from gearview.net.contexts import NATIVE, plan_send
@@ -143,14 +145,16 @@ def _store(
             dimse.write_message(
                 sock, context.context_id, command, payload, assoc.dimse.maximum_pdu_size
             )
-            status = dimse.read_message(sock, assoc.dimse_timeout).command
+            status = dimse.read_message(dimse.reader(assoc, sock), assoc.dimse_timeout).command
         except dimse.PeerAborted:
             raise
         except (OSError, ValueError) as exc:
             log.info("C-STORE to the peer failed: %s", exc)
             return None
-        assoc.dul._idle_timer.restart()
+        compat.restart_idle_timer(assoc)
         return status
+    if not compat.available("direct_dimse"):
+        return _store_stock(assoc, context, payload, item)
     req = C_STORE()
     req.MessageID = msg_id
     req.AffectedSOPClassUID = UID(item.sop_class)
@@ -160,9 +164,37 @@ def _store(
     assoc.dimse.send_msg(req, context.context_id)
     rsp = dimse.wait_queued_response(assoc)
     if rsp is None:
-        assoc._handle_no_response()
+        if assoc.is_established:
+            assoc.abort()
         return None
-    return assoc._check_received_status(rsp)
+    return _status_dataset(rsp)
+
+
+def _store_stock(assoc: Association, context: PresentationContext, payload: bytes | memoryview,
+                 item: SendItem) -> Dataset | None:
+    """pynetdicom's own `send_c_store` (its hooks for the paths above are missing)."""
+    ds = read_dataset(BytesIO(bytes(payload)), *_encoding(context.transfer_syntax[0]))
+    ds.file_meta = FileMetaDataset()
+    ds.file_meta.TransferSyntaxUID = context.transfer_syntax[0]
+    ds.SOPClassUID, ds.SOPInstanceUID = item.sop_class, item.sop_uid
+    status = assoc.send_c_store(ds)
+    return status if status and "Status" in status else None
+
+
+def _encoding(transfer_syntax: str) -> tuple[bool, bool]:
+    ts = UID(transfer_syntax)
+    return ts.is_implicit_VR, ts.is_little_endian
+
+
+def _status_dataset(rsp: Any) -> Dataset:
+    """The status elements of a DIMSE response primitive (what `send_c_store` returns)."""
+    status = Dataset()
+    status.Status = rsp.Status
+    for keyword in ("ErrorComment", "OffendingElement", "ErrorID"):
+        value = getattr(rsp, keyword, None)
+        if value:
+            setattr(status, keyword, value)
+    return status
 
 
 def _converted(item: SendItem, target: str) -> tuple[bytes, SendItem]:
@@ -213,7 +245,7 @@ def _choose(
     else (only when allowed) lossy JPEG 2000."""
     native = lossy = None
     for cx in assoc.accepted_contexts:
-        if cx.abstract_syntax != item.sop_class:
+        if cx.abstract_syntax != item.sop_class or not cx.as_scu:
             continue
         ts = cx.transfer_syntax[0]
         if ts == item.transfer_syntax:
@@ -227,6 +259,19 @@ def _choose(
     if lossy is not None and lossy_allowed:
         return lossy, str(JPEG2000)
     return None, ""
+
+
+def dataset_for(assoc: Association, item: SendItem) -> Dataset:
+    """The instance as a data set pynetdicom's `send_c_store` can put on one of `assoc`'s
+    accepted contexts (C-MOVE/C-GET sub-operations): as stored when the peer accepts its
+    syntax, else decompressed - lossless, never lossy. Raises ValueError when neither works."""
+    context, convert_to = _choose(assoc, item, lossy_allowed=False)
+    if context is None:
+        raise InvalidValueError(_no_syntax_text(item, assoc))
+    ds = dcmread(item.path)
+    if convert_to and UID(item.transfer_syntax).is_compressed:
+        ds.decompress(generate_instance_uid=False)  # lossless: still the same instance
+    return ds
 
 
 def _outcome(item: SendItem, status, converted: str) -> InstanceOutcome:
@@ -243,6 +288,10 @@ def _outcome(item: SendItem, status, converted: str) -> InstanceOutcome:
 
 
 def _no_syntax(node: Node, item: SendItem, assoc: Association) -> str:
+    return f"{node.name} {_no_syntax_text(item, assoc)}"
+
+
+def _no_syntax_text(item: SendItem, assoc: Association) -> str:
     name = UID(item.sop_class).name or item.sop_class
     offered_lossy = any(
         cx.abstract_syntax == item.sop_class and cx.transfer_syntax[0] == JPEG2000
@@ -250,10 +299,10 @@ def _no_syntax(node: Node, item: SendItem, assoc: Association) -> str:
     )
     if offered_lossy:
         return (
-            f"{node.name} accepts {name} only lossy compressed; lossy conversion is not "
+            f"accepts {name} only lossy compressed; lossy conversion is not "
             "allowed (client.allow_lossy_conversion)"
         )
-    return f"{node.name} accepts no transfer syntax we can send for {name}"
+    return f"accepts no transfer syntax we can send for {name}"
 
 
 def _send_batch(

@@ -14,11 +14,10 @@ import logging
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from typing import Any
 
-import pydicom
 from pydicom.dataset import Dataset
 from pynetdicom import AE, evt
 from pynetdicom.presentation import PresentationContext, build_context
@@ -38,8 +37,17 @@ from gearview.errors import (
 )
 from gearview.home import Home
 from gearview.net import commitment
-from gearview.net.guard import GuardedServer, Limits, escape, security_alert
-from gearview.net.store_stream import StoreRequest, StoreStream, install
+from gearview.net.contexts import plan_send
+from gearview.net.guard import GuardedServer, Limits
+from gearview.net.pdu import (
+    PRESENTATION_LOCAL_LIMIT,
+    REJECTED_TRANSIENT,
+    SOURCE_PRESENTATION,
+    escape,
+    security_alert,
+)
+from gearview.net.send import SendItem, dataset_for
+from gearview.net.store_stream import StoreRequest
 from gearview.store import Cache, InstanceInfo
 from gearview.store import query as q
 from gearview.store.cache import build_file_meta
@@ -62,8 +70,6 @@ STATUS_PROCESSING_FAILURE = 0xC002
 #: C-FIND/C-MOVE statuses we choose ourselves.
 STATUS_IDENTIFIER_MISMATCH = 0xA900
 STATUS_UNABLE_TO_PROCESS = 0xC000
-#: Contexts proposed to a C-MOVE destination (PS3.8 limit is 128).
-MAX_MOVE_CONTEXTS = 128
 ERROR_COMMENT_MAX = 64
 
 
@@ -74,6 +80,12 @@ class ServerState:
     port: int = 0
     associations: int = 0
     last_error: str = ""
+
+
+class ListenError(NetworkError):
+    """The server cannot listen (port busy, not allowed): a local problem, not a peer's."""
+
+    exit_code = 1
 
 
 class UidMismatchError(InvalidDicomError):
@@ -139,8 +151,11 @@ def _contexts(cfg: ServerConfig) -> list[PresentationContext]:
     syntaxes = _transfer_syntaxes(cfg)
     sops = list(cfg.accepted_sop_classes) or list(conformance.storage_sop_classes())
     contexts = [build_context(sop, syntaxes) for sop in sops]
+    for context in contexts:  # either role: a C-GET peer takes the instances as SCP
+        context.scu_role = context.scp_role = True
     plain = [str(ts) for ts in conformance.UNCOMPRESSED]
-    for sop in (conformance.VERIFICATION, conformance.QR_FIND, conformance.QR_MOVE):
+    for sop in (conformance.VERIFICATION, conformance.QR_FIND, conformance.QR_MOVE,
+                conformance.QR_GET):
         contexts.append(build_context(sop, plain))
     contexts.append(commitment.server_context())
     return contexts
@@ -204,9 +219,7 @@ class Server:
             except OSError as exc:
                 self._fail(exc, cfg)
             self.cache.reserve_spool_files()
-            server.on_association_end = self.cache.index.close_current
-            server.on_association_created = self._attach_store_stream
-            ae._servers.append(server)
+            server.begin_store = self.begin_store
             thread = threading.Thread(
                 target=server.serve_forever,
                 kwargs={"poll_interval": 0.2},
@@ -315,7 +328,8 @@ class Server:
             (evt.EVT_C_STORE, self._on_store),
             (evt.EVT_C_FIND, self._on_find),
             (evt.EVT_C_MOVE, self._on_move),
-            (evt.EVT_N_EVENT_REPORT, commitment.handle_event_report),
+            (evt.EVT_C_GET, self._on_get),
+            (evt.EVT_N_EVENT_REPORT, commitment.EventReports(self.home)),
             (evt.EVT_REQUESTED, self._on_requested),
             (evt.EVT_ESTABLISHED, self._on_established),
             (evt.EVT_CONN_CLOSE, self._on_conn_close),
@@ -345,7 +359,8 @@ class Server:
                 address,
                 self.config.server.max_associations,
             )
-            assoc.acse.send_reject(0x02, 0x03, 0x02)
+            assoc.acse.send_reject(REJECTED_TRANSIENT, SOURCE_PRESENTATION,
+                                   PRESENTATION_LOCAL_LIMIT)
             assoc.kill()
 
     def _on_established(self, event: evt.Event) -> None:
@@ -427,17 +442,6 @@ class Server:
         log.error("unexpected error storing an instance", exc_info=exc)
         return STATUS_PROCESSING_FAILURE, type(exc).__name__
 
-    def _attach_store_stream(self, assoc: Any) -> Callable[[], None]:
-        """C-STOREs of this association go straight to the cache; returns the DUL-end hook."""
-        stream = StoreStream(assoc, self.begin_store)
-        install(assoc.dul, stream)
-
-        def ended() -> None:
-            stream.interrupt()
-            self.cache.index.close_current()
-
-        return ended
-
     def _report_error(self, exc: Exception) -> None:
         message = describe_error(exc)
         log.error("server: %s", message)
@@ -466,42 +470,85 @@ class Server:
         yield Status.SUCCESS, None
 
     def _on_move(self, event: evt.Event) -> Iterator[Any]:
+        """C-MOVE to a configured node: contexts as `send` builds them, TLS where the node has
+        it; each instance goes as stored, or decompressed when the node refused its syntax."""
         destination = str(event.move_destination or "").strip()
         node = next((n for n in self.config.nodes if n.ae_title == destination), None)
         if node is None:
             log.warning("C-MOVE to unknown destination %s refused", escape(destination))
             yield None, None
             return
-        try:
-            instances = q.instance_paths(self.cache.conn, event.identifier, self.cache.files_dir)
-        except InvalidValueError as exc:
-            log.info("C-MOVE refused: %s", exc)
-            yield node.host, node.port, {"contexts": []}
-            yield STATUS_IDENTIFIER_MISMATCH, None
-            return
-        yield (
-            node.host,
-            node.port,
-            {
-                "contexts": _move_contexts(instances),
-                "evt_handlers": [(evt.EVT_CONN_OPEN, _set_nodelay)],
-                "max_pdu": self.config.client.max_pdu,
-            },
-        )
-        yield len(instances)
-        for path, _, _, sop_uid in instances:
+        items = self._retrieve_items(event, "C-MOVE")
+        sub = _SubAssociation()
+        yield node.host, node.port, self._move_association(node, items, sub)
+        yield len(items)
+        for item in items:
             if event.is_cancelled:
                 yield Status.CANCEL, None
                 return
-            try:
-                ds = pydicom.dcmread(path)
-            except Exception as exc:
-                log.warning("C-MOVE: cannot read %s: %s", path.name, exc)
-                failed = Dataset()
-                failed.SOPInstanceUID = sop_uid
-                yield Status.PENDING, failed
-                continue
-            yield Status.PENDING, ds
+            yield Status.PENDING, _sub_dataset(sub.assoc, item, "C-MOVE")
+
+    def _on_get(self, event: evt.Event) -> Iterator[Any]:
+        """C-GET: the instances go back on the peer's own association, chosen the same way."""
+        items = self._retrieve_items(event, "C-GET")
+        yield len(items)
+        for item in items:
+            if event.is_cancelled:
+                yield Status.CANCEL, None
+                return
+            yield Status.PENDING, _sub_dataset(event.assoc, item, "C-GET")
+
+    def _retrieve_items(self, event: evt.Event, service: str) -> list[SendItem]:
+        """The instances a C-MOVE/C-GET identifier names (none for an identifier we refuse)."""
+        try:
+            instances = q.instance_paths(self.cache.conn, event.identifier, self.cache.files_dir)
+        except InvalidValueError as exc:
+            log.info("%s matches nothing: %s", service, exc)
+            return []
+        return [SendItem(path, uid, sop_class, ts) for path, sop_class, ts, uid in instances]
+
+    def _move_association(self, node: Any, items: list[SendItem],
+                          sub: _SubAssociation) -> dict[str, Any]:
+        """`AE.associate` arguments for the sub-operations' association to `node`."""
+        batches = plan_send((i.sop_class, i.transfer_syntax) for i in items)
+        if len(batches) > 1:
+            log.warning("C-MOVE to %s: %d SOP classes need more than one association; "
+                        "instances of the last %d batches will fail", node.name,
+                        sum(len(b.sop_classes) for b in batches), len(batches) - 1)
+        contexts = batches[0].contexts if batches else [build_context(conformance.VERIFICATION)]
+        args: dict[str, Any] = {
+            "contexts": contexts,
+            "evt_handlers": [(evt.EVT_CONN_OPEN, _set_nodelay), (evt.EVT_ESTABLISHED, sub.bind)],
+            "max_pdu": self.config.client.max_pdu,
+        }
+        if node.tls:
+            from gearview.net.tls import client_context
+
+            args["tls_args"] = (client_context(self.config), node.host)
+        return args
+
+
+class _SubAssociation:
+    """The association pynetdicom opens for C-MOVE sub-operations, once it is established."""
+
+    assoc: Any = None
+
+    def bind(self, event: evt.Event) -> None:
+        self.assoc = event.assoc
+
+
+def _sub_dataset(assoc: Any, item: SendItem, service: str) -> Dataset:
+    """What pynetdicom sends for one sub-operation; a data set with only the SOP Instance UID
+    (which pynetdicom counts as a failed sub-operation) when the instance cannot go."""
+    try:
+        if assoc is None:
+            raise InvalidValueError("the destination association is gone")
+        return dataset_for(assoc, item)
+    except Exception as exc:  # noqa: BLE001 - one unreadable file fails its sub-operation only
+        log.warning("%s: %s not sent: %s", service, item.sop_uid, exc)
+        failed = Dataset()
+        failed.SOPInstanceUID = item.sop_uid
+        return failed
 
 
 def _set_nodelay(event: evt.Event) -> None:
@@ -512,21 +559,3 @@ def _set_nodelay(event: evt.Event) -> None:
             sock.socket.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         except OSError:
             pass
-
-
-def _move_contexts(instances: list[tuple[Any, str, str, str]]) -> list[PresentationContext]:
-    """One context per SOP class with every syntax the files are in, plus uncompressed ones."""
-    by_class: dict[str, list[str]] = {}
-    for _, sop_class, ts, _ in instances:
-        syntaxes = by_class.setdefault(sop_class, [])
-        if ts not in syntaxes:
-            syntaxes.append(ts)
-    contexts = []
-    for sop_class, syntaxes in list(by_class.items())[:MAX_MOVE_CONTEXTS]:
-        for ts in conformance.UNCOMPRESSED[:2]:
-            if ts not in syntaxes:
-                syntaxes.append(str(ts))
-        contexts.append(build_context(sop_class, syntaxes))
-    if not contexts:
-        contexts.append(build_context(conformance.VERIFICATION))
-    return contexts

@@ -143,9 +143,9 @@ def test_association_threads_close_their_index_connections(home, tmp_path):
             assert result.returncode == 0, result.stderr
             _, _ = _find(port, "STUDY", "PatientID"), echo(port)
         deadline = time.monotonic() + 5
-        while len(cache.index._all) > 1 and time.monotonic() < deadline:
+        while cache.index.open_count() > 1 and time.monotonic() < deadline:
             time.sleep(0.05)
-        assert len(cache.index._all) <= 1  # at most this thread's own connection
+        assert cache.index.open_count() <= 1  # at most this thread's own connection
 
 
 def test_store_encapsulated_pdf_and_events(home, tmp_path):
