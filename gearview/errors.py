@@ -33,6 +33,8 @@ class GearviewError(Exception):
 class Cancelled(GearviewError):
     """The user cancelled a job; shown silently, never as a failure."""
 
+    exit_code = 130
+
 
 class ConfigError(GearviewError, ValueError):
     """A configuration value is invalid; the message names the key."""
@@ -98,3 +100,9 @@ def describe_error(exc: BaseException) -> str:
     if isinstance(exc, GearviewError):
         return exc.one_line()
     return f"{type(exc).__name__}: {exc}"
+
+
+class PartlyDoneError(GearviewError):
+    """Some of the work was done and some not; the job can be retried for the rest."""
+
+    exit_code = 6

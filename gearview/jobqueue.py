@@ -51,6 +51,8 @@ class JobRecord:
     total: int = 0
     message: str = ""
     error: str = ""
+    #: The exit status a failure maps to (SPEC §3: 5 peer unreachable, 6 partly done, ...).
+    exit_code: int = 0
     created: float = field(default_factory=time.time)
     updated: float = field(default_factory=time.time)
     attempts: int = 0
@@ -219,6 +221,7 @@ class JobQueue:
             record.state = RUNNING
             record.attempts += 1
             record.error = ""
+            record.exit_code = 0
             self._save(record)
         last_save = [time.monotonic()]
 
@@ -250,11 +253,15 @@ class JobQueue:
             else:
                 record.state = CANCELLED
                 record.message = "cancelled"
-        except Exception as exc:  # noqa: BLE001  - a job failure is shown, never crashes the queue
-            if not isinstance(exc, GearviewError):
-                log.exception("job %s failed", record.id)
+        except GearviewError as exc:
             record.state = FAILED
             record.error = describe_error(exc)
+            record.exit_code = exc.exit_code
+        except Exception as exc:  # noqa: BLE001  - a job failure is shown, never crashes the queue
+            log.exception("job %s failed", record.id)
+            record.state = FAILED
+            record.error = describe_error(exc)
+            record.exit_code = GearviewError.exit_code
         finally:
             with self._lock:
                 self._tokens.pop(record.id, None)

@@ -2,19 +2,27 @@
 
 We send N-ACTION (Request Storage Commitment) listing the instances, then
 the node answers with N-EVENT-REPORT - on the same association if we keep it
-open long enough, or later on a new association to our server. Both paths
-end in `handle_event_report`, which records the result by Transaction UID;
-`request_commitment` waits for it up to a timeout. Our server binds
-`handle_event_report` to EVT_N_EVENT_REPORT and accepts the Push Model SOP
-class with SCU/SCP role selection (see `server_context`).
+open long enough, or later on a new association to our server, which may
+run in another process of the same home (`gearview serve` while the CLI's
+`send` waits, or the GUI). So results go through the home: `Commitments`
+keeps one file per transaction under `commitments/` (named by a hash of the
+Transaction UID, written atomically), `request_commitment` registers the
+transaction before asking and waits for its result file, and the
+N-EVENT-REPORT handler (`EventReports`, bound by our server and on our own
+association) writes the result of a transaction this home asked for. A
+report that comes after the wait gave up stays on disk (`late`).
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import threading
+import time
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
 
 from pydicom.dataset import Dataset
 from pydicom.uid import generate_uid
@@ -24,7 +32,9 @@ from pynetdicom.sop_class import StorageCommitmentPushModel, StorageCommitmentPu
 
 from gearview.config import Config, Node
 from gearview.errors import NetworkError
+from gearview.home import Home
 from gearview.net.association import association, lost
+from gearview.store.atomic import atomic_write_bytes
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +43,8 @@ REQUEST_COMMITMENT = 1
 #: PS3.4 J.3.3: N-EVENT-REPORT Event Type IDs.
 ALL_COMMITTED = 1
 SOME_FAILED = 2
+SUCCESS = 0x0000
+NO_SUCH_SOP_CLASS = 0x0118
 
 
 @dataclass
@@ -48,25 +60,87 @@ class CommitResult:
         return not self.failed
 
 
-class _Results:
-    """Commitment results by Transaction UID, waited for from any thread."""
+#: Transactions older than this are forgotten (their files removed) when a new one starts.
+KEEP_SECONDS = 7 * 24 * 3600
+POLL_SECONDS = 0.1
+PENDING, RESULT = ".pending.json", ".result.json"
 
-    def __init__(self) -> None:
-        self._cond = threading.Condition()
-        self._results: dict[str, CommitResult] = {}
 
-    def put(self, result: CommitResult) -> None:
-        with self._cond:
-            self._results[result.transaction_uid] = result
-            self._cond.notify_all()
+class Commitments:
+    """Transactions this home asked a node to commit, and their results, under the home."""
+
+    _notify = threading.Condition()
+
+    def __init__(self, home: Home) -> None:
+        self.folder = home.root / "commitments"
+
+    def _path(self, transaction_uid: str, suffix: str) -> Path:
+        # Never a peer-controlled value in a file name: the Transaction UID is hashed.
+        return self.folder / (hashlib.sha256(transaction_uid.encode()).hexdigest()[:32] + suffix)
+
+    def expect(self, transaction_uid: str, node: str, count: int) -> None:
+        """Register a transaction before asking for it (only these results are kept)."""
+        self.folder.mkdir(mode=0o700, exist_ok=True)
+        self._forget_old()
+        record = {"transaction_uid": transaction_uid, "node": node, "instances": count,
+                  "asked": time.time()}
+        atomic_write_bytes(self._path(transaction_uid, PENDING), json.dumps(record).encode())
+
+    def put(self, result: CommitResult) -> bool:
+        """Keep the result of a transaction this home asked for; False for any other."""
+        if not self._path(result.transaction_uid, PENDING).exists():
+            return False
+        atomic_write_bytes(self._path(result.transaction_uid, RESULT),
+                           json.dumps(asdict(result)).encode())
+        with self._notify:
+            self._notify.notify_all()
+        return True
 
     def wait(self, transaction_uid: str, timeout: float) -> CommitResult | None:
-        with self._cond:
-            self._cond.wait_for(lambda: transaction_uid in self._results, timeout)
-            return self._results.pop(transaction_uid, None)
+        """The result once any process of this home received it; None after `timeout`."""
+        deadline = time.monotonic() + timeout
+        while True:
+            result = self.take(transaction_uid)
+            remaining = deadline - time.monotonic()
+            if result is not None or remaining <= 0:
+                return result
+            with self._notify:
+                self._notify.wait(min(POLL_SECONDS, remaining))
 
+    def take(self, transaction_uid: str) -> CommitResult | None:
+        """The result if it arrived (the transaction is then finished and forgotten)."""
+        path = self._path(transaction_uid, RESULT)
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError) as exc:
+            log.warning("storage commitment result %s unreadable: %s", path.name, exc)
+            return None
+        for suffix in (RESULT, PENDING):
+            self._path(transaction_uid, suffix).unlink(missing_ok=True)
+        return CommitResult(data["transaction_uid"], list(data["committed"]),
+                            {uid: int(reason) for uid, reason in data["failed"].items()})
 
-RESULTS = _Results()
+    def late(self) -> list[str]:
+        """Transaction UIDs whose result arrived after their wait gave up."""
+        found = []
+        for path in sorted(self.folder.glob("*" + PENDING)):
+            if path.with_name(path.name.replace(PENDING, RESULT)).exists():
+                try:
+                    found.append(json.loads(path.read_text(encoding="utf-8"))["transaction_uid"])
+                except (OSError, ValueError, KeyError):
+                    continue
+        return found
+
+    def _forget_old(self) -> None:
+        cutoff = time.time() - KEEP_SECONDS
+        for path in self.folder.glob("*.json"):
+            try:
+                if path.stat().st_mtime < cutoff:
+                    path.unlink()
+            except OSError:
+                continue
 
 
 def _refs(ds: Dataset, keyword: str) -> list[Dataset]:
@@ -86,21 +160,26 @@ def parse_event(event_type: int, info: Dataset) -> CommitResult:
     return result
 
 
-def handle_event_report(event: evt.Event) -> tuple[int, Dataset | None]:
-    """EVT_N_EVENT_REPORT handler (our server and our own associations)."""
-    request = event.request
-    if request.AffectedSOPClassUID != StorageCommitmentPushModel:
-        return 0x0112, None  # No such SOP Instance / class for us
-    info = event.event_information
-    result = parse_event(int(request.EventTypeID), info)
-    log.info(
-        "storage commitment %s: %d committed, %d failed",
-        result.transaction_uid,
-        len(result.committed),
-        len(result.failed),
-    )
-    RESULTS.put(result)
-    return 0x0000, None
+class EventReports:
+    """EVT_N_EVENT_REPORT handler: a commitment result for a transaction of this home."""
+
+    def __init__(self, home: Home) -> None:
+        self.commitments = Commitments(home)
+
+    def __call__(self, event: evt.Event) -> tuple[int, Dataset | None]:
+        request = event.request
+        if request.AffectedSOPClassUID != StorageCommitmentPushModel:
+            return NO_SUCH_SOP_CLASS, None
+        result = parse_event(int(request.EventTypeID), event.event_information)
+        kept = self.commitments.put(result)
+        log.info(
+            "storage commitment %s: %d committed, %d failed%s",
+            result.transaction_uid,
+            len(result.committed),
+            len(result.failed),
+            "" if kept else " (not a transaction of this station; ignored)",
+        )
+        return SUCCESS, None
 
 
 def server_context() -> PresentationContext:
@@ -112,12 +191,17 @@ def server_context() -> PresentationContext:
 
 
 def request_commitment(
-    node: Node, config: Config, instances: Iterable[tuple[str, str]], wait: float = 30.0
+    home: Home,
+    node: Node,
+    config: Config,
+    instances: Iterable[tuple[str, str]],
+    wait: float = 30.0,
 ) -> CommitResult | None:
     """Ask `node` to commit (SOP Class UID, SOP Instance UID) pairs; wait for its answer.
 
+    The answer may come on this association or to any server of `home`.
     Returns None when no report arrived within `wait` seconds (the node may
-    still answer later to our server; the result is then logged).
+    still answer later; the result then waits under the home, see `late`).
     """
     pairs = list(instances)
     ds = Dataset()
@@ -128,6 +212,8 @@ def request_commitment(
         ref.ReferencedSOPClassUID = sop_class
         ref.ReferencedSOPInstanceUID = sop_uid
         ds.ReferencedSOPSequence.append(ref)
+    commitments = Commitments(home)
+    commitments.expect(str(ds.TransactionUID), node.name, len(pairs))
     contexts = [build_context(StorageCommitmentPushModel)]
     roles = [build_role(StorageCommitmentPushModel, scu_role=True, scp_role=True)]
     with association(
@@ -135,7 +221,7 @@ def request_commitment(
         config,
         contexts,
         ext_neg=roles,
-        evt_handlers=[(evt.EVT_N_EVENT_REPORT, handle_event_report)],
+        evt_handlers=[(evt.EVT_N_EVENT_REPORT, EventReports(home))],
     ) as assoc:
         status, _ = assoc.send_n_action(
             ds, REQUEST_COMMITMENT, StorageCommitmentPushModel, StorageCommitmentPushModelInstance
@@ -147,4 +233,4 @@ def request_commitment(
                 f"{node.name} refused storage commitment (status 0x{int(status.Status):04X})"
             )
         # Keep the association open while waiting: some nodes report on it.
-        return RESULTS.wait(str(ds.TransactionUID), wait)
+        return commitments.wait(str(ds.TransactionUID), wait)

@@ -82,12 +82,6 @@ class ServerState:
     last_error: str = ""
 
 
-class ListenError(NetworkError):
-    """The server cannot listen (port busy, not allowed): a local problem, not a peer's."""
-
-    exit_code = 1
-
-
 class UidMismatchError(InvalidDicomError):
     """The data set's SOP Instance/Class UID differ from the C-STORE command's."""
 

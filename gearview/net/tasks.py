@@ -17,7 +17,7 @@ from typing import Any
 from gearview.config import Config
 from gearview.deid import BurnedInRefused, DeidOptions, deidentify_files, find_burned_in
 from gearview.edit import audit
-from gearview.errors import Cancelled, NetworkError
+from gearview.errors import Cancelled, PartlyDoneError
 from gearview.jobqueue import RETRIEVE, SEND, JobContext, JobQueue, Runner
 from gearview.net.client import retrieve_to_cache
 from gearview.net.nodes import resolve_node
@@ -32,10 +32,27 @@ from gearview.net.send import (
 )
 
 
-class SendFailed(NetworkError):
+class SendFailed(PartlyDoneError):
     """Some instances were refused by the peer; the job lists them."""
 
     hint = "see the per-instance statuses; retry sends only what is missing"
+
+
+class RetrieveIncomplete(PartlyDoneError):
+    """Some instances of a retrieve did not arrive."""
+
+    hint = "check that the node can reach this station; retry"
+
+
+class CommitmentUnanswered(PartlyDoneError):
+    """The node did not report storage commitment in time (it may still do so later)."""
+
+    hint = "the instances were sent; retry to ask for commitment again"
+
+
+#: How long a send waits for the node's storage commitment report (unless the node has
+#: its own timeout).
+COMMIT_WAIT = 30.0
 
 
 def send_params(
@@ -135,7 +152,7 @@ def make_runners(config: Config | Callable[[], Config], cache) -> dict[str, Runn
             f", {len(record.warnings)} with warnings" if record.warnings else ""
         )
         if "commit" in node.roles and record.completed_uids:
-            _commit(node, config, items, record)
+            _commit(cache.home, node, config, items, record)
         if record.failures:
             raise SendFailed(
                 f"{len(record.failures)} of {record.result['total']} instances "
@@ -166,26 +183,31 @@ def make_runners(config: Config | Callable[[], Config], cache) -> dict[str, Runn
             raise Cancelled("retrieve cancelled")
         record.message = f"{result.completed} instances received"
         if result.failed:
-            raise NetworkError(
+            raise RetrieveIncomplete(
                 f"{result.failed} instances failed to arrive from {node.name} "
-                f"({result.completed} received)",
-                hint="check that the node can reach this station; retry",
+                f"({result.completed} received)"
             )
 
     return {SEND: run_send, RETRIEVE: run_retrieve}
 
 
-def _commit(node, config: Config, items, record) -> None:
+def _commit(home, node, config: Config, items, record) -> None:
     """Storage Commitment for what reached the node; the answer is shown with the job."""
     from gearview.net.commitment import request_commitment
 
     classes = {i.sop_uid: i.sop_class for i in items}
     pairs = [(classes[uid], uid) for uid in record.completed_uids if uid in classes]
-    result = request_commitment(node, config, pairs)
+    wait = node.timeout or COMMIT_WAIT
+    result = request_commitment(home, node, config, pairs, wait=wait)
     if result is None:
-        record.result["commitment"] = "no answer yet (the node may report later)"
-        return
+        record.result["commitment"] = f"no answer within {wait:g} s"
+        raise CommitmentUnanswered(
+            f"{len(pairs)} instances sent, but {node.name} did not report storage commitment "
+            f"within {wait:g} s"
+        )
     record.result["commitment"] = f"{len(result.committed)} committed, {len(result.failed)} not"
+    record.result["committed"] = len(result.committed)
+    record.result["not_committed"] = len(result.failed)
     for uid, reason in result.failed.items():
         record.warnings[uid] = f"not committed by {node.name} (reason 0x{reason:04X})"
     record.message += f"; {record.result['commitment']}"
