@@ -2,7 +2,10 @@
 
 Each module in this package that defines `COMMAND`, `add_parser(subparsers)`
 and `run(args) -> int` is a subcommand; they are discovered, so adding a
-command never touches this file. Errors become one line and a non-zero exit.
+command never touches this file. An error becomes one `gearview: error: ...`
+line on stderr and the exit status its class names (SPEC §3: 1 error, 5 peer
+unreachable or refused, 6 partly done, ...). Log records go to the home's log
+file; the terminal shows them only with `-v` (see `gearview.logsetup`).
 """
 
 from __future__ import annotations
@@ -16,6 +19,8 @@ from types import ModuleType
 
 from gearview import __version__
 from gearview.errors import Cancelled, GearviewError
+from gearview.home import Home
+from gearview.logsetup import logging_to
 
 log = logging.getLogger("gearview.cli")
 EXIT_ERROR = 1
@@ -56,7 +61,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--verbose",
         action="count",
         default=0,
-        help="more log output on stderr (-vv for debug, which may show PHI)",
+        help="log lines on stderr too: -v gearview's and the libraries' warnings, "
+        "-vv everything at debug level (which may show PHI)",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     for module in _command_modules():
@@ -64,13 +70,12 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _setup_logging(verbosity: int) -> None:
-    level = logging.WARNING - 10 * min(verbosity, 2)
-    logging.basicConfig(
-        level=level, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
-    # pynetdicom logs each failure it then hands to us; the user reads our one line about it
-    logging.getLogger("pynetdicom").propagate = verbosity > 0
+def _home() -> Home | None:
+    """The home the command will use, for the log file (None when it cannot be created)."""
+    try:
+        return Home.default().ensure()
+    except OSError:
+        return None
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -79,7 +84,11 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "command", None) or not hasattr(args, "run"):
         parser.print_help(sys.stderr)
         return EXIT_USAGE
-    _setup_logging(args.verbose)
+    with logging_to(_home(), args.verbose):
+        return _run(args)
+
+
+def _run(args: argparse.Namespace) -> int:
     try:
         return int(args.run(args) or 0)
     except Cancelled:
@@ -93,10 +102,11 @@ def main(argv: list[str] | None = None) -> int:
         return exc.exit_code
     except BrokenPipeError:
         return EXIT_ERROR
-    except Exception as exc:  # the user still gets one line, the log keeps the traceback
-        log.debug("unexpected error", exc_info=True)
+    except Exception as exc:  # the user still gets one line, the log file keeps the traceback
+        log.error("unexpected error in `gearview %s`", args.command, exc_info=True)
         print(
-            f"gearview: internal error: {type(exc).__name__}: {exc} (run with -vv for details)",
+            f"gearview: internal error: {type(exc).__name__}: {exc} (see the log file, "
+            "or run with -vv)",
             file=sys.stderr,
         )
         return EXIT_ERROR

@@ -42,7 +42,8 @@ def print_table(
 
 
 class ProgressBar:
-    """A one-line progress bar on stderr (plain lines when stderr is not a terminal)."""
+    """A one-line progress bar on stderr when it is a terminal; nothing otherwise (a script
+    reading stderr gets only the error line, if any)."""
 
     def __init__(self, label: str, out: TextIO | None = None, min_interval: float = 0.1) -> None:
         self.label = label
@@ -53,6 +54,8 @@ class ProgressBar:
         self._last_line = ""
 
     def __call__(self, progress: Progress) -> None:
+        if not self.tty:
+            return
         now = time.monotonic()
         final = progress.total is not None and progress.done >= progress.total
         if not final and now - self._last < self.min_interval:
@@ -64,10 +67,7 @@ class ProgressBar:
             line = f"{self.label} [{bar:<30}] {progress.done}/{progress.total} {progress.message}"
         else:
             line = f"{self.label} {progress.done} {progress.message}"
-        if self.tty:
-            self.out.write("\r" + line[:200].ljust(len(self._last_line)))
-        elif line != self._last_line and (final or not self.tty):
-            self.out.write(line + "\n")
+        self.out.write("\r" + line[:200].ljust(len(self._last_line)))
         self._last_line = line
         self.out.flush()
 

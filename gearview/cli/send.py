@@ -12,12 +12,14 @@ import sys
 
 from gearview.cli import deid_options
 from gearview.cli.common import ProgressBar, open_station
-from gearview.errors import InvalidValueError
+from gearview.errors import InvalidValueError, PartlyDoneError
 from gearview.jobqueue import CANCELLED, DONE, SEND
 from gearview.net.nodes import resolve_node
 from gearview.net.tasks import check_burned_in, send_params
 
 COMMAND = "send"
+#: SPEC §3: some instances were sent but not committed by the node.
+EXIT_PARTLY_DONE = PartlyDoneError.exit_code
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -60,9 +62,9 @@ def run(args: argparse.Namespace) -> int:
         finally:
             bar.close()
         for uid, text in record.warnings.items():
-            print(f"warning: {uid}: {text}", file=sys.stderr)
+            print(f"warning: {uid}: {text}")
         for uid, text in record.failures.items():
-            print(f"failed: {uid}: {text}", file=sys.stderr)
+            print(f"failed: {uid}: {text}")
         if record.state == CANCELLED:
             print(
                 f"gearview: cancelled (retry with `gearview send --retry {record.id}`)",
@@ -74,8 +76,8 @@ def run(args: argparse.Namespace) -> int:
                 f"gearview: error: {record.error} (retry with `gearview send --retry {record.id}`)",
                 file=sys.stderr,
             )
-            return 1
+            return record.exit_code or 1
         print(f"{record.message} (job {record.id})")
-        return 0
+        return EXIT_PARTLY_DONE if record.result.get("not_committed") else 0
     finally:
         station.close()

@@ -2,9 +2,11 @@
 TCP_NODELAY and turning pynetdicom's silent failures into readable errors.
 
 pynetdicom only *logs* why a connection failed (refused, timed out, TLS
-handshake error) and hands back an unestablished association. We capture
-that log line for the association's own reactor thread so the user sees
-"connection refused" or "certificate verify failed" instead of a shrug.
+handshake error) and hands back an unestablished association. We take that
+reason from its log line (`pynetdicom_compat.CONNECT_ERRORS`) and watch the
+association's events, so the user reads "refused the connection", "the
+certificate is not trusted" or "did not answer the association request
+within 30 s" - never a refusal where the peer only stayed silent.
 """
 
 from __future__ import annotations
@@ -12,44 +14,20 @@ from __future__ import annotations
 import contextlib
 import logging
 import socket
-import threading
 import time
 from collections.abc import Iterator, Sequence
 
 from pydicom.uid import UID
 from pynetdicom import AE, Association, evt
+from pynetdicom.pdu_primitives import A_ABORT, A_ASSOCIATE, A_P_ABORT
 from pynetdicom.presentation import PresentationContext
 
 from gearview import IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION_NAME
 from gearview.config import Config, Node
 from gearview.errors import NetworkError
+from gearview.net.pynetdicom_compat import CONNECT_ERRORS
 
 log = logging.getLogger(__name__)
-
-
-class _ConnectErrors(logging.Handler):
-    """Remembers the last pynetdicom transport error per reactor thread."""
-
-    def __init__(self) -> None:
-        super().__init__(level=logging.ERROR)
-        self._lock = threading.Lock()
-        self._errors: dict[int, str] = {}
-
-    def emit(self, record: logging.LogRecord) -> None:
-        message = record.getMessage()
-        if message.startswith("TCP Initialisation Error:"):
-            with self._lock:
-                if len(self._errors) > 256:  # failures of associations nobody asked about
-                    self._errors.clear()
-                self._errors[threading.get_ident()] = message.split(":", 1)[1].strip()
-
-    def pop(self, ident: int | None) -> str:
-        with self._lock:
-            return self._errors.pop(ident or -1, "")
-
-
-_CONNECT_ERRORS = _ConnectErrors()
-logging.getLogger("pynetdicom").addHandler(_CONNECT_ERRORS)
 
 
 def timeouts(node: Node, config: Config) -> tuple[float, float, float]:
@@ -82,7 +60,28 @@ def _set_nodelay(event: evt.Event) -> None:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
 
-def _describe_failure(assoc: Association, node: Node) -> NetworkError:
+class _Attempt:
+    """What happened while associating: connected at all, and what the peer answered."""
+
+    def __init__(self) -> None:
+        self.connected = False
+        self.answers: list[object] = []
+
+    def handlers(self) -> list[tuple]:
+        return [(evt.EVT_CONN_OPEN, self._opened), (evt.EVT_ACSE_RECV, self._received)]
+
+    def _opened(self, event: evt.Event) -> None:
+        self.connected = True
+
+    def _received(self, event: evt.Event) -> None:
+        self.answers.append(event.primitive)
+
+    def answered(self, kind: type) -> bool:
+        return any(isinstance(a, kind) for a in self.answers)
+
+
+def _describe_failure(assoc: Association, node: Node, attempt: _Attempt,
+                      acse_timeout: float) -> NetworkError:
     where = f"{node.name} ({node.address})"
     if assoc.is_rejected:
         reason = ""
@@ -93,42 +92,60 @@ def _describe_failure(assoc: Association, node: Node) -> NetworkError:
             f"{where} rejected the association{reason}",
             hint="check that the node knows our AE title and that its AE title is spelt right",
         )
-    detail = _CONNECT_ERRORS.pop(assoc.dul.ident)
-    if "CERTIFICATE_VERIFY_FAILED" in detail or "certificate verify failed" in detail:
-        return NetworkError(
-            f"TLS: the certificate of {where} is not trusted ({detail})",
-            hint="check the CA configured for TLS, or the node's certificate",
-        )
-    if "SSL" in detail or "TLS" in detail:
-        return NetworkError(
-            f"TLS handshake with {where} failed ({detail})",
-            hint="check that the node expects TLS and our certificates",
-        )
-    if "refused" in detail.lower():
-        return NetworkError(
-            f"{where} refused the connection",
-            hint="is the peer running and listening on that port?",
-        )
-    if "timed out" in detail.lower():
-        return NetworkError(
-            f"{where} did not answer (timed out)",
-            hint="check the host, port and firewall, or raise the node's timeout",
-        )
-    if detail:
-        return NetworkError(f"cannot connect to {where}: {detail}")
-    if assoc.is_aborted and assoc.rejected_contexts and not assoc.accepted_contexts:
+    detail = CONNECT_ERRORS.pop(assoc.dul.ident)
+    if not attempt.connected:
+        return _connect_failure(where, detail)
+    if assoc.rejected_contexts and not assoc.accepted_contexts:
         # pynetdicom aborts an association on which the peer accepted no context
         offered = sorted({UID(cx.abstract_syntax).name for cx in assoc.rejected_contexts})
         return NetworkError(
             f"{where} does not offer {', '.join(offered)}",
             hint="check the node's roles and the services it provides",
         )
-    if assoc.is_aborted:
+    if attempt.answered(A_ABORT):
         return NetworkError(
-            f"{where} aborted the association", hint="the peer refused our request; check its logs"
+            f"{where} aborted the association request",
+            hint="the peer refused us (does it know our AE title?); check its logs",
+        )
+    if attempt.answered(A_P_ABORT) and not attempt.answered(A_ASSOCIATE):
+        return NetworkError(
+            f"{where} closed the connection without answering the association request",
+            hint="is that port a DICOM service, and does the node expect TLS?",
         )
     return NetworkError(
-        f"no association with {where}: no answer within the timeout",
+        f"{where} did not answer the association request within {acse_timeout:g} s",
+        hint="the port is open but the peer stayed silent; check its logs, "
+        "or raise the node's timeout",
+    )
+
+
+def _connect_failure(where: str, detail: str) -> NetworkError:
+    """The TCP or TLS connection itself failed (pynetdicom's logged reason in `detail`)."""
+    lowered = detail.lower()
+    if "certificate_verify_failed" in lowered or "certificate verify failed" in lowered:
+        return NetworkError(
+            f"TLS: the certificate of {where} is not trusted ({detail})",
+            hint="check the CA configured for TLS, or the node's certificate",
+        )
+    if "ssl" in lowered or "tls" in lowered:
+        return NetworkError(
+            f"TLS handshake with {where} failed ({detail})",
+            hint="check that the node expects TLS and our certificates",
+        )
+    if "refused" in lowered:
+        return NetworkError(
+            f"{where} refused the connection",
+            hint="is the peer running and listening on that port?",
+        )
+    if "timed out" in lowered:
+        return NetworkError(
+            f"{where} did not answer (the connection timed out)",
+            hint="check the host, port and firewall, or raise the node's timeout",
+        )
+    if detail:
+        return NetworkError(f"cannot connect to {where}: {detail}")
+    return NetworkError(
+        f"cannot connect to {where}",
         hint="check the host, port and firewall, or raise the node's timeout",
     )
 
@@ -149,7 +166,8 @@ def open_association(
         from gearview.net.tls import client_context
 
         tls_args = (client_context(config), node.host)
-    handlers = [(evt.EVT_CONN_OPEN, _set_nodelay), *(evt_handlers or [])]
+    attempt = _Attempt()
+    handlers = [(evt.EVT_CONN_OPEN, _set_nodelay), *attempt.handlers(), *(evt_handlers or [])]
     assoc = ae.associate(
         node.host,
         node.port,
@@ -160,7 +178,7 @@ def open_association(
         evt_handlers=handlers,
     )
     if not assoc.is_established:
-        error = _describe_failure(assoc, node)
+        error = _describe_failure(assoc, node, attempt, ae.acse_timeout)
         log.info("association with %s failed: %s", node.address, error.message)
         raise error
     return assoc

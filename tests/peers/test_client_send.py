@@ -114,8 +114,9 @@ def test_cli_send_one_line_errors(orthanc, home, capsys, argv_tail, message):
 
 def test_cli_send_refused_association(home, cache, tmp_path, capsys):
     study, _ = cached_study(cache, tmp_path / "in", 1)
-    assert main(["send", f"NOBODY@127.0.0.1:{free_port()}", study]) == 1
-    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert main(["send", f"NOBODY@127.0.0.1:{free_port()}", study]) == 5
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("gearview: error: ")
     assert "refused the connection" in err and "--retry" in err
 
 
@@ -266,7 +267,7 @@ def test_cli_retry_after_refused_send(home, cache, tmp_path, capsys):
     """A send to a peer that is down fails with a retry hint; `send --retry JOB` then completes."""
     study, originals = cached_study(cache, tmp_path / "in", 3)
     port = free_port()
-    assert main(["send", f"STORESCP@127.0.0.1:{port}", study]) == 1
+    assert main(["send", f"STORESCP@127.0.0.1:{port}", study]) == 5
     last = capsys.readouterr().err.strip().splitlines()[-1]
     job_id = last.rsplit("--retry ", 1)[1].rstrip("`)")
     with StoreSCP(tmp_path / "out", port=port) as scp:

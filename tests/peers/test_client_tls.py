@@ -149,3 +149,13 @@ def test_cli_echo_tls_node(pki, tls_scp, home, capsys):
     assert load_config(home).nodes[0].tls
     assert main(["echo", "SECURE"]) == 0
     assert "C-ECHO OK" in capsys.readouterr().out
+
+
+def test_cli_untrusted_certificate_is_one_line_without_traceback(pki, tls_scp, home, capsys):
+    config = _config(pki, ca="otherca")
+    config.nodes = [tls_scp.node("SECURE", tls=True)]
+    save_config(home, config)
+    assert main(["echo", "SECURE"]) == 5
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("gearview: error: TLS: the certificate")
+    assert "Traceback" not in (home.logs_dir / "gearview.log").read_text()
