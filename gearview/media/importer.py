@@ -212,6 +212,7 @@ def _import_preview(
             report.add(found.name, exc.one_line())
             continue
         report.imported += 1
+        report.warnings.extend(f"{found.name}: {text}" for text in stored.info.warnings)
         report.replaced += int(stored.replaced)
         report.conflicts_replaced += int(conflict is not None)
         report.studies.add(stored.info.study_instance_uid)

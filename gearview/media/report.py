@@ -50,6 +50,8 @@ class ImportReport:
             )
         if self.conflicts_replaced:
             text += f"; {self.conflicts_replaced} cached instance(s) of another study replaced"
+        if self.warnings:
+            text += f"; {len(self.warnings)} warning(s)"
         if self.cancelled:
             text += " (cancelled)"
         if self.partial_medium:

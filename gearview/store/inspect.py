@@ -25,6 +25,7 @@ from pydicom.tag import Tag
 from pydicom.uid import UID, DeflatedExplicitVRLittleEndian
 
 from gearview.errors import InvalidDicomError
+from gearview.logsetup import collect_warnings
 
 PIXEL_DATA = Tag("PixelData")
 ITEM = 0xFFFEE000
@@ -206,27 +207,32 @@ def read_instance_info(path: str | os.PathLike[str]) -> InstanceInfo:
         raise InvalidDicomError(f"cannot read file: {exc.strerror}") from None
     if size == 0:
         raise InvalidDicomError("empty file")
-    try:
-        meta = pydicom.filereader.read_file_meta_info(path)
-        ts = str(meta.get("TransferSyntaxUID", "") or "")
-        if ts == DeflatedExplicitVRLittleEndian:
-            _check_deflate(path, size)
-        ds = pydicom.dcmread(path, defer_size=DEFER_SIZE)
-        has_pixels = _check_elements_fit(ds, path, size)
-        info = _info_from_dataset(ds, ts)
-    except InvalidDicomError:
-        raise
-    except PydicomInvalidDicomError as exc:
-        raise InvalidDicomError(f"not a DICOM Part-10 file ({exc})") from None
-    except RecursionError:
-        raise InvalidDicomError("too deep: sequences are nested beyond what can be read") from None
-    except MemoryError:
-        raise InvalidDicomError("too large to read") from None
-    except (EOFError, struct.error, OverflowError) as exc:
-        raise InvalidDicomError(f"truncated or corrupt: {exc}") from None
-    except (ValueError, KeyError, TypeError, AttributeError, NotImplementedError, OSError) as exc:
-        raise InvalidDicomError(f"cannot parse: {exc}") from None
+    with collect_warnings() as library_warnings:
+        try:
+            meta = pydicom.filereader.read_file_meta_info(path)
+            ts = str(meta.get("TransferSyntaxUID", "") or "")
+            if ts == DeflatedExplicitVRLittleEndian:
+                _check_deflate(path, size)
+            ds = pydicom.dcmread(path, defer_size=DEFER_SIZE)
+            has_pixels = _check_elements_fit(ds, path, size)
+            info = _info_from_dataset(ds, ts)
+        except InvalidDicomError:
+            raise
+        except PydicomInvalidDicomError as exc:
+            raise InvalidDicomError(f"not a DICOM Part-10 file ({exc})") from None
+        except RecursionError:
+            raise InvalidDicomError(
+                "too deep: sequences are nested beyond what can be read"
+            ) from None
+        except MemoryError:
+            raise InvalidDicomError("too large to read") from None
+        except (EOFError, struct.error, OverflowError) as exc:
+            raise InvalidDicomError(f"truncated or corrupt: {exc}") from None
+        except (ValueError, KeyError, TypeError, AttributeError, NotImplementedError,
+                OSError) as exc:
+            raise InvalidDicomError(f"cannot parse: {exc}") from None
     info.has_pixels = has_pixels
+    info.warnings.extend(w for w in library_warnings if w not in info.warnings)
     return info
 
 
@@ -245,8 +251,11 @@ def _info_from_dataset(ds: Dataset, ts: str) -> InstanceInfo:
         raise InvalidDicomError(f"missing {', '.join(missing)}")
     warnings = []
     meta_sop = str(meta.get("MediaStorageSOPInstanceUID", "") or "")
+    meta_class = str(meta.get("MediaStorageSOPClassUID", "") or "")
     if meta_sop and meta_sop != sop_uid:
         warnings.append("file meta SOP Instance UID differs from the data set's")
+    if meta_class and meta_class != sop_class:
+        warnings.append("file meta SOP Class UID differs from the data set's")
     if not UID(sop_uid).is_valid:
         warnings.append("non-conformant SOP Instance UID")
     return InstanceInfo(
@@ -502,6 +511,8 @@ def _fast_info(walker: _Walker, ts: str, meta_class: str, meta_sop: str) -> Inst
     warnings = []
     if meta_sop and meta_sop != sop_uid:
         warnings.append("file meta SOP Instance UID differs from the data set's")
+    if meta_class and meta_class != sop_class:
+        warnings.append("file meta SOP Class UID differs from the data set's")
     if not UID(sop_uid).is_valid:
         warnings.append("non-conformant SOP Instance UID")
     return InstanceInfo(

@@ -8,6 +8,7 @@ import random
 import struct
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pydicom
@@ -126,7 +127,12 @@ def test_damaged_data_is_never_accepted_by_the_fast_path_alone(tmp_path: Path, t
             for _ in range(rnd.randint(1, 4)):
                 damaged[rnd.randrange(min(len(damaged), 1500))] = rnd.randrange(256)
         slow, fast = _both(tmp_path, head + bytes(damaged))
-        assert fast is None or fast == slow
+        # pydicom's own warnings (an invalid UI value) are reported by the full read only
+        assert fast is None or (
+            isinstance(slow, InstanceInfo)
+            and replace(fast, warnings=[]) == replace(slow, warnings=[])
+            and set(fast.warnings) <= set(slow.warnings)
+        )
 
 
 def test_truncated_pixel_data_defers_to_pydicom(tmp_path: Path) -> None:
