@@ -215,6 +215,10 @@ class Connection:
     established: bool = False
     #: An association took the socket over (it is forgotten when that ends).
     adopted: bool = False
+    #: Shut down to make room; it no longer counts while its threads end.
+    dropped: bool = False
+    #: Its A-ASSOCIATE-RQ reached pynetdicom (whose acceptor thread then stops waiting).
+    requested: bool = False
 
 
 class GuardedSocket(AssociationSocket):
@@ -281,9 +285,9 @@ class GuardedSocket(AssociationSocket):
                     drained += len(chunk)
             except (OSError, ValueError):
                 pass
-        waiting = compat.state(self.assoc.dul) == compat.STATE_AWAITING_RQ
         self.close()
-        if waiting:
+        if not self.connection.requested:  # pynetdicom's acceptor thread still waits for it
+            self.connection.requested = True
             compat.wake_acceptor(self.assoc.dul)
 
     def recv(self, nr_bytes: int) -> bytearray:
@@ -300,12 +304,26 @@ class GuardedSocket(AssociationSocket):
                 self._pending_body, self._deadline = length, deadline
                 return bytearray(PDU_HEADER.pack(pdu_type, 0, length))
             length, self._pending_body = self._pending_body, -1
-            return bytearray(self.reader.read_body(min(nr_bytes, length), self._deadline))
+            body = bytearray(self.reader.read_body(min(nr_bytes, length), self._deadline))
+            self.connection.requested = True
+            return body
         except PeerClosed:
             return bytearray()
         except Refusal as refusal:
             self.refuse(refusal)
             return bytearray()
+
+
+def _reject_busy(sock: socket.socket) -> None:
+    """A-ASSOCIATE-RJ transient, local limit exceeded, on a socket we will not serve (its
+    thread, if any, is only reading); not on TLS sockets, whose handshake may be pending."""
+    if isinstance(sock, ssl.SSLSocket):
+        return
+    try:
+        sock.settimeout(ANSWER_TIMEOUT)
+        sock.sendall(reject_pdu(REJECTED_TRANSIENT, SOURCE_PRESENTATION, PRESENTATION_LOCAL_LIMIT))
+    except OSError:
+        pass
 
 
 class GuardedRequestHandler(RequestHandler):
@@ -415,7 +433,7 @@ class GuardedServer(ThreadedAssociationServer):
 
     def open_connections(self) -> int:
         with self._conn_lock:
-            return len(self._connections)
+            return sum(1 for c in self._connections.values() if not c.dropped)
 
     def mark_established(self, sock: socket.socket | None) -> None:
         with self._conn_lock:
@@ -428,10 +446,12 @@ class GuardedServer(ThreadedAssociationServer):
         victim = None
         refuse = False
         with self._conn_lock:
-            if len(self._connections) >= self.limits.max_sockets:
-                pending = [c for c in self._connections.values() if not c.established]
+            live = [c for c in self._connections.values() if not c.dropped]
+            if len(live) >= self.limits.max_sockets:
+                pending = [c for c in live if not c.requested]
                 if pending:
                     victim = min(pending, key=lambda c: c.opened)
+                    victim.dropped = True
                 else:
                     refuse = True
             if not refuse:
@@ -439,21 +459,17 @@ class GuardedServer(ThreadedAssociationServer):
         if refuse:
             security_alert("%s refused: %d sockets already open; answered A-ASSOCIATE-RJ "
                            "(2,3,2)", address, self.limits.max_sockets)
-            if not isinstance(request, ssl.SSLSocket):
-                try:
-                    request.settimeout(ANSWER_TIMEOUT)
-                    request.sendall(reject_pdu(REJECTED_TRANSIENT, SOURCE_PRESENTATION,
-                                               PRESENTATION_LOCAL_LIMIT))
-                except OSError:
-                    pass
+            _reject_busy(request)
             self.shutdown_request(request)
             return
         if victim is not None:
             security_alert(
-                "%s dropped: socket limit reached and it had not associated after %.1f s",
+                "%s dropped: socket limit reached and it had not asked to associate after "
+                "%.1f s; answered A-ASSOCIATE-RJ (2,3,2)",
                 victim.address,
                 time.monotonic() - victim.opened,
             )
+            _reject_busy(victim.sock)
             try:
                 victim.sock.shutdown(socket.SHUT_RDWR)
             except OSError:

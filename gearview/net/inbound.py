@@ -117,6 +117,7 @@ class Inbound:
             # (pynetdicom may not have moved to Sta2 yet: its events are queued)
             check_associate_rq(body, compat.application_context_name())
             self._deliver(pdu_type, body)
+            self._dul.socket.connection.requested = True
         elif pdu_type == P_DATA_TF:
             if current not in compat.STATES_DATA:
                 raise Refusal("sent a P-DATA-TF outside an established association",

@@ -194,3 +194,14 @@ def answer(sock: socket.socket, data: bytes, wait: float = 5.0, until_closed: bo
         if not until_closed:
             break
     return Answer(pdus, closed, time.monotonic() - start)
+
+
+STATUS_ELEMENT = struct.pack("<HHL", 0x0000, 0x0900, 2)
+
+
+def response_status(p_data_body: bytes) -> int | None:
+    """The Status (0000,0900) of the response command set in a P-DATA-TF body."""
+    at = p_data_body.find(STATUS_ELEMENT)
+    if at < 0:
+        return None
+    return struct.unpack_from("<H", p_data_body, at + len(STATUS_ELEMENT))[0]
