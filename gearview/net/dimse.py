@@ -37,7 +37,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from io import BytesIO
 
-from pydicom.datadict import tag_for_keyword
+from pydicom.datadict import dictionary_VR, tag_for_keyword
 from pydicom.dataset import Dataset
 from pydicom.filereader import read_dataset
 from pynetdicom import Association
@@ -80,6 +80,8 @@ C_CANCEL_RQ = 0x0FFF
 RESPONSE_BIT = 0x8000
 C_STORE_RSP = C_STORE_RQ | RESPONSE_BIT
 PRIORITY_MEDIUM = 0x0000
+#: PS3.7 E.1: medium, high, low.
+PRIORITIES = (0x0000, 0x0001, 0x0002)
 DATASET_PRESENT = 0x0000
 NO_DATASET = 0x0101
 #: General DIMSE statuses (PS3.7 C.5) we answer ourselves.
@@ -105,6 +107,9 @@ _REQUEST_ELEMENTS: dict[int, tuple[str, ...]] = {
 }
 _RESPONSE_ELEMENTS = ("MessageIDBeingRespondedTo", "Status")
 #: Value types of the command elements above (US or UI/AE text).
+_FIXED_SIZES = {"US": 2, "UL": 4, "AT": 4}
+MAX_UID = 64
+MAX_AE = 16
 _US_ELEMENTS = frozenset({"MessageID", "MessageIDBeingRespondedTo", "Priority", "Status",
                           "EventTypeID", "ActionTypeID", "CommandField",
                           "CommandDataSetType"})
@@ -268,6 +273,13 @@ def check_command(data: bytes | memoryview) -> Command:
         if command.message_id is None:
             raise CommandError(f"an unknown command 0x{field:04X} without a Message ID")
         return command
+    for element_number, value in elements.items():
+        problem = _value_problem(element_number, value)
+        if problem:
+            raise CommandError(f"a command 0x{field:04X} with {problem}")
+    priority = command_us(elements, "Priority")
+    if priority is not None and priority not in PRIORITIES:
+        raise CommandError(f"a command 0x{field:04X} with priority {priority}")
     wanted = _REQUEST_ELEMENTS[field] if command.is_request else _RESPONSE_ELEMENTS
     for keyword in wanted:
         value = (command_us(elements, keyword) if keyword in _US_ELEMENTS
@@ -275,6 +287,29 @@ def check_command(data: bytes | memoryview) -> Command:
         if value is None or value == "":
             raise CommandError(f"a command 0x{field:04X} without a valid {keyword}")
     return command
+
+
+def _value_problem(element_number: int, value: bytes) -> str:
+    """Why a command element's value is unusable for its VR (empty when it is fine)."""
+    try:
+        vr = dictionary_VR(element_number)  # group 0000: the tag is the element number
+    except KeyError:
+        return ""
+    size = _FIXED_SIZES.get(vr)
+    if size is not None and len(value) % size:
+        return f"a {len(value)}-byte {vr} value in (0000,{element_number:04X})"
+    text = value.rstrip(b"\x00 ")
+    if vr == "UI" and (len(text) > MAX_UID or any(c not in b"0123456789." for c in text)):
+        return f"a malformed UID in (0000,{element_number:04X})"
+    if vr == "AE" and text and (len(text) > MAX_AE or not _printable(text)):
+        return f"a malformed AE title in (0000,{element_number:04X})"
+    if vr in ("LO", "SH", "ST", "LT") and not _printable(text):
+        return f"non-printable text in (0000,{element_number:04X})"
+    return ""
+
+
+def _printable(text: bytes) -> bool:
+    return all(0x20 <= c <= 0x7E and c != 0x5C for c in text)
 
 
 def failure_response(command: Command, status: int) -> bytes:

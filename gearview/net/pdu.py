@@ -289,8 +289,10 @@ def _uid(value: memoryview, what: str) -> str:
 
 
 def _ae_title(raw: bytes) -> str | None:
-    """The AE title, or None when blank or not printable ASCII (PS3.5 AE, no backslash)."""
-    if not raw.strip(b" ") or any(b < 0x20 or b > 0x7E or b == 0x5C for b in raw):
+    """The AE title (or version name), or None when blank, longer than 16 characters or not
+    printable ASCII (PS3.5 AE/SH, no backslash)."""
+    if (not raw.strip(b" ") or len(raw) > 16
+            or any(b < 0x20 or b > 0x7E or b == 0x5C for b in raw)):
         return None
     return raw.decode("ascii").strip()
 
@@ -407,10 +409,14 @@ def _check_user_information(item: memoryview) -> int | None:
             _uid(sub, "implementation class UID")
         elif sub_type == SUB_ASYNCHRONOUS_OPERATIONS and len(sub) != 4:
             raise Refusal(f"sent an asynchronous operations sub-item of {len(sub)} bytes")
-        elif sub_type == SUB_IMPLEMENTATION_VERSION and not 1 <= len(sub) <= 16:
-            raise Refusal(f"sent an implementation version name of {len(sub)} bytes")
+        elif sub_type == SUB_IMPLEMENTATION_VERSION and _ae_title(bytes(sub)) is None:
+            raise Refusal("sent a blank or binary implementation version name")
         elif sub_type == SUB_ROLE_SELECTION:
             _check_uid_prefixed(sub, 2, "role selection")
+            if len(sub) != 2 + struct.unpack_from(">H", sub, 0)[0] + 2 or any(
+                role not in (0, 1) for role in sub[-2:]
+            ):
+                raise Refusal("sent a role selection sub-item with roles other than 0 or 1")
         elif sub_type in (SUB_SOP_EXTENDED, SUB_SOP_COMMON_EXTENDED):
             _check_uid_prefixed(sub, 0, "SOP class extended negotiation")
         elif sub_type == SUB_USER_IDENTITY:

@@ -142,16 +142,22 @@ def _probe() -> tuple[Hook, ...]:
     return tuple(hooks)
 
 
+def report_missing(hooks: tuple[Hook, ...]) -> frozenset[str]:
+    """Log one line per feature that lacks a hook; the features that do."""
+    missing = frozenset(h.feature for h in hooks if not h.present)
+    for feature in sorted(missing):
+        log.warning(
+            "pynetdicom %s lacks %s: gearview's '%s' falls back to pynetdicom's own behaviour",
+            pynetdicom.__version__,
+            ", ".join(h.name for h in hooks if h.feature == feature and not h.present),
+            feature,
+        )
+    return missing
+
+
 HOOKS: tuple[Hook, ...] = _probe()
 FEATURES: frozenset[str] = frozenset(h.feature for h in HOOKS)
-_MISSING: frozenset[str] = frozenset(h.feature for h in HOOKS if not h.present)
-for _feature in sorted(_MISSING):
-    log.warning(
-        "pynetdicom %s lacks %s: gearview's '%s' falls back to pynetdicom's own behaviour",
-        pynetdicom.__version__,
-        ", ".join(h.name for h in HOOKS if h.feature == _feature and not h.present),
-        _feature,
-    )
+_MISSING = report_missing(HOOKS)
 
 
 def available(feature: str) -> bool:

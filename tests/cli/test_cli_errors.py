@@ -10,10 +10,10 @@ from contextlib import contextmanager
 
 import pytest
 from factory import make_ct
+from peers.tools import free_port
 
 from gearview.cli import main
 from gearview.config import load_config, save_config
-from peers.tools import free_port
 
 EXIT_PEER = 5
 

@@ -169,7 +169,9 @@ class Answer:
         return None
 
 
-def answer(sock: socket.socket, data: bytes, wait: float = 5.0, until_closed: bool = True) -> Answer:
+def answer(
+    sock: socket.socket, data: bytes, wait: float = 5.0, until_closed: bool = True
+) -> Answer:
     """Send `data` and collect the server's PDUs until it closes (or `wait` passes)."""
     start = time.monotonic()
     sock.settimeout(wait)
