@@ -569,3 +569,26 @@ def test_oversized_dicomdir_is_not_parsed(cache, tmp_path, monkeypatch):
     report = import_path(tmp_path / "cd", cache)
     assert report.imported == 1
     assert "too large" in dict(report.not_imported)["DICOMDIR"]
+
+
+def test_reader_warnings_reach_the_report_naming_the_file(cache, tmp_path):
+    """RELIABILITY 34: imported with warnings, shown to the user - never lost."""
+    disc = tmp_path / "cd"
+    disc.mkdir()
+    odd = make_ct("1.2.3", "1.2.3.4", sop_uid="1.2.3.4.5.x")
+    odd.SpecificCharacterSet = "ISO_IR 999"
+    odd.save_as(disc / "IM_ODD", enforce_file_format=True)
+    other_class = make_ct("1.2.3", "1.2.3.4")
+    other_class.file_meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.7"
+    other_class.preamble = b"\x00" * 128
+    other_class.save_as(disc / "IM_CLASS", enforce_file_format=False)
+    write_series(disc / "fine", 1)
+    report = import_path(disc, cache, report_dir=tmp_path / "reports")
+    assert report.imported == 3, report.not_imported
+    assert any(w.startswith("IM_ODD: ") and "non-conformant SOP Instance UID" in w
+               for w in report.warnings)
+    assert any(w.startswith("IM_ODD: ") and "ISO_IR 999" in w for w in report.warnings)
+    assert "IM_CLASS: file meta SOP Class UID differs from the data set's" in report.warnings
+    assert not any(w.startswith("fine") or "0001" in w.split(":")[0] for w in report.warnings)
+    text = report.path.read_text()
+    assert "Warnings:" in text and "IM_ODD" in text and "site-packages" not in text

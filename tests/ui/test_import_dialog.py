@@ -61,3 +61,28 @@ def test_scan_of_a_bad_path_reports_the_error(qtbot, cache, tmp_path: Path) -> N
     assert "no such file" in dialog.summary.text()
     assert not dialog.import_button.isEnabled()
     dialog.reject()
+
+
+def test_warnings_of_imported_files_are_shown_naming_the_file(qtbot, cache, tmp_path: Path):
+    from factory import make_ct
+
+    disc = tmp_path / "cd"
+    disc.mkdir()
+    ds = make_ct("1.2.3", "1.2.3.4", sop_uid="1.2.3.4.5.x")
+    ds.SpecificCharacterSet = "ISO_IR 999"
+    ds.save_as(disc / "IM_ODD", enforce_file_format=True)
+    write_series(disc / "fine", 1)
+    dialog = ImportDialog(cache, report_dir=tmp_path / "reports")
+    qtbot.addWidget(dialog)
+    dialog.path_edit.setText(str(disc))
+    dialog.start_scan()
+    qtbot.waitUntil(lambda: dialog.preview is not None, timeout=10_000)
+    dialog.start_import()
+    qtbot.waitUntil(lambda: dialog.report is not None, timeout=10_000)
+    assert dialog.report.imported == 2
+    assert "warning(s)" in dialog.summary.text()
+    lines = [line for line in dialog.report_view.toPlainText().splitlines() if "IM_ODD" in line]
+    assert any("non-conformant SOP Instance UID" in line for line in lines)
+    assert any("ISO_IR 999" in line for line in lines)
+    assert not any("site-packages" in line for line in lines)
+    dialog.reject()
