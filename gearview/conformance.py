@@ -86,7 +86,7 @@ def conformance_markdown() -> str:
         "| SOP class | UID |",
         "|---|---|",
     ]
-    for sop in (VERIFICATION, QR_FIND, QR_MOVE):
+    for sop in (VERIFICATION, QR_FIND, QR_MOVE, QR_GET):
         lines.append(f"| {sop_class_name(sop)} | `{sop}` |")
     lines += [
         "",

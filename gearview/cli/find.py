@@ -43,10 +43,13 @@ def run(args: argparse.Namespace) -> int:
     ).validate()
     nodes = [resolve_node(config, name) for name in args.nodes]
     result = find_on_nodes(nodes, config, query)
-    for name, error in result.errors.items():
-        print(f"gearview: {name}: {error}", file=sys.stderr)
     if len(result.errors) == len(nodes):
-        raise NetworkError("no node answered the query")
+        if len(nodes) == 1:
+            raise NetworkError(next(iter(result.errors.values())))
+        raise NetworkError("no node answered the query: " + "; ".join(
+            f"{name}: {error}" for name, error in result.errors.items()))
+    for name, error in result.errors.items():  # the others answered: a partial result
+        print(f"gearview: warning: {name}: {error}", file=sys.stderr)
     if args.json:
         print_json([s.to_json() for s in result.studies])
     else:

@@ -14,7 +14,7 @@ import sys
 from collections.abc import Iterator
 
 from gearview.cli.common import ProgressBar, open_station
-from gearview.errors import NetworkError
+from gearview.errors import NetworkError, PartlyDoneError
 from gearview.jobqueue import DONE, RETRIEVE
 from gearview.net.nodes import resolve_node
 from gearview.net.tasks import retrieve_params
@@ -55,7 +55,7 @@ def station_server(station: Station, needed: bool) -> Iterator[None]:
 
 def run(args: argparse.Namespace) -> int:
     station = open_station()
-    failed = 0
+    failed: list[int] = []
     try:
         node = resolve_node(station.config, args.node)
         queue = station.jobs
@@ -72,7 +72,7 @@ def run(args: argparse.Namespace) -> int:
                 finally:
                     bar.close()
                 if record.state != DONE:
-                    failed += 1
+                    failed.append(record.exit_code or 1)
                     print(
                         f"gearview: error: {record.error or record.message} (job {record.id})",
                         file=sys.stderr,
@@ -83,4 +83,8 @@ def run(args: argparse.Namespace) -> int:
                     print(f"{study_uid}: {record.message}")
     finally:
         station.close()
-    return 1 if failed else 0
+    if not failed:
+        return 0
+    if len(failed) < len(args.study_uids):
+        return PartlyDoneError.exit_code  # some studies arrived: retry the others
+    return failed[0]

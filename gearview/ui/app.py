@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import logging.handlers
 import os
 import sys
 from collections.abc import Callable, Mapping
@@ -22,7 +21,7 @@ from PySide6.QtCore import QEventLoop, Qt
 from PySide6.QtGui import QIcon
 from PySide6.QtWidgets import QApplication, QMessageBox, QProgressDialog, QWidget
 
-from gearview import __version__
+from gearview import __version__, logsetup
 from gearview.config import Config, load_config
 from gearview.errors import (
     Cancelled,
@@ -42,7 +41,6 @@ from gearview.ui.workers import WorkerPool
 log = logging.getLogger(__name__)
 
 ICON_PATH = Path(__file__).resolve().parent.parent / "resources" / "gearview.svg"
-LOG_BYTES = 5 << 20
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -68,11 +66,10 @@ def display_available(env: Mapping[str, str], platform: str) -> bool:
 
 
 def setup_logging(home: Home) -> logging.Handler:
-    """INFO and above to logs/gearview.log (PHI is only logged at DEBUG); returns the handler."""
-    handler = logging.handlers.RotatingFileHandler(
-        home.logs_dir / "gearview.log", maxBytes=LOG_BYTES, backupCount=3, encoding="utf-8"
-    )
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    """INFO and above to logs/gearview.log (PHI is only logged at DEBUG), library warnings
+    too (never the terminal); returns the handler."""
+    handler = logsetup.file_handler(home)
+    logsetup.route_warnings()
     root = logging.getLogger()
     root.addHandler(handler)
     root.setLevel(logging.INFO)
