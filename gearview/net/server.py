@@ -14,7 +14,7 @@ import logging
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -476,21 +476,13 @@ class Server:
         sub = _SubAssociation()
         yield node.host, node.port, self._move_association(node, items, sub)
         yield len(items)
-        for item in items:
-            if event.is_cancelled:
-                yield Status.CANCEL, None
-                return
-            yield Status.PENDING, _sub_dataset(sub.assoc, item, "C-MOVE")
+        yield from _sub_operations(event, items, lambda: sub.assoc, "C-MOVE")
 
     def _on_get(self, event: evt.Event) -> Iterator[Any]:
         """C-GET: the instances go back on the peer's own association, chosen the same way."""
         items = self._retrieve_items(event, "C-GET")
         yield len(items)
-        for item in items:
-            if event.is_cancelled:
-                yield Status.CANCEL, None
-                return
-            yield Status.PENDING, _sub_dataset(event.assoc, item, "C-GET")
+        yield from _sub_operations(event, items, lambda: event.assoc, "C-GET")
 
     def _retrieve_items(self, event: evt.Event, service: str) -> list[SendItem]:
         """The instances a C-MOVE/C-GET identifier names (none for an identifier we refuse)."""
@@ -529,6 +521,17 @@ class _SubAssociation:
 
     def bind(self, event: evt.Event) -> None:
         self.assoc = event.assoc
+
+
+def _sub_operations(event: evt.Event, items: list[SendItem], assoc: Callable[[], Any],
+                    service: str) -> Iterator[tuple[int, Dataset | None]]:
+    """The (status, data set) pairs pynetdicom sends as C-MOVE/C-GET sub-operations on the
+    association `assoc()` returns (known only once pynetdicom made it)."""
+    for item in items:
+        if event.is_cancelled:
+            yield Status.CANCEL, None
+            return
+        yield Status.PENDING, _sub_dataset(assoc(), item, service)
 
 
 def _sub_dataset(assoc: Any, item: SendItem, service: str) -> Dataset:

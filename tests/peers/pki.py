@@ -10,15 +10,15 @@ def _openssl(*args: str, cwd: Path) -> None:
     subprocess.run(["openssl", *args], cwd=cwd, check=True, capture_output=True, timeout=60)
 
 
+#: A new P-256 key, unencrypted.
+NEW_KEY = ("-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes")
+
+
 def _make_ca(folder: Path, name: str) -> None:
     _openssl(
         "req",
         "-x509",
-        "-newkey",
-        "ec",
-        "-pkeyopt",
-        "ec_paramgen_curve:prime256v1",
-        "-nodes",
+        *NEW_KEY,
         "-keyout",
         f"{name}.key",
         "-out",
@@ -34,11 +34,7 @@ def _make_ca(folder: Path, name: str) -> None:
 def _issue(folder: Path, ca: str, name: str) -> None:
     _openssl(
         "req",
-        "-newkey",
-        "ec",
-        "-pkeyopt",
-        "ec_paramgen_curve:prime256v1",
-        "-nodes",
+        *NEW_KEY,
         "-keyout",
         f"{name}.key",
         "-out",
