@@ -5,11 +5,12 @@
 - The terminal gets no log records by default: a command prints its result
   and, on failure, one `gearview: error: ...` line. `-v` adds gearview's own
   INFO lines and the libraries' warnings, `-vv` everything at DEBUG.
-- Python warnings (pydicom's, mostly: an invalid UID, an unknown character
-  set) never reach the terminal. Code that reads one file can collect the
-  warnings raised meanwhile on its thread (`collect_warnings`) and report them
-  for that file; the rest are logged to the file, without the library's
-  source path, as "warning: <message>".
+- Library warnings never reach the terminal. pydicom's (an invalid UID, an
+  unknown character set) arrive as records of its "pydicom" logger as well as
+  Python warnings: code that reads one file collects those raised meanwhile
+  on its thread (`collect_warnings`) and reports them for that file, and the
+  entry points (`route_warnings`) send the Python warnings to the log file,
+  as "warning: <message>", instead of the terminal.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import sys
 import threading
 import warnings
 from collections.abc import Iterator
+from pathlib import Path
 from typing import TextIO
 
 from gearview.home import Home
@@ -101,31 +103,37 @@ def logging_to(home: Home | None, verbosity: int = 0) -> Iterator[None]:
 
 
 def route_warnings() -> None:
-    """Send every Python warning to a collector of its thread, or to the log (idempotent;
-    again after something, such as `warnings.catch_warnings`, put the old hook back)."""
-    if warnings.showwarning is _show:
-        return
+    """Send Python warnings to the log file instead of the terminal (idempotent; again
+    after something, such as `warnings.catch_warnings`, put the old hook back)."""
     with _install_lock:
-        # pydicom warns once per message and code location; a second file with the same
-        # problem must be reported too.
-        warnings.filterwarnings("always", module=r"pydicom(\.|$)")
-        warnings.showwarning = _show
+        if warnings.showwarning is not _show:
+            warnings.showwarning = _show
 
 
 def _show(message: Warning | str, category: type[Warning], filename: str, lineno: int,
           file: TextIO | None = None, line: str | None = None) -> None:
-    text = " ".join(str(message).split())
-    collected = getattr(_collectors, "stack", None)
-    if collected:
-        collected[-1].append(text)
-        return
-    _warnings_log.warning("warning: %s (%s)", text, category.__name__)
+    if "pydicom" in Path(filename).parts:
+        return  # pydicom logged it too (see `_Collector`): once in the log is enough
+    _warnings_log.warning("warning: %s (%s)", " ".join(str(message).split()),
+                          category.__name__)
+
+
+class _Collector(logging.Handler):
+    """pydicom's warning records, handed to the collector active on their thread."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        stack = getattr(_collectors, "stack", None)
+        if stack:
+            stack[-1].append(" ".join(record.getMessage().split()))
+
+
+logging.getLogger("pydicom").addHandler(_Collector(logging.WARNING))
 
 
 @contextlib.contextmanager
 def collect_warnings() -> Iterator[list[str]]:
-    """The warnings raised on this thread inside the block, one text each (for a report)."""
-    route_warnings()
+    """pydicom's warnings on this thread inside the block, one text each (for a report);
+    thread-safe, unlike `warnings.catch_warnings`."""
     stack = getattr(_collectors, "stack", None)
     if stack is None:
         stack = _collectors.stack = []
