@@ -10,9 +10,9 @@ between ourselves:
 
 - `paused(assoc)` takes pynetdicom's reactors off the connection for a batch
   and gives it back before release/abort;
-- `write_message` writes P-DATA-TF PDUs with scatter/gather `sendmsg` (one
-  joined `sendall` where the platform has no `sendmsg`) and never copies the
-  data set;
+- `write_message` writes P-DATA-TF PDUs with scatter/gather `sendmsg` (each
+  PDU joined into one `sendall` where the platform has no `sendmsg`) and never
+  copies the data set;
 - `read_message` reads PDUs (through the shared `PduReader`, so with length
   caps and a deadline) until a whole DIMSE message arrived.
 
