@@ -299,8 +299,9 @@ def _value_problem(element_number: int, value: bytes) -> str:
     if size is not None and len(value) % size:
         return f"a {len(value)}-byte {vr} value in (0000,{element_number:04X})"
     text = value.rstrip(b"\x00 ")
-    if vr == "UI" and (len(text) > MAX_UID or any(c not in b"0123456789." for c in text)):
-        return f"a malformed UID in (0000,{element_number:04X})"
+    # a non-conformant UID (the store hashes names) is fine; pynetdicom refuses these
+    if vr == "UI" and (len(text) > MAX_UID or not _printable(text)):
+        return f"a binary or over-long UID in (0000,{element_number:04X})"
     if vr == "AE" and text and (len(text) > MAX_AE or not _printable(text)):
         return f"a malformed AE title in (0000,{element_number:04X})"
     if vr in ("LO", "SH", "ST", "LT") and not _printable(text):
