@@ -21,7 +21,6 @@ from pydicom.uid import generate_uid
 
 from gearview.jobqueue import FINISHED, RETRIEVE
 from gearview.net.tasks import retrieve_params
-from gearview.ui.activity_panel import job_queue
 from gearview.ui.main_window import MainWindow
 
 pytestmark = pytest.mark.peers
@@ -88,7 +87,7 @@ def test_a_day_of_single_image_associations_and_a_retrieve(qtbot, window: MainWi
                         modalities={"GV": (state.ae_title, "127.0.0.1", state.port)})
     try:
         window.config.nodes = [pacs.node("PACS", roles=["query", "retrieve"])]
-        queue = job_queue(window)
+        queue = window.station.jobs
         job = queue.submit(RETRIEVE, "Retrieve", retrieve_params("PACS", study))
         qtbot.waitUntil(lambda: queue.get(job.id).state in FINISHED, timeout=120_000)
         record = queue.get(job.id)
