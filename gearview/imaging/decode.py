@@ -19,7 +19,7 @@ import numpy as np
 import pydicom
 from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
-from pydicom.pixels import pixel_array
+from pydicom.pixels import get_decoder, pixel_array
 from pydicom.tag import Tag
 from pydicom.uid import UID
 
@@ -59,6 +59,14 @@ PLUGIN_FOR = {
     pydicom.uid.JPEG2000: "pylibjpeg-openjpeg",
     pydicom.uid.RLELossless: "pylibjpeg-rle",
 }
+
+
+def decoder_available(transfer_syntax: UID) -> bool:
+    """Whether pydicom has a decoder plugin with its dependencies installed for this syntax."""
+    try:
+        return get_decoder(transfer_syntax).is_available
+    except NotImplementedError:  # no decoder exists for the syntax at all
+        return False
 
 
 @dataclass(frozen=True)
@@ -328,22 +336,13 @@ class ImageSource:
         return pixel_array(os.fspath(self.path), index=index)
 
     def _decoder_error(self, index: int, exc: Exception) -> DecodeError:
-        """Name the missing plugin when none is installed, else the plugins' own complaints."""
+        """Name the missing plugin when pydicom has no usable decoder, else the plugins' words."""
         plugin = PLUGIN_FOR.get(self.transfer_syntax)
-        lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
-        text = "; ".join(lines[1:] or lines) or type(exc).__name__
-        if plugin and any(
-            k in str(exc).lower()
-            for k in (
-                "no pixel data decoders",
-                "missing required",
-                "not available",
-                "no plugins",
-                "missing dependencies",
-            )
-        ):
+        if plugin and not decoder_available(self.transfer_syntax):
             return DecodeError(
                 f"frame {index + 1}: no decoder for {self.transfer_syntax.name}",
                 hint=f"install {plugin}",
             )
+        lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+        text = "; ".join(lines[1:] or lines) or type(exc).__name__
         return DecodeError(f"frame {index + 1}: cannot decode {self.transfer_syntax.name}: {text}")

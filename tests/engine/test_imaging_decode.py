@@ -11,6 +11,7 @@ import pytest
 from factory import make_ct
 from pydicom.data import get_testdata_file
 from pydicom.dataset import Dataset
+from pydicom.pixels import get_decoder
 from pydicom.uid import MPEG2MPML, ExplicitVRLittleEndian, RLELossless
 
 from gearview.imaging import (
@@ -22,7 +23,6 @@ from gearview.imaging import (
     Window,
     render_frame,
 )
-from gearview.imaging import decode as decode_mod
 from gearview.imaging.png import read_png, write_png
 
 
@@ -132,20 +132,23 @@ def test_corrupt_compressed_frame_names_frame(tmp_path):
         render_frame(src, 1)
 
 
-def test_missing_plugin_is_named(tmp_path, monkeypatch):
+def test_missing_plugin_is_named(tmp_path):
     path = Path(get_testdata_file("MR_small_RLE.dcm", download=False))
     src = ImageSource(path)
     assert src.transfer_syntax == RLELossless
 
-    def no_plugins(*args, **kwargs):
-        raise RuntimeError(
-            "Unable to decode because the decoding plugins are missing dependencies:\n"
-            "    pylibjpeg - requires numpy, pylibjpeg>=2.0 and pylibjpeg-rle>=2.0"
-        )
-
-    monkeypatch.setattr(decode_mod, "pixel_array", no_plugins)
-    with pytest.raises(DecodeError) as info:
-        src.decode(0)
+    decoder = get_decoder(RLELossless)
+    plugins = {"pydicom": ("pydicom.pixels.decoders.rle", "_decode_frame"),
+               "pylibjpeg": ("pydicom.pixels.decoders.pylibjpeg", "_decode_frame")}
+    for label in plugins:  # as if no RLE decoder were installed
+        decoder.remove_plugin(label)
+    try:
+        with pytest.raises(DecodeError) as info:
+            src.decode(0)
+    finally:
+        for label, path in plugins.items():
+            decoder.add_plugin(label, path)
+    assert decoder.is_available
     assert "no decoder for RLE Lossless" in info.value.message
     assert info.value.hint == "install pylibjpeg-rle"
 
