@@ -122,7 +122,8 @@ def bench_gearview(folder: Path, work: Path, instances: int) -> tuple[float, flo
         def done() -> bool:
             if not sent and sender.poll() is not None:
                 sent.append(time.perf_counter() - start)
-            return model.rowCount() == 1 and model.record(0).instances == instances
+            record = model.record(0) if model.rowCount() == 1 else None
+            return record is not None and record.number_of_study_related_instances == instances
 
         spin(done)
         shown = time.perf_counter() - start

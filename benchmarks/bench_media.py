@@ -101,12 +101,12 @@ def main() -> None:
         for path in sources:
             cache.add_file(path)
         (study,) = cache.studies()
-        cached = [i.path for i in cache.instances(study_uid=study.study_uid)]
+        cached = [i.path for i in cache.instances(study_uid=study.study_instance_uid)]
         rows: dict[str, list[float]] = {
             k: [] for k in ("gv_burn", "ref_burn", "ref_burn_copy", "gv_import", "ref_import")
         }
         for _ in range(args.repeat):
-            rows["gv_burn"].append(gearview_burn(cache, study.study_uid, root / "gv.iso"))
+            rows["gv_burn"].append(gearview_burn(cache, study.study_instance_uid, root / "gv.iso"))
             rows["ref_burn"].append(reference_burn(cached, root, copy=False))
             rows["ref_burn_copy"].append(reference_burn(cached, root, copy=True))
             took, imported = gearview_import(root / "gv.iso", root / "home2")

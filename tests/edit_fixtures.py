@@ -73,7 +73,7 @@ def snapshot(cache: Cache) -> dict[str, object]:
         if p.is_file()
     }
     studies = sorted(
-        ((s.to_json(), s.mismatch, s.institution) for s in cache.studies()),
+        ((s.to_json(), s.mismatch, s.institution_name) for s in cache.studies()),
         key=lambda row: row[0]["study_uid"],
     )
     conn = cache.conn

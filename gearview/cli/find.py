@@ -35,11 +35,11 @@ def run(args: argparse.Namespace) -> int:
     query = StudyQuery(
         patient_name=args.patient_name,
         patient_id=args.patient_id,
-        accession=args.accession,
+        accession_number=args.accession,
         study_date=args.study_date,
-        modality=args.modality,
-        birth_date=args.birth_date,
-        study_uid=args.study_uid,
+        modalities_in_study=args.modality,
+        patient_birth_date=args.birth_date,
+        study_instance_uid=args.study_uid,
     ).validate()
     nodes = [resolve_node(config, name) for name in args.nodes]
     result = find_on_nodes(nodes, config, query)
@@ -70,14 +70,14 @@ def run(args: argparse.Namespace) -> int:
                 (
                     s.patient_name,
                     s.patient_id,
-                    s.birth_date,
+                    s.patient_birth_date,
                     s.study_date,
-                    ",".join(s.modalities),
-                    s.accession,
-                    s.instances,
-                    s.description,
+                    ",".join(s.modalities_in_study),
+                    s.accession_number,
+                    s.number_of_study_related_instances,
+                    s.study_description,
                     ",".join(s.sources),
-                    s.study_uid,
+                    s.study_instance_uid,
                 )
                 for s in result.studies
             ],

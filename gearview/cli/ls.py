@@ -33,7 +33,13 @@ def run(args: argparse.Namespace) -> int:
                 print_table(
                     ("NUMBER", "MODALITY", "INSTANCES", "DESCRIPTION", "SERIES UID"),
                     [
-                        (s.number, s.modality, s.instances, s.description, s.series_uid)
+                        (
+                            s.series_number,
+                            s.modality,
+                            s.number_of_series_related_instances,
+                            s.series_description,
+                            s.series_instance_uid,
+                        )
                         for s in series
                     ],
                 )
@@ -59,14 +65,14 @@ def run(args: argparse.Namespace) -> int:
                     (
                         s.patient_name,
                         s.patient_id,
-                        s.birth_date,
-                        s.sex,
+                        s.patient_birth_date,
+                        s.patient_sex,
                         s.study_date,
-                        ",".join(s.modalities),
-                        s.series,
-                        s.instances,
-                        s.description,
-                        s.study_uid,
+                        ",".join(s.modalities_in_study),
+                        s.number_of_study_related_series,
+                        s.number_of_study_related_instances,
+                        s.study_description,
+                        s.study_instance_uid,
                     )
                     for s in studies
                 ],

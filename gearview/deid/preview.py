@@ -22,16 +22,16 @@ PREVIEW_FIELDS = (
     ("Patient's Name", "PatientName", "patient_name"),
     ("Patient ID", "PatientID", "patient_id"),
     ("Issuer of Patient ID", "IssuerOfPatientID", "issuer_of_patient_id"),
-    ("Birth Date", "PatientBirthDate", "birth_date"),
-    ("Sex", "PatientSex", "sex"),
+    ("Birth Date", "PatientBirthDate", "patient_birth_date"),
+    ("Sex", "PatientSex", "patient_sex"),
     ("Study Date", "StudyDate", "study_date"),
     ("Study Time", "StudyTime", "study_time"),
-    ("Accession Number", "AccessionNumber", "accession"),
+    ("Accession Number", "AccessionNumber", "accession_number"),
     ("Study ID", "StudyID", "study_id"),
-    ("Study Description", "StudyDescription", "description"),
-    ("Referring Physician", "ReferringPhysicianName", "referring_physician"),
-    ("Institution", "InstitutionName", "institution"),
-    ("Study Instance UID", "StudyInstanceUID", "study_uid"),
+    ("Study Description", "StudyDescription", "study_description"),
+    ("Referring Physician", "ReferringPhysicianName", "referring_physician_name"),
+    ("Institution", "InstitutionName", "institution_name"),
+    ("Study Instance UID", "StudyInstanceUID", "study_instance_uid"),
 )
 REMOVED = "(removed)"
 EMPTY = "(empty)"
@@ -66,5 +66,5 @@ def preview(home: Home, studies: Iterable[StudyRecord], options: DeidOptions) ->
                 new = str(ds[keyword].value or "") or EMPTY
             else:
                 new = REMOVED if old else EMPTY
-            rows.append(PreviewRow(study.study_uid, label, old or EMPTY, new))
+            rows.append(PreviewRow(study.study_instance_uid, label, old or EMPTY, new))
     return rows

@@ -28,6 +28,7 @@ from gearview.errors import InvalidDicomError
 from gearview.home import Home
 from gearview.jobs import CancelToken, Progress, ProgressCallback, no_progress
 from gearview.store.atomic import os_error_to_store_error
+from gearview.store.attributes import PATIENT, SERIES, STUDY, at_level
 from gearview.store.cache import build_file_meta, encode_file_meta
 
 log = logging.getLogger(__name__)
@@ -36,22 +37,11 @@ PREAMBLE = b"\x00" * 128 + b"DICM"
 #: Pixel data elements (Float, Double Float, Pixel Data): copied as they are.
 PIXEL_ELEMENTS = (0x7FE00008, 0x7FE00009, 0x7FE00010)
 
-#: De-identified study attributes by the name the cache's study records use.
-STUDY_FIELDS = {
-    "patient_name": "PatientName",
-    "patient_id": "PatientID",
-    "issuer_of_patient_id": "IssuerOfPatientID",
-    "birth_date": "PatientBirthDate",
-    "sex": "PatientSex",
-    "study_date": "StudyDate",
-    "study_time": "StudyTime",
-    "accession": "AccessionNumber",
-    "study_id": "StudyID",
-    "description": "StudyDescription",
-    "referring_physician": "ReferringPhysicianName",
-    "institution": "InstitutionName",
-}
-SERIES_FIELDS = {"modality": "Modality", "description": "SeriesDescription"}
+#: De-identified patient/study attributes (record field -> keyword; the vocabulary's).
+STUDY_FIELDS = {a.field: a.keyword for a in at_level(PATIENT, STUDY, computed=False)
+                if a.keyword != "StudyInstanceUID"}
+SERIES_FIELDS = {a.field: a.keyword for a in at_level(SERIES, computed=False)
+                 if not a.is_int and a.keyword != "SeriesInstanceUID"}
 
 
 @dataclass
@@ -143,7 +133,7 @@ def _write(header: Header, deidentifier: Deidentifier, target: Path, burned_in: 
 def _copied(source: Path, target: Path, ds: Dataset, burned_in: bool) -> CopiedInstance:
     number = ds.get("SeriesNumber")
     series = {key: _text(ds, keyword) for key, keyword in SERIES_FIELDS.items()}
-    series["number"] = None if number in (None, "") else int(number)
+    series["series_number"] = None if number in (None, "") else int(number)
     return CopiedInstance(
         source=source,
         path=target,

@@ -38,9 +38,11 @@ from gearview.errors import Cancelled, InvalidDicomError, NotFoundError, StoreEr
 from gearview.jobs import CancelToken, Progress, ProgressCallback, no_progress
 from gearview.store import Cache
 from gearview.store.atomic import os_error_to_store_error, spool_writer
+from gearview.store.attributes import HEADER, SERIES, STUDY, Attribute, at_level, attribute
 from gearview.store.batch import Replacement
-from gearview.store.inspect import InstanceInfo, _info_from_dataset
-from gearview.store.records import InstanceRecord
+from gearview.store.header import info_from_dataset
+from gearview.store.index import select_list
+from gearview.store.records import InstanceInfo, InstanceRecord
 from gearview.store.spool_copy import SpoolCopier
 
 log = logging.getLogger(__name__)
@@ -111,80 +113,39 @@ class Static:
         return self.assignments
 
 
-#: InstanceInfo fields the index keeps for an attribute an edit may set.
-INFO_FIELDS = {
-    "PatientName": "patient_name",
-    "PatientID": "patient_id",
-    "IssuerOfPatientID": "issuer_of_patient_id",
-    "PatientBirthDate": "birth_date",
-    "PatientSex": "sex",
-    "StudyDate": "study_date",
-    "StudyTime": "study_time",
-    "AccessionNumber": "accession",
-    "StudyID": "study_id",
-    "StudyDescription": "study_description",
-    "ReferringPhysicianName": "referring_physician",
-    "InstitutionName": "institution",
-    "Modality": "modality",
-    "SeriesNumber": "series_number",
-    "SeriesDescription": "series_description",
-    "BodyPartExamined": "body_part",
-    "InstanceNumber": "instance_number",
-}
-INT_FIELDS = {"series_number", "instance_number"}
-_INFO_QUERY = """
-SELECT i.*, se.modality, se.number AS series_number, se.description AS series_description,
-       se.body_part, st.study_date, st.study_time, st.accession, st.study_id,
-       st.description AS study_description, st.referring_physician, st.institution
-FROM instance i JOIN series se ON se.series_uid = i.series_uid
-JOIN study st ON st.study_uid = i.study_uid
-WHERE i.sop_uid IN (SELECT value FROM json_each(?))"""
+#: The index row of an instance joined with its series and study rows: every field of
+#: InstanceInfo under its own name (the vocabulary names columns after fields).
+_INFO_QUERY = f"""
+SELECT i.*, {select_list(at_level(SERIES, computed=False))},
+       {select_list(tuple(a for a in at_level(STUDY, computed=False) if not a.per_instance))}
+FROM instance i JOIN series se ON se.series_instance_uid = i.series_instance_uid
+JOIN study s ON s.study_instance_uid = i.study_instance_uid
+WHERE i.sop_instance_uid IN (SELECT value FROM json_each(?))"""
 
 
 def _index_rows(cache: Cache, records: list[InstanceRecord]) -> dict[str, sqlite3.Row]:
     """The index rows of all records in one query (one per instance cost ~10 % of an edit)."""
-    uids = json.dumps([r.sop_uid for r in records])
-    return {row["sop_uid"]: row for row in cache.conn.execute(_INFO_QUERY, (uids,))}
+    uids = json.dumps([r.sop_instance_uid for r in records])
+    return {row["sop_instance_uid"]: row for row in cache.conn.execute(_INFO_QUERY, (uids,))}
+
+
+def _edited_value(attr: Attribute, value: object) -> object:
+    text = "" if value is None else str(value).strip()
+    if attr.is_int:
+        return int(text) if text else attr.default
+    return text
 
 
 def _info_from_index(row: sqlite3.Row | None, assignments: Assignments) -> InstanceInfo:
     """The index row of an instance with the edited values applied (no file parse)."""
     if row is None:
         raise NotFoundError("an instance was removed from the cache during the edit")
-    info = InstanceInfo(
-        sop_instance_uid=row["sop_uid"],
-        sop_class_uid=row["sop_class"],
-        study_instance_uid=row["study_uid"],
-        series_instance_uid=row["series_uid"],
-        transfer_syntax_uid=row["transfer_syntax"],
-        patient_name=row["patient_name"],
-        patient_id=row["patient_id"],
-        issuer_of_patient_id=row["issuer"],
-        birth_date=row["birth_date"],
-        sex=row["sex"],
-        study_date=row["study_date"],
-        study_time=row["study_time"],
-        accession=row["accession"],
-        study_id=row["study_id"],
-        study_description=row["study_description"],
-        referring_physician=row["referring_physician"],
-        institution=row["institution"],
-        modality=row["modality"],
-        series_number=row["series_number"],
-        series_description=row["series_description"],
-        body_part=row["body_part"],
-        instance_number=row["instance_number"],
-        frames=row["frames"],
-        rows=row["rows"],
-        columns=row["columns"],
-        charset=row["charset"],
-        has_pixels=row["rows"] is not None,
-    )
+    info = InstanceInfo(**{a.field: row[a.field] for a in HEADER},
+                        has_pixels=row["rows"] is not None)
     for tag, (_, value) in assignments.items():
-        name = INFO_FIELDS.get(keyword_for_tag(tag))
-        if name is not None:
-            text = "" if value is None else str(value).strip()
-            setattr(info, name, (int(text) if text else None) if name in INT_FIELDS else text)
+        attr = attribute(keyword_for_tag(tag))
+        if attr is not None and attr in HEADER:
+            setattr(info, attr.field, _edited_value(attr, value))
     return info
 
 
@@ -204,7 +165,7 @@ def _splice_one(
     try:
         stat = source.stat
         parts = split_file(source.head(SPLIT_READ), source.size)
-        if parts.sop_uid != record.sop_uid:
+        if parts.sop_uid != record.sop_instance_uid:
             raise NotSpliceable("the file does not match the index")
         spliced = splice_header(
             parts.header, parts.implicit, parts.little, assignments, reason, when, parts.elements
@@ -228,13 +189,15 @@ def _splice_one(
     info = _info_from_index(row, assignments)
     previous = {keyword_for_tag(tag) or str(Tag(tag)): "" for tag in old}
     change = InstanceChange(
-        sop_uid=record.sop_uid, previous=_old_texts(old, parts, previous), charset_switched=False
+        sop_uid=record.sop_instance_uid,
+        previous=_old_texts(old, parts, previous),
+        charset_switched=False,
     )
     return (
         Replacement(
             spool=spool,
             info=info,
-            old_sop_uid=record.sop_uid,
+            old_sop_uid=record.sop_instance_uid,
             old_stat=(stat.st_ino, stat.st_size, stat.st_mtime_ns),
         ),
         change,
@@ -295,11 +258,11 @@ def _rewrite_one(
     if isinstance(transform, Static):
         try:
             return _splice_one(copier, record, transform.assignments, reason, when,
-                               rows.get(record.sop_uid))
+                               rows.get(record.sop_instance_uid))
         except NotSpliceable as exc:
-            log.debug("full rewrite of %s: %s", record.sop_uid, exc)
+            log.debug("full rewrite of %s: %s", record.sop_instance_uid, exc)
     header: Header = read_header(record.path)
-    if str(header.ds.SOPInstanceUID) != record.sop_uid:
+    if str(header.ds.SOPInstanceUID) != record.sop_instance_uid:
         raise InvalidDicomError(
             "an instance file no longer matches the index "
             "(run `gearview store check`); nothing changed"
@@ -310,7 +273,7 @@ def _rewrite_one(
     with spool_writer(cache.spool_dir, "an edited instance") as (spool, fh):
         write_rewritten(header, fh)
     try:
-        info = _info_from_dataset(header.ds, str(header.ds.file_meta.TransferSyntaxUID))
+        info = info_from_dataset(header.ds, str(header.ds.file_meta.TransferSyntaxUID))
     except InvalidDicomError:
         spool.unlink(missing_ok=True)
         raise
@@ -320,7 +283,7 @@ def _rewrite_one(
         Replacement(
             spool=spool,
             info=info,
-            old_sop_uid=record.sop_uid,
+            old_sop_uid=record.sop_instance_uid,
             old_stat=(stat.st_ino, stat.st_size, stat.st_mtime_ns),
         ),
         change,
@@ -375,7 +338,7 @@ def rewrite_instances(
             kind=kind,
             description=description,
             reason=reason,
-            complete=(studies, {r.sop_uid for r in records}) if studies else None,
+            complete=(studies, {r.sop_instance_uid for r in records}) if studies else None,
         )
     except BaseException:
         for rep, _ in results:

@@ -13,7 +13,6 @@ from __future__ import annotations
 import copy
 from collections.abc import Iterable
 
-from pydicom.datadict import dictionary_VR
 from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence
 from pydicom.tag import Tag
@@ -25,22 +24,15 @@ from gearview.edit.provenance import REASON_COERCE
 from gearview.errors import InvalidValueError, NotFoundError
 from gearview.jobs import CancelToken, ProgressCallback, no_progress
 from gearview.store import Cache
+from gearview.store.attributes import PATIENT, STUDY, at_level
 from gearview.store.records import InstanceRecord, StudyRecord
 
-#: Patient and study attributes a moved instance takes from its new study (keyword -> record attr).
-TARGET_ATTRS = {
-    "PatientName": "patient_name",
-    "PatientID": "patient_id",
-    "IssuerOfPatientID": "issuer_of_patient_id",
-    "PatientBirthDate": "birth_date",
-    "PatientSex": "sex",
-    "StudyDate": "study_date",
-    "StudyTime": "study_time",
-    "AccessionNumber": "accession",
-    "StudyID": "study_id",
-    "StudyDescription": "description",
-    "ReferringPhysicianName": "referring_physician",
-}
+#: Patient and study attributes a moved instance takes from its new study (its equipment
+#: attributes stay its own).
+TARGET_ATTRIBUTES = tuple(
+    a for a in at_level(PATIENT, STUDY, computed=False)
+    if not a.equipment and a.keyword != "StudyInstanceUID"
+)
 STUDY_UID = Tag("StudyInstanceUID")
 #: Sequences whose items reference studies by Study Instance UID + Referenced Series Sequence.
 EVIDENCE_SEQUENCES = (
@@ -60,9 +52,8 @@ def _study(cache: Cache, study_uid: str) -> StudyRecord:
 def _target_assignments(target: StudyRecord | None, new_study_uid: str) -> Assignments:
     assignments: Assignments = {STUDY_UID: ("UI", new_study_uid)}
     if target is not None:
-        for keyword, attr in TARGET_ATTRS.items():
-            tag = Tag(keyword)
-            assignments[tag] = (dictionary_VR(tag), getattr(target, attr) or "")
+        for attr in TARGET_ATTRIBUTES:
+            assignments[attr.tag] = (attr.vr, getattr(target, attr.field) or "")
     return assignments
 
 
@@ -112,8 +103,8 @@ def _run(
     token: CancelToken | None,
     complete: frozenset[str] = frozenset(),
 ) -> RewriteResult:
-    moved_series = {r.series_uid for r in moving}
-    moving_uids = {r.sop_uid for r in moving}
+    moved_series = {r.series_instance_uid for r in moving}
+    moving_uids = {r.sop_instance_uid for r in moving}
     base = _target_assignments(target, new_study_uid)
 
     def transform(ds: Dataset) -> Assignments:
@@ -163,13 +154,15 @@ def move_series(
     moving = [r for s in series for r in cache.instances(series_uid=s)]
     if not moving:
         raise NotFoundError("no such series in the local cache")
-    sources = {r.study_uid for r in moving}
+    sources = {r.study_instance_uid for r in moving}
     if len(sources) != 1:
         raise InvalidValueError("move series of one study at a time")
     (source_uid,) = sources
     if source_uid == target_study_uid:
         raise InvalidValueError("the series already belong to that study")
-    others = [r for r in cache.instances(study_uid=source_uid) if r.series_uid not in series]
+    others = [
+        r for r in cache.instances(study_uid=source_uid) if r.series_instance_uid not in series
+    ]
     others += cache.instances(study_uid=target_study_uid)
     return _run(
         cache,
@@ -199,11 +192,11 @@ def split_study(
     instances = cache.instances(study_uid=study_uid)
     if not instances:
         raise NotFoundError(f"no study {study_uid} in the local cache")
-    moving = [r for r in instances if r.series_uid in series]
+    moving = [r for r in instances if r.series_instance_uid in series]
     if not moving or len(moving) == len(instances):
         raise InvalidValueError("choose some, but not all, series of the study to split off")
     new_uid = generate_uid()
-    others = [r for r in instances if r.series_uid not in series]
+    others = [r for r in instances if r.series_instance_uid not in series]
     result = _run(
         cache, moving, others, study_uid, new_uid, None, "split-study", reason, progress, token
     )

@@ -84,7 +84,7 @@ def edit_instances(
             cache.home,
             "edit",
             scope=scope,
-            study_uid=records[0].study_uid,
+            study_uid=records[0].study_instance_uid,
             instances=len(result.instances),
             of_instances=len(records),
             new=keywords,

@@ -113,18 +113,19 @@ def _candidate(
 
 def from_cache(conn: sqlite3.Connection, outside: PatientIdentity) -> list[Candidate]:
     """Patients of the local cache (exact birth date in SQL, the name compared here)."""
-    sql = """SELECT p.patient_id, p.issuer, p.patient_name, p.birth_date, p.sex,
-                    count(s.study_uid) AS studies
+    sql = """SELECT p.patient_id, p.issuer_of_patient_id, p.patient_name,
+                    p.patient_birth_date, p.patient_sex, count(s.study_instance_uid) AS studies
              FROM patient p LEFT JOIN study s ON s.patient_pk = p.pk"""
     params: tuple[str, ...] = ()
     if outside.birth_date:
-        sql += " WHERE p.birth_date IN (?, '')"
+        sql += " WHERE p.patient_birth_date IN (?, '')"
         params = (outside.birth_date,)
     sql += " GROUP BY p.pk"
     found = []
     for row in conn.execute(sql, params):
         local = PatientIdentity(
-            row["patient_id"], row["issuer"], row["patient_name"], row["birth_date"], row["sex"]
+            row["patient_id"], row["issuer_of_patient_id"], row["patient_name"],
+            row["patient_birth_date"], row["patient_sex"],
         )
         candidate = _candidate(outside, local, CACHE, studies=row["studies"])
         if candidate is not None:
@@ -132,10 +133,11 @@ def from_cache(conn: sqlite3.Connection, outside: PatientIdentity) -> list[Candi
     return found
 
 
-def _matching_keys(outside: PatientIdentity) -> dict[str, str]:
-    """What to ask a peer: the exact birth date, else a wildcard on the family name."""
+def _matching_keys(outside: PatientIdentity, birth_date: str) -> dict[str, str]:
+    """What to ask a peer: the exact birth date (the query's `birth_date` field), else a
+    wildcard on the family name."""
     if outside.birth_date:
-        return {"birth_date": outside.birth_date}
+        return {birth_date: outside.birth_date}
     family = str(outside.name).split("=")[0].split("^")[0].strip()
     return {"patient_name": f"{family}*"} if family else {}
 
@@ -145,7 +147,7 @@ def from_query_nodes(
 ) -> LookupResult:
     """Study Root C-FIND at STUDY level (patient keys), one candidate per patient and node set."""
     result = LookupResult()
-    keys = _matching_keys(outside)
+    keys = _matching_keys(outside, "patient_birth_date")
     if not nodes or not keys:
         return result
     found = find_on_nodes(nodes, config, StudyQuery(**keys), token)
@@ -156,8 +158,8 @@ def from_query_nodes(
             study.patient_id,
             study.issuer_of_patient_id,
             study.patient_name,
-            study.birth_date,
-            study.sex,
+            study.patient_birth_date,
+            study.patient_sex,
         )
         sources, count = patients.get(local, (set(), 0))
         patients[local] = (sources | set(study.sources), count + 1)
@@ -173,7 +175,7 @@ def from_worklist(
 ) -> LookupResult:
     """Orders scheduled for a patient like this one (each order is its own candidate)."""
     result = LookupResult()
-    keys = _matching_keys(outside)
+    keys = _matching_keys(outside, "birth_date")
     if not keys:
         return result
     query = WorklistQuery(**keys)
@@ -263,9 +265,11 @@ def find_by_id(
     warnings: list[str] = []
     if conn is not None:
         rows = conn.execute(
-            """SELECT p.patient_name, p.birth_date, p.sex, max(s.updated_at) AS seen
+            """SELECT p.patient_name, p.patient_birth_date, p.patient_sex,
+                      max(s.updated_at) AS seen
                FROM patient p LEFT JOIN study s ON s.patient_pk = p.pk
-               WHERE p.patient_id = ? AND p.issuer = ? GROUP BY p.pk ORDER BY seen DESC""",
+               WHERE p.patient_id = ? AND p.issuer_of_patient_id = ?
+               GROUP BY p.pk ORDER BY seen DESC""",
             (patient_id, issuer),
         ).fetchall()
         if rows:
@@ -276,7 +280,8 @@ def find_by_id(
                 )
             row = rows[0]
             identity = PatientIdentity(
-                patient_id, issuer, row["patient_name"], row["birth_date"], row["sex"]
+                patient_id, issuer, row["patient_name"], row["patient_birth_date"],
+                row["patient_sex"]
             )
             return identity, CACHE, warnings
     if not query_nodes:
@@ -287,7 +292,8 @@ def find_by_id(
         return None, "", [*warnings, exc.one_line()]
     warnings.extend(f"{name}: {error}" for name, error in found.errors.items())
     records = {
-        PatientIdentity(patient_id, s.issuer_of_patient_id, s.patient_name, s.birth_date, s.sex)
+        PatientIdentity(patient_id, s.issuer_of_patient_id, s.patient_name, s.patient_birth_date,
+                        s.patient_sex)
         for s in found.studies
         if s.patient_id == patient_id and s.issuer_of_patient_id in (issuer, "")
     }

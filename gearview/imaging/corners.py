@@ -77,7 +77,7 @@ def _patient(ds: Dataset, study: StudyRecord | None) -> str:
 
 def _study(ds: Dataset, study: StudyRecord | None, series_title: str) -> str:
     return _lines(
-        _value(ds, "StudyDescription", study.description if study else ""),
+        _value(ds, "StudyDescription", study.study_description if study else ""),
         _value(ds, "StudyDate", study.study_date if study else ""),
         series_title,
     )

@@ -26,7 +26,7 @@ from pydicom.uid import UID
 from gearview import conformance
 from gearview.errors import GearviewError
 from gearview.imaging.errors import CannotDisplayError, DecodeError
-from gearview.store.inspect import read_instance_info
+from gearview.store.header import read_instance_info
 
 log = logging.getLogger(__name__)
 # pydicom logs every failed decoder plugin with a traceback before raising; the

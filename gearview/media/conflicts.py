@@ -58,11 +58,13 @@ def find_conflict(
 ) -> Conflict | None:
     """The conflict an incoming instance (as it will be stored) would cause, if any."""
     row = conn.execute(
-        "SELECT study_uid, patient_id, issuer FROM instance WHERE sop_uid = ?", (sop_uid,)
+        "SELECT study_instance_uid, patient_id, issuer_of_patient_id FROM instance "
+        "WHERE sop_instance_uid = ?",
+        (sop_uid,),
     ).fetchone()
     if row is None:
         return None
-    cached_patient = (row["patient_id"], row["issuer"])
-    if row["study_uid"] == study_uid and cached_patient == patient:
+    cached_patient = (row["patient_id"], row["issuer_of_patient_id"])
+    if row["study_instance_uid"] == study_uid and cached_patient == patient:
         return None
-    return Conflict(name, sop_uid, row["study_uid"], cached_patient, study_uid, patient)
+    return Conflict(name, sop_uid, row["study_instance_uid"], cached_patient, study_uid, patient)

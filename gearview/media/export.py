@@ -145,7 +145,9 @@ def split_discs(
     for item in planned:
         cost = item.estimated_size + PER_FILE_OVERHEAD
         if base + cost > limit:
-            raise CapacityError(f"instance {item.record.sop_uid} alone does not fit on the medium")
+            raise CapacityError(
+                f"instance {item.record.sop_instance_uid} alone does not fit on the medium"
+            )
         if used + cost > limit and groups[-1]:
             groups.append([])
             used = base
@@ -183,15 +185,18 @@ def _deidentified(item: PlannedInstance, copy: CopiedInstance) -> PlannedInstanc
     """The planned instance for its de-identified copy (new UIDs, file and study values)."""
     record = replace(
         item.record,
-        sop_uid=copy.sop_uid,
-        series_uid=copy.series_uid,
-        study_uid=copy.study_uid,
+        sop_instance_uid=copy.sop_uid,
+        series_instance_uid=copy.series_uid,
+        study_instance_uid=copy.study_uid,
         path=copy.path,
         size=copy.size,
     )
-    study = replace(item.study, study_uid=copy.study_uid, **copy.study)
+    study = replace(item.study, study_instance_uid=copy.study_uid, **copy.study)
     series = replace(
-        item.series, series_uid=copy.series_uid, study_uid=copy.study_uid, **copy.series
+        item.series,
+        series_instance_uid=copy.series_uid,
+        study_instance_uid=copy.study_uid,
+        **copy.series,
     )
     size = item.estimated_size if item.convert else copy.size
     return replace(item, record=record, study=study, series=series, estimated_size=size)
@@ -240,7 +245,7 @@ def _deid_audit(options: BurnOptions, discs: list[DiscLayout]) -> dict[str, Any]
     """What the audit line adds for a de-identified export: profile and new UIDs, no values."""
     if options.deidentify is None:
         return {}
-    new_studies = sorted({p.study.study_uid for d in discs for p in d.instances})
+    new_studies = sorted({p.study.study_instance_uid for d in discs for p in d.instances})
     return {"deidentified": {**options.deidentify.describe(), "new_studies": new_studies}}
 
 

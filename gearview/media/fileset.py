@@ -126,7 +126,7 @@ def _converted_size(record: InstanceRecord) -> int:
         bits = int(ds.get("BitsAllocated", 16) or 16)
     except Exception:  # estimate only: fall back to a generous guess
         samples, bits = 3, 16
-    pixels = (record.rows or 0) * (record.columns or 0) * max(record.frames, 1) * samples
+    pixels = (record.rows or 0) * (record.columns or 0) * max(record.number_of_frames, 1) * samples
     return record.size + (pixels * bits + 7) // 8
 
 
@@ -140,16 +140,18 @@ def plan_instances(cache: Cache, study_uids: Iterable[str], profile: str) -> lis
             raise InvalidValueError(
                 f"no study {study_uid} in the local cache", hint="`gearview ls` lists the studies"
             )
-        series_by_uid = {s.series_uid: s for s in cache.series(study_uid)}
+        series_by_uid = {s.series_instance_uid: s for s in cache.series(study_uid)}
         for record in cache.instances(study_uid=study_uid):
-            convert = record.transfer_syntax not in allowed
+            convert = record.transfer_syntax_uid not in allowed
             size = (
                 _converted_size(record)
-                if convert and UID(record.transfer_syntax).is_compressed
+                if convert and UID(record.transfer_syntax_uid).is_compressed
                 else record.size
             )
             planned.append(
-                PlannedInstance(record, study, series_by_uid[record.series_uid], convert, size)
+                PlannedInstance(
+                    record, study, series_by_uid[record.series_instance_uid], convert, size
+                )
             )
     return planned
 
@@ -191,18 +193,10 @@ def _convert(record: InstanceRecord, target: Path) -> int:
         raise
     except Exception as exc:
         raise MediaWriteError(
-            f"cannot convert instance {record.sop_uid} for the disc profile: {exc}",
+            f"cannot convert instance {record.sop_instance_uid} for the disc profile: {exc}",
             hint="choose a profile that keeps this transfer syntax, or leave the instance out",
         ) from None
     return target.stat().st_size
-
-
-def _charset(record: InstanceRecord, conn: object) -> str:
-    row = conn.execute(
-        "SELECT charset FROM instance WHERE sop_uid=?",  # type: ignore[attr-defined]
-        (record.sop_uid,),
-    ).fetchone()
-    return (row[0] if row else "") or ""
 
 
 def _with_charset(rec: Dataset, charset: str) -> Dataset:
@@ -225,10 +219,10 @@ def _study_record(study: StudyRecord, n: int, charset: str) -> Dataset:
     _with_charset(rec, charset)
     rec.StudyDate = study.study_date or "19000101"
     rec.StudyTime = study.study_time or "000000"
-    rec.StudyDescription = study.description
-    rec.StudyInstanceUID = study.study_uid
+    rec.StudyDescription = study.study_description
+    rec.StudyInstanceUID = study.study_instance_uid
     rec.StudyID = study.study_id or str(n)
-    rec.AccessionNumber = study.accession
+    rec.AccessionNumber = study.accession_number
     return rec
 
 
@@ -236,8 +230,8 @@ def _series_record(series: SeriesRecord, n: int) -> Dataset:
     return new_record(
         "SERIES",
         Modality=series.modality or "OT",
-        SeriesInstanceUID=series.series_uid,
-        SeriesNumber=series.number if series.number is not None else n,
+        SeriesInstanceUID=series.series_instance_uid,
+        SeriesNumber=series.series_number if series.series_number is not None else n,
     )
 
 
@@ -248,10 +242,10 @@ def _leaf_node(
     record = planned.record
     number = record.instance_number if record.instance_number is not None else n
     is_image = (
-        record.sop_class not in pd_fileset._FOUR_LEVEL_SOP_CLASSES and record.rows is not None
+        record.sop_class_uid not in pd_fileset._FOUR_LEVEL_SOP_CLASSES and record.rows is not None
     )
     if is_image:
-        raw = image_record(number, list(parts), record.sop_class, record.sop_uid, ts)
+        raw = image_record(number, list(parts), record.sop_class_uid, record.sop_instance_uid, ts)
         if raw is not None:
             return DirNode(None, raw=raw)
     rtype = "IMAGE"
@@ -262,7 +256,9 @@ def _leaf_node(
         try:
             values = pd_fileset.DIRECTORY_RECORDERS[rtype](ds)
         except (ValueError, KeyError, AttributeError):
-            log.warning("instance %s lacks type 1 keys for a %s record", record.sop_uid, rtype)
+            log.warning(
+                "instance %s lacks type 1 keys for a %s record", record.sop_instance_uid, rtype
+            )
             values = Dataset()
     if rtype == "SR DOCUMENT" and values.get("VerificationFlag") == "VERIFIED":
         _verification_time(values, ds)
@@ -275,8 +271,8 @@ def _leaf_node(
     if "InstanceNumber" not in rec:  # type 1 in every leaf record we write
         rec.InstanceNumber = number
     rec.ReferencedFileID = list(parts)
-    rec.ReferencedSOPClassUIDInFile = record.sop_class
-    rec.ReferencedSOPInstanceUIDInFile = record.sop_uid
+    rec.ReferencedSOPClassUIDInFile = record.sop_class_uid
+    rec.ReferencedSOPInstanceUIDInFile = record.sop_instance_uid
     rec.ReferencedTransferSyntaxUIDInFile = ts
     return DirNode(rec)
 
@@ -304,7 +300,6 @@ def build_layout(
     patients: dict[tuple[str, str, str], DirNode] = {}
     studies: dict[str, tuple[DirNode, int]] = {}
     series_nodes: dict[str, tuple[DirNode, int]] = {}
-    conn = cache.conn
     total = len(planned)
     for i, item in enumerate(planned):
         if token is not None and i % 32 == 0:
@@ -312,22 +307,22 @@ def build_layout(
         if i % 32 == 0:
             progress(Progress(i, total, "preparing files"))
         study, series, record = item.study, item.series, item.record
-        charset = _charset(record, conn)
+        charset = record.specific_character_set
         key = (study.patient_id, study.issuer_of_patient_id, study.patient_name)
         patient = patients.get(key)
         if patient is None:
             patient = patients[key] = DirNode(_patient_record(study, len(patients) + 1, charset))
             roots.append(patient)
-        if study.study_uid not in studies:
+        if study.study_instance_uid not in studies:
             node = DirNode(_study_record(study, len(studies) + 1, charset))
             patient.children.append(node)
-            studies[study.study_uid] = (node, len(studies) + 1)
-        study_node, study_no = studies[study.study_uid]
-        if series.series_uid not in series_nodes:
+            studies[study.study_instance_uid] = (node, len(studies) + 1)
+        study_node, study_no = studies[study.study_instance_uid]
+        if series.series_instance_uid not in series_nodes:
             node = DirNode(_series_record(series, len(study_node.children) + 1))
             study_node.children.append(node)
-            series_nodes[series.series_uid] = (node, len(study_node.children))
-        series_node, series_no = series_nodes[series.series_uid]
+            series_nodes[series.series_instance_uid] = (node, len(study_node.children))
+        series_node, series_no = series_nodes[series.series_instance_uid]
         parts = (
             DICOM_DIR,
             f"ST{study_no:06d}",
@@ -339,7 +334,7 @@ def build_layout(
             size = _convert(record, source)
             ts = ExplicitVRLittleEndian
         else:
-            source, size, ts = record.path, record.size, record.transfer_syntax
+            source, size, ts = record.path, record.size, record.transfer_syntax_uid
         series_node.children.append(
             _leaf_node(item, len(series_node.children) + 1, source, ts, parts)
         )

@@ -70,7 +70,7 @@ def render_preview(path: str) -> bytes | None:
 
 
 def readme_text(layout: DiscLayout, label: str, has_viewer: bool) -> str:
-    studies = {p.study.study_uid for p in layout.instances}
+    studies = {p.study.study_instance_uid for p in layout.instances}
     lines = [
         f"{label}",
         "",
@@ -99,7 +99,7 @@ def _series_entries(
     by_series: dict[str, list[tuple[PlannedInstance, MediaFile]]] = {}
     dicom_files = [f for f in layout.files if f.parts[0] == "DICOM"]
     for planned, media in zip(layout.instances, dicom_files, strict=True):
-        by_series.setdefault(planned.series.series_uid, []).append((planned, media))
+        by_series.setdefault(planned.series.series_instance_uid, []).append((planned, media))
     out: dict[str, list[_SeriesEntry]] = {}
     images: list[MediaFile] = []
     for members in by_series.values():
@@ -111,11 +111,11 @@ def _series_entries(
             if data:
                 preview_name = f"S{len(images) + 1:04d}.JPG"
                 images.append(MediaFile((PDI_DIR, preview_name), len(data), data=data))
-        out.setdefault(planned.study.study_uid, []).append(
+        out.setdefault(planned.study.study_instance_uid, []).append(
             _SeriesEntry(
-                planned.series.description,
+                planned.series.series_description,
                 planned.series.modality,
-                planned.series.number,
+                planned.series.series_number,
                 len(members),
                 preview_name,
             )
@@ -127,7 +127,7 @@ def index_html(layout: DiscLayout, label: str, series: dict[str, list[_SeriesEnt
     esc = html.escape
     studies = {}
     for planned in layout.instances:
-        studies.setdefault(planned.study.study_uid, planned.study)
+        studies.setdefault(planned.study.study_instance_uid, planned.study)
     parts = [
         "<!DOCTYPE html>",
         '<html><head><meta charset="utf-8">',
@@ -143,15 +143,15 @@ def index_html(layout: DiscLayout, label: str, series: dict[str, list[_SeriesEnt
             f"<h2>{esc(study.patient_name.replace('^', ' '))} ({esc(study.patient_id)})</h2>"
         )
         parts.append(
-            f"<p>Birth date {esc(study.birth_date)}, sex {esc(study.sex)}<br>"
-            f"Study {esc(study.study_date)} {esc(study.description)}, "
-            f"accession {esc(study.accession)}</p>"
+            f"<p>Birth date {esc(study.patient_birth_date)}, sex {esc(study.patient_sex)}<br>"
+            f"Study {esc(study.study_date)} {esc(study.study_description)}, "
+            f"accession {esc(study.accession_number)}</p>"
         )
         parts.append(
             "<table><tr><th>Series</th><th>Modality</th><th>Description</th>"
             "<th>Images</th><th>Preview</th></tr>"
         )
-        for entry in series.get(study.study_uid, []):
+        for entry in series.get(study.study_instance_uid, []):
             img = f'<img src="{PDI_DIR}/{entry.preview}" alt="preview">' if entry.preview else ""
             parts.append(
                 f"<tr><td>{esc(str(entry.number or ''))}</td><td>{esc(entry.modality)}</td>"

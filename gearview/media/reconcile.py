@@ -38,7 +38,7 @@ from gearview.identity.lookup import (
 )
 from gearview.jobs import CancelToken
 from gearview.net.worklist import WorklistItem, worklist_nodes
-from gearview.store.inspect import InstanceInfo
+from gearview.store.records import InstanceInfo
 
 MAX_ID_LENGTH = 64  # LO
 #: The IHE profile named in the audit log.
@@ -97,8 +97,9 @@ def outside_patients(infos: Iterable[InstanceInfo]) -> dict[OutsideKey, OutsideP
         key = (info.patient_id, info.issuer_of_patient_id)
         patient = patients.get(key)
         if patient is None:
-            identity = PatientIdentity(*key, info.patient_name, info.birth_date, info.sex)
-            patient = patients[key] = OutsidePatient(identity, info.institution)
+            identity = PatientIdentity(*key, info.patient_name, info.patient_birth_date,
+                                       info.patient_sex)
+            patient = patients[key] = OutsidePatient(identity, info.institution_name)
         patient.names.add(info.patient_name)
         patient.instances += 1
     return patients

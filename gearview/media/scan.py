@@ -24,7 +24,8 @@ from gearview.errors import InvalidDicomError
 from gearview.jobs import CancelToken, Progress, ProgressCallback, no_progress
 from gearview.media.dicomdir import read_dicomdir
 from gearview.media.sources import Entry, MediaSource, MemberError, Refusal, open_source
-from gearview.store.inspect import InstanceInfo, read_instance_info
+from gearview.store.header import read_instance_info
+from gearview.store.records import InstanceInfo
 
 log = logging.getLogger(__name__)
 HEAD_SIZE = 132
@@ -126,13 +127,16 @@ class Preview:
                     info.patient_id,
                     info.issuer_of_patient_id,
                     info.patient_name,
-                    info.birth_date,
-                    info.sex,
+                    info.patient_birth_date,
+                    info.patient_sex,
                 )
             study = patient.studies.get(info.study_instance_uid)
             if study is None:
                 study = patient.studies[info.study_instance_uid] = StudyNode(
-                    info.study_instance_uid, info.study_date, info.study_description, info.accession
+                    info.study_instance_uid,
+                    info.study_date,
+                    info.study_description,
+                    info.accession_number,
                 )
             series = study.series.get(info.series_instance_uid)
             if series is None:

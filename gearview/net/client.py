@@ -366,7 +366,7 @@ def _drive(
 
 def _study_exists(node: Node, config: Config, study_uid: str) -> bool:
     try:
-        return bool(find_studies(node, config, StudyQuery(study_uid=study_uid)))
+        return bool(find_studies(node, config, StudyQuery(study_instance_uid=study_uid)))
     except NetworkError:
         return True
 

@@ -8,6 +8,7 @@ with the node names in `sources`.
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
 import re
 import struct
@@ -20,29 +21,15 @@ from pydicom.datadict import keyword_for_tag
 from pydicom.dataset import Dataset
 
 from gearview.errors import InvalidValueError
+from gearview.store.attributes import BY_FIELD, PATIENT, STUDY, at_level
 from gearview.store.records import StudyRecord
 
 _DATE = re.compile(r"^\d{8}$")
 _MODALITY = re.compile(r"^[A-Z0-9_]{1,16}$")
 
-#: Keys returned at STUDY level (SPEC §2.5 plus the "also returned" list).
-RETURN_KEYS = (
-    "StudyDate",
-    "StudyTime",
-    "AccessionNumber",
-    "ModalitiesInStudy",
-    "PatientName",
-    "PatientID",
-    "IssuerOfPatientID",
-    "PatientBirthDate",
-    "PatientSex",
-    "StudyInstanceUID",
-    "StudyDescription",
-    "StudyID",
-    "ReferringPhysicianName",
-    "NumberOfStudyRelatedSeries",
-    "NumberOfStudyRelatedInstances",
-)
+#: Keys returned at STUDY level (SPEC §2.5 plus the "also returned" list): the patient and
+#: study attributes of the vocabulary.
+RETURN_KEYS = tuple(a.keyword for a in at_level(PATIENT, STUDY) if not a.equipment)
 
 
 def _check_date(text: str, what: str) -> str:
@@ -90,31 +77,33 @@ def date_preset(name: str, today: dt.date | None = None) -> str:
 
 @dataclass
 class StudyQuery:
-    """What the user asks for; empty fields match everything."""
+    """What the user asks for, by attribute field; empty fields match everything."""
 
     patient_name: str = ""
     patient_id: str = ""
-    accession: str = ""
+    accession_number: str = ""
     study_date: str = ""
-    modality: str = ""
-    birth_date: str = ""
-    study_uid: str = ""
+    modalities_in_study: str = ""
+    patient_birth_date: str = ""
+    study_instance_uid: str = ""
 
     def validate(self) -> StudyQuery:
         self.study_date = check_date_range(self.study_date)
-        if self.birth_date:
-            self.birth_date = _check_date(self.birth_date.strip(), "birth date")
-        self.modality = self.modality.strip().upper()
-        if self.modality and not _MODALITY.match(self.modality):
-            raise InvalidValueError(f"not a modality: {self.modality!r}", hint="e.g. CT, MR, US")
-        for name in ("patient_name", "patient_id", "accession", "study_uid"):
+        if self.patient_birth_date:
+            self.patient_birth_date = _check_date(self.patient_birth_date.strip(), "birth date")
+        modality = self.modalities_in_study.strip().upper()
+        if modality and not _MODALITY.match(modality):
+            raise InvalidValueError(f"not a modality: {modality!r}", hint="e.g. CT, MR, US")
+        self.modalities_in_study = modality
+        for name, label in (("patient_name", "patient name"), ("patient_id", "patient ID"),
+                            ("accession_number", "accession"), ("study_instance_uid", "study UID")):
             value = getattr(self, name).strip()
             if "\\" in value or any(ord(c) < 32 for c in value):
                 raise InvalidValueError(
-                    f"{name.replace('_', ' ')}: backslashes and control characters are not allowed"
+                    f"{label}: backslashes and control characters are not allowed"
                 )
             setattr(self, name, value)
-        if len(self.patient_id) > 64 or len(self.accession) > 16:
+        if len(self.patient_id) > 64 or len(self.accession_number) > 16:
             raise InvalidValueError("patient ID (64) or accession (16 characters) is too long")
         return self
 
@@ -125,13 +114,8 @@ class StudyQuery:
         ds.QueryRetrieveLevel = "STUDY"
         for keyword in RETURN_KEYS:
             setattr(ds, keyword, "")
-        ds.PatientName = self.patient_name
-        ds.PatientID = self.patient_id
-        ds.AccessionNumber = self.accession
-        ds.StudyDate = self.study_date
-        ds.ModalitiesInStudy = self.modality
-        ds.PatientBirthDate = self.birth_date
-        ds.StudyInstanceUID = self.study_uid
+        for name in self.__dataclass_fields__:
+            setattr(ds, BY_FIELD[name].keyword, getattr(self, name))
         if any(not c.isascii() for c in self.patient_name):
             ds.SpecificCharacterSet = "ISO_IR 192"
         return ds
@@ -198,16 +182,24 @@ def parse_text_identifier(data: bytes, implicit_vr: bool) -> dict[str, str] | No
     return {k: v.decode(codec, "replace").strip(" \x00") for k, v in values.items()}
 
 
-def _text(ds: Mapping[str, Any], keyword: str) -> str:
-    value = ds.get(keyword, "")
+def _text(value: Any) -> str:
     return "" if value is None else str(value)
 
 
-def _count(ds: Mapping[str, Any], keyword: str) -> int:
+def _count(value: Any) -> int:
     try:
-        return int(ds.get(keyword) or 0)
+        return int(value or 0)
     except (TypeError, ValueError):
         return 0
+
+
+def _list(value: Any) -> list[str]:
+    if isinstance(value, str):
+        return [m for m in value.split("\\") if m]
+    return [str(m) for m in value or () if m]
+
+
+_CONVERT = {"list": _list, "count": _count}
 
 
 @dataclass
@@ -216,37 +208,27 @@ class FoundStudy(StudyRecord):
 
     sources: list[str] = field(default_factory=list)
 
-    JSON_KEYS = (*StudyRecord.JSON_KEYS, "sources")
-
     def to_json(self) -> dict[str, Any]:
-        return {key: getattr(self, key) for key in self.JSON_KEYS}
+        return {**super().to_json(), "sources": self.sources}
 
 
 def found_study(ds: Mapping[str, Any] | Dataset, source: str) -> FoundStudy:
     """One C-FIND match as a record (lenient: bad counts become 0)."""
-    modalities = ds.get("ModalitiesInStudy", "")
-    if isinstance(modalities, str):
-        modalities = [m for m in modalities.split("\\") if m]
-    else:
-        modalities = [str(m) for m in modalities if m]
-    return FoundStudy(
-        study_uid=_text(ds, "StudyInstanceUID"),
-        patient_name=_text(ds, "PatientName"),
-        patient_id=_text(ds, "PatientID"),
-        issuer_of_patient_id=_text(ds, "IssuerOfPatientID"),
-        birth_date=_text(ds, "PatientBirthDate"),
-        sex=_text(ds, "PatientSex"),
-        study_date=_text(ds, "StudyDate"),
-        study_time=_text(ds, "StudyTime"),
-        accession=_text(ds, "AccessionNumber"),
-        study_id=_text(ds, "StudyID"),
-        description=_text(ds, "StudyDescription"),
-        referring_physician=_text(ds, "ReferringPhysicianName"),
-        modalities=modalities,
-        series=_count(ds, "NumberOfStudyRelatedSeries"),
-        instances=_count(ds, "NumberOfStudyRelatedInstances"),
-        sources=[source],
-    )
+    values = {a.field: _CONVERT.get(a.kind, _text)(ds.get(a.keyword, ""))
+              for a in StudyRecord.ATTRIBUTES}
+    return FoundStudy(**values, sources=[source])
+
+
+def _fill(row: FoundStudy, study: StudyRecord) -> None:
+    """Gaps of the first answer filled from a later one; counts and modalities combined."""
+    for a in StudyRecord.ATTRIBUTES:
+        mine, theirs = getattr(row, a.field), getattr(study, a.field)
+        if a.kind == "count":
+            setattr(row, a.field, max(mine, theirs))
+        elif a.kind == "list":
+            setattr(row, a.field, sorted(set(mine) | set(theirs)))
+        elif not mine and theirs:
+            setattr(row, a.field, theirs)
 
 
 def merge_studies(per_node: Iterable[Iterable[StudyRecord]]) -> list[FoundStudy]:
@@ -255,19 +237,16 @@ def merge_studies(per_node: Iterable[Iterable[StudyRecord]]) -> list[FoundStudy]
     for studies in per_node:
         for study in studies:
             sources = getattr(study, "sources", [])
-            row = merged.get(study.study_uid)
+            row = merged.get(study.study_instance_uid)
             if row is None:
-                row = FoundStudy(**{k: getattr(study, k) for k in StudyRecord.JSON_KEYS})
-                row.modalities = list(row.modalities)
-                merged[study.study_uid] = row
+                row = FoundStudy(**{a.field: copy.copy(getattr(study, a.field))
+                                    for a in StudyRecord.ATTRIBUTES})
+                merged[study.study_instance_uid] = row
             else:
-                for key in StudyRecord.JSON_KEYS:
-                    if not getattr(row, key) and getattr(study, key):
-                        setattr(row, key, getattr(study, key))
-                row.series = max(row.series, study.series)
-                row.instances = max(row.instances, study.instances)
-                row.modalities = sorted(set(row.modalities) | set(study.modalities))
+                _fill(row, study)
             row.sources.extend(s for s in sources if s not in row.sources)
     return sorted(
-        merged.values(), key=lambda s: (s.study_date, s.study_time, s.study_uid), reverse=True
+        merged.values(),
+        key=lambda s: (s.study_date, s.study_time, s.study_instance_uid),
+        reverse=True,
     )

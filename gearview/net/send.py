@@ -57,7 +57,12 @@ class SendItem:
 
     @classmethod
     def from_record(cls, record) -> SendItem:
-        return cls(Path(record.path), record.sop_uid, record.sop_class, record.transfer_syntax)
+        return cls(
+            Path(record.path),
+            record.sop_instance_uid,
+            record.sop_class_uid,
+            record.transfer_syntax_uid,
+        )
 
     @classmethod
     def from_path(cls, path: Path) -> SendItem:

@@ -50,9 +50,10 @@ from gearview.changes import Changes
 from gearview.errors import NotFoundError, StoreError
 from gearview.platform.locks import exclusive_lock
 from gearview.store.atomic import atomic_write_bytes, fsync_dir, os_error_to_store_error, spool_path
+from gearview.store.header import read_instance_info
 from gearview.store.index import Transaction, upsert_instance
-from gearview.store.inspect import InstanceInfo, read_instance_info
 from gearview.store.paths import instance_relpath
+from gearview.store.records import InstanceInfo
 
 if TYPE_CHECKING:
     from gearview.store.cache import Cache
@@ -171,7 +172,9 @@ def _check_complete(
 ) -> None:
     known = set(considered)
     for study in set(studies):
-        rows = conn.execute("SELECT sop_uid FROM instance WHERE study_uid=?", (study,))
+        rows = conn.execute(
+            "SELECT sop_instance_uid FROM instance WHERE study_instance_uid=?", (study,)
+        )
         if any(row[0] not in known for row in rows):
             raise StudyChangedError(
                 "new instances arrived in the study during the edit; nothing changed"
@@ -245,9 +248,10 @@ def _plan_entries(
     """Check every old instance is still what the caller read; describe each swap."""
     uids = json.dumps([item.old_sop_uid for item in replacements])
     rows = {
-        row["sop_uid"]: row
+        row["sop_instance_uid"]: row
         for row in conn.execute(
-            "SELECT * FROM instance WHERE sop_uid IN (SELECT value FROM json_each(?))", (uids,)
+            "SELECT * FROM instance WHERE sop_instance_uid IN (SELECT value FROM json_each(?))",
+            (uids,),
         )
     }
     files_dir = str(cache.files_dir)
@@ -280,8 +284,8 @@ def _plan_entries(
                 "sop_uid": item.old_sop_uid,
                 "old_rel": row["path"],
                 "new_rel": new_rel,
-                "old_study": row["study_uid"],
-                "old_series": row["series_uid"],
+                "old_study": row["study_instance_uid"],
+                "old_series": row["series_instance_uid"],
                 "new_study": item.info.study_instance_uid,
                 "new_series": item.info.series_instance_uid,
                 "spool": os.path.relpath(item.spool, cache.spool_dir),
@@ -430,12 +434,14 @@ def _existing(
     conn: sqlite3.Connection, studies: set[str], series: set[str]
 ) -> tuple[set[str], set[str]]:
     found_studies = {
-        s for s in studies if conn.execute("SELECT 1 FROM study WHERE study_uid=?", (s,)).fetchone()
+        s
+        for s in studies
+        if conn.execute("SELECT 1 FROM study WHERE study_instance_uid=?", (s,)).fetchone()
     }
     found_series = {
         s
         for s in series
-        if conn.execute("SELECT 1 FROM series WHERE series_uid=?", (s,)).fetchone()
+        if conn.execute("SELECT 1 FROM series WHERE series_instance_uid=?", (s,)).fetchone()
     }
     return found_studies, found_series
 

@@ -38,20 +38,29 @@ from gearview.platform import choose_file_io
 from gearview.platform.portable import SpoolReserve
 from gearview.store import batch as batch_journal
 from gearview.store.atomic import BATCH_PREFIX, fsync_dir, os_error_to_store_error, spool_writer
+from gearview.store.attributes import PATIENT, SERIES, at_level
+from gearview.store.group_commit import GroupCommit, Publication
+from gearview.store.header import read_instance_info
 from gearview.store.incoming import Incoming
 from gearview.store.index import (
     STUDY_QUERY,
     IndexConnections,
     Transaction,
     prune_empty,
+    select_list,
 )
-from gearview.store.inspect import InstanceInfo, read_instance_info
 from gearview.store.paths import SPOOL_DIR, instance_relpath
-from gearview.store.publisher import GroupPublisher, Publication
-from gearview.store.records import InstanceRecord, SeriesRecord, StudyRecord
+from gearview.store.records import (
+    InstanceInfo,
+    InstanceRecord,
+    PatientRecord,
+    SeriesRecord,
+    StudyRecord,
+)
 
 log = logging.getLogger(__name__)
 COPY_CHUNK = 1 << 20
+_SERIES_SELECT = select_list(SeriesRecord.ATTRIBUTES, SERIES)
 
 
 def _sniff_part10(path: Path) -> None:
@@ -171,7 +180,7 @@ class Cache:
         self.index = IndexConnections(home.index_file)
         self.index.get()
         self._write_lock = threading.Lock()
-        self._publisher = GroupPublisher(self._write_lock, lambda: self.conn)
+        self._group_commit = GroupCommit(self._write_lock, lambda: self.conn)
         self._reserve: SpoolReserve | None = None
         self._operations = threading.local()
         self.recover_batches()
@@ -297,20 +306,23 @@ class Cache:
                                    info.sop_instance_uid)
         target = self.files_dir / relpath
         item = Publication(spool, target, relpath.as_posix(), spool.stat().st_size, info, source_ae)
-        self._publisher.publish(item)
+        self._group_commit.publish(item)
         study_new, previous = item.study_new, item.previous
         changes = Changes()
         if previous is not None and previous["path"] != relpath.as_posix():
             (self.files_dir / previous["path"]).unlink(missing_ok=True)
-            changes.studies_updated.add(previous["study_uid"])
-            changes.series_updated.add(previous["series_uid"])
-        (changes.studies_added if study_new else changes.studies_updated).add(info.study_instance_uid)
+            changes.studies_updated.add(previous["study_instance_uid"])
+            changes.series_updated.add(previous["series_instance_uid"])
+        studies = changes.studies_added if study_new else changes.studies_updated
+        studies.add(info.study_instance_uid)
         changes.series_updated.add(info.series_instance_uid)
-        (changes.instances_updated if previous else changes.instances_added).add(info.sop_instance_uid)
+        instances = changes.instances_updated if previous else changes.instances_added
+        instances.add(info.sop_instance_uid)
+        replaced = previous is not None
         self.bus.emit(ev.INSTANCE_STORED, info=info, path=target, source_ae=source_ae,
-                      replaced=previous is not None)
+                      replaced=replaced)
         self._changed(changes, initiator)
-        return StoredInstance(info=info, path=target, changes=changes, replaced=previous is not None)
+        return StoredInstance(info=info, path=target, changes=changes, replaced=replaced)
 
     def remove_instances(self, sop_uids: Iterable[str]) -> Changes:
         """Delete instances (rows first, then files: a crash leaves orphans, never dangling rows)."""
@@ -319,14 +331,18 @@ class Cache:
         paths = []
         with self._write_lock, Transaction(conn):
             for uid in sop_uids:
-                row = conn.execute("SELECT * FROM instance WHERE sop_uid=?", (uid,)).fetchone()
+                row = conn.execute("SELECT * FROM instance WHERE sop_instance_uid=?",
+                                   (uid,)).fetchone()
                 if row is None:
                     continue
-                conn.execute("DELETE FROM instance WHERE sop_uid=?", (uid,))
-                removed = prune_empty(conn, row["series_uid"], row["study_uid"])
+                conn.execute("DELETE FROM instance WHERE sop_instance_uid=?", (uid,))
+                series_uid, study_uid = row["series_instance_uid"], row["study_instance_uid"]
+                removed = prune_empty(conn, series_uid, study_uid)
                 changes.instances_removed.add(uid)
-                (changes.series_removed if "series" in removed else changes.series_updated).add(row["series_uid"])
-                (changes.studies_removed if "study" in removed else changes.studies_updated).add(row["study_uid"])
+                series = changes.series_removed if "series" in removed else changes.series_updated
+                series.add(series_uid)
+                studies = changes.studies_removed if "study" in removed else changes.studies_updated
+                studies.add(study_uid)
                 paths.append(self.files_dir / row["path"])
         for path in paths:
             path.unlink(missing_ok=True)
@@ -336,7 +352,7 @@ class Cache:
         return changes
 
     def remove_study(self, study_uid: str) -> Changes:
-        uids = [i.sop_uid for i in self.instances(study_uid=study_uid)]
+        uids = [i.sop_instance_uid for i in self.instances(study_uid=study_uid)]
         if not uids:
             raise NotFoundError(f"no study {study_uid} in the local cache")
         return self.remove_instances(uids)
@@ -394,7 +410,7 @@ class Cache:
         return [StudyRecord.from_row(r) for r in self.conn.execute(sql, tuple(params))]
 
     def study(self, study_uid: str) -> StudyRecord | None:
-        found = self.studies("s.study_uid = ?", (study_uid,))
+        found = self.studies("s.study_instance_uid = ?", (study_uid,))
         return found[0] if found else None
 
     def studies_by_uid(self, study_uids: Iterable[str]) -> list[StudyRecord]:
@@ -402,39 +418,43 @@ class Cache:
         if not uids:
             return []
         marks = ",".join("?" * len(uids))
-        return self.studies(f"s.study_uid IN ({marks})", uids)
+        return self.studies(f"s.study_instance_uid IN ({marks})", uids)
+
+    def patients(self, patient_id: str, issuer: str = "") -> list[PatientRecord]:
+        """The patient rows with this Patient ID and issuer (one per distinct name/birth date)."""
+        rows = self.conn.execute(
+            f"SELECT {select_list(at_level(PATIENT))} FROM patient p "
+            "WHERE patient_id = ? AND issuer_of_patient_id = ? ORDER BY pk", (patient_id, issuer))
+        return [PatientRecord.from_row(r) for r in rows]
 
     def series(self, study_uid: str) -> list[SeriesRecord]:
         rows = self.conn.execute(
-            """SELECT se.*, (SELECT count(*) FROM instance i WHERE i.series_uid = se.series_uid) AS n
-               FROM series se WHERE se.study_uid = ?
-               ORDER BY se.number IS NULL, se.number, se.series_uid""",
+            f"SELECT {_SERIES_SELECT} FROM series se WHERE se.study_instance_uid = ? "
+            "ORDER BY se.series_number IS NULL, se.series_number, se.series_instance_uid",
             (study_uid,),
         )
-        return [SeriesRecord(series_uid=r["series_uid"], study_uid=r["study_uid"], number=r["number"],
-                             modality=r["modality"], description=r["description"], instances=r["n"],
-                             body_part=r["body_part"]) for r in rows]
+        return [SeriesRecord.from_row(r) for r in rows]
 
     def instances(self, study_uid: str | None = None, series_uid: str | None = None,
                   sop_uids: Iterable[str] | None = None) -> list[InstanceRecord]:
         """Instances of a study, a series or a list of SOP Instance UIDs, in display order."""
         clauses, params = [], []
         if study_uid is not None:
-            clauses.append("study_uid = ?")
+            clauses.append("study_instance_uid = ?")
             params.append(study_uid)
         if series_uid is not None:
-            clauses.append("series_uid = ?")
+            clauses.append("series_instance_uid = ?")
             params.append(series_uid)
         if sop_uids is not None:
             uids = list(sop_uids)
             if not uids:
                 return []
-            clauses.append(f"sop_uid IN ({','.join('?' * len(uids))})")
+            clauses.append(f"sop_instance_uid IN ({','.join('?' * len(uids))})")
             params.extend(uids)
         where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
         rows = self.conn.execute(
-            f"SELECT * FROM instance {where} ORDER BY series_uid, instance_number IS NULL, "
-            "instance_number, sop_uid", params)
+            f"SELECT * FROM instance {where} ORDER BY series_instance_uid, "
+            "instance_number IS NULL, instance_number, sop_instance_uid", params)
         return [InstanceRecord.from_row(r, self.files_dir) for r in rows]
 
     def instance(self, sop_uid: str) -> InstanceRecord | None:

@@ -18,8 +18,8 @@ from pathlib import Path
 from gearview.errors import IndexCorruptError, InvalidDicomError
 from gearview.home import Home
 from gearview.jobs import CancelToken, Progress, ProgressCallback, no_progress
+from gearview.store.header import read_instance_info
 from gearview.store.index import Transaction, connect, upsert_instance
-from gearview.store.inspect import read_instance_info
 from gearview.store.paths import SPOOL_DIR, SUFFIX
 
 log = logging.getLogger(__name__)
@@ -62,7 +62,8 @@ def check_store(
     conn = connect(home.index_file)
     try:
         report.integrity = conn.execute("PRAGMA quick_check").fetchone()[0]
-        indexed = {row[0]: row[1] for row in conn.execute("SELECT path, sop_uid FROM instance")}
+        rows = conn.execute("SELECT path, sop_instance_uid FROM instance")
+        indexed = {row[0]: row[1] for row in rows}
     except sqlite3.DatabaseError as exc:
         raise IndexCorruptError(f"the index cannot be read: {exc}") from None
     finally:

@@ -25,7 +25,8 @@ from pydicom.dataset import FileMetaDataset
 
 from gearview.platform.portable import ReservedFile
 from gearview.store.atomic import os_error_to_store_error, spool_path
-from gearview.store.inspect import InstanceInfo, info_from_buffer, read_instance_info
+from gearview.store.header import info_from_buffer, read_instance_info
+from gearview.store.records import InstanceInfo
 
 if TYPE_CHECKING:
     from gearview.store.cache import Cache, StoredInstance

@@ -14,68 +14,107 @@ import weakref
 from pathlib import Path
 
 from gearview.errors import IndexCorruptError, StoreError
-from gearview.store.inspect import InstanceInfo
+from gearview.store.attributes import (
+    IMAGE,
+    PATIENT,
+    SERIES,
+    STUDY,
+    TABLE,
+    UNIQUE,
+    Attribute,
+    at_level,
+    attribute,
+    columns,
+)
+from gearview.store.records import InstanceInfo
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 BUSY_TIMEOUT_MS = 10_000
+#: The demographics that tell two patient rows apart.
+PATIENT_KEY = tuple(
+    attribute(kw) for kw in ("PatientID", "IssuerOfPatientID", "PatientName", "PatientBirthDate")
+)
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS patient (
-    pk INTEGER PRIMARY KEY,
-    patient_id TEXT NOT NULL,
-    issuer TEXT NOT NULL,
-    patient_name TEXT NOT NULL,
-    birth_date TEXT NOT NULL,
-    sex TEXT NOT NULL,
-    UNIQUE (patient_id, issuer, patient_name, birth_date)
-);
-CREATE TABLE IF NOT EXISTS study (
-    study_uid TEXT PRIMARY KEY,
-    patient_pk INTEGER NOT NULL REFERENCES patient(pk),
-    study_date TEXT NOT NULL DEFAULT '',
-    study_time TEXT NOT NULL DEFAULT '',
-    accession TEXT NOT NULL DEFAULT '',
-    study_id TEXT NOT NULL DEFAULT '',
-    description TEXT NOT NULL DEFAULT '',
-    referring_physician TEXT NOT NULL DEFAULT '',
-    institution TEXT NOT NULL DEFAULT '',
-    updated_at REAL NOT NULL
-);
-CREATE INDEX IF NOT EXISTS study_patient ON study(patient_pk);
-CREATE INDEX IF NOT EXISTS study_date ON study(study_date);
-CREATE TABLE IF NOT EXISTS series (
-    series_uid TEXT PRIMARY KEY,
-    study_uid TEXT NOT NULL REFERENCES study(study_uid),
-    modality TEXT NOT NULL DEFAULT '',
-    number INTEGER,
-    description TEXT NOT NULL DEFAULT '',
-    body_part TEXT NOT NULL DEFAULT ''
-);
-CREATE INDEX IF NOT EXISTS series_study ON series(study_uid);
-CREATE TABLE IF NOT EXISTS instance (
-    sop_uid TEXT PRIMARY KEY,
-    series_uid TEXT NOT NULL REFERENCES series(series_uid),
-    study_uid TEXT NOT NULL,
-    sop_class TEXT NOT NULL,
-    transfer_syntax TEXT NOT NULL,
-    instance_number INTEGER,
-    frames INTEGER NOT NULL DEFAULT 1,
-    rows INTEGER,
-    columns INTEGER,
-    path TEXT NOT NULL UNIQUE,
-    size INTEGER NOT NULL,
-    received_at REAL NOT NULL,
-    source_ae TEXT NOT NULL DEFAULT '',
-    patient_name TEXT NOT NULL DEFAULT '',
-    patient_id TEXT NOT NULL DEFAULT '',
-    issuer TEXT NOT NULL DEFAULT '',
-    birth_date TEXT NOT NULL DEFAULT '',
-    sex TEXT NOT NULL DEFAULT '',
-    charset TEXT NOT NULL DEFAULT ''
-);
-CREATE INDEX IF NOT EXISTS instance_series ON instance(series_uid);
-CREATE INDEX IF NOT EXISTS instance_study ON instance(study_uid);
-"""
+
+def _column(attr: Attribute) -> str:
+    if not attr.is_int:
+        return f"{attr.column} TEXT NOT NULL DEFAULT ''"
+    if attr.default is not None:
+        return f"{attr.column} INTEGER NOT NULL DEFAULT {attr.default}"
+    return f"{attr.column} INTEGER"
+
+
+def _table(level: str, head: list[str], tail: list[str]) -> str:
+    keys = {UNIQUE[level]} if level in UNIQUE else set()
+    body = [_column(a) for a in columns(level) if a not in keys]
+    return f"CREATE TABLE IF NOT EXISTS {TABLE[level]} (\n    " + ",\n    ".join(
+        head + body + tail) + "\n);"
+
+
+def _schema() -> str:
+    """The current schema, columns from the vocabulary (`store/attributes.py`)."""
+    study, series, sop = (UNIQUE[level].column for level in (STUDY, SERIES, IMAGE))
+    return "\n".join((
+        _table(PATIENT, ["pk INTEGER PRIMARY KEY"],
+               [f"UNIQUE ({', '.join(a.column for a in PATIENT_KEY)})"]),
+        _table(STUDY, [f"{study} TEXT PRIMARY KEY",
+                       "patient_pk INTEGER NOT NULL REFERENCES patient(pk)"],
+               ["updated_at REAL NOT NULL"]),
+        "CREATE INDEX IF NOT EXISTS study_patient ON study(patient_pk);",
+        "CREATE INDEX IF NOT EXISTS study_date ON study(study_date);",
+        _table(SERIES, [f"{series} TEXT PRIMARY KEY"], []),
+        f"CREATE INDEX IF NOT EXISTS series_study ON series({study});",
+        _table(IMAGE, [f"{sop} TEXT PRIMARY KEY"],
+               ["path TEXT NOT NULL UNIQUE", "size INTEGER NOT NULL", "received_at REAL NOT NULL",
+                "source_ae TEXT NOT NULL DEFAULT ''"]),
+        f"CREATE INDEX IF NOT EXISTS instance_series ON instance({series});",
+        f"CREATE INDEX IF NOT EXISTS instance_study ON instance({study});",
+    ))
+
+
+SCHEMA = _schema()
+
+#: Schema version -> the statements that bring an index of that version to the next one.
+#: An index a migration cannot handle is recreated from the files by `gearview store rebuild`.
+MIGRATIONS: dict[int, tuple[str, ...]] = {
+    # 1 -> 2: columns named after pydicom keywords (`store/attributes.py`)
+    1: tuple(
+        f"ALTER TABLE {table} RENAME COLUMN {old} TO {new}"
+        for table, renames in (
+            ("patient", {"issuer": "issuer_of_patient_id", "birth_date": "patient_birth_date",
+                         "sex": "patient_sex"}),
+            ("study", {"study_uid": "study_instance_uid", "accession": "accession_number",
+                       "description": "study_description",
+                       "referring_physician": "referring_physician_name",
+                       "institution": "institution_name"}),
+            ("series", {"series_uid": "series_instance_uid", "study_uid": "study_instance_uid",
+                        "number": "series_number", "description": "series_description",
+                        "body_part": "body_part_examined"}),
+            ("instance", {"sop_uid": "sop_instance_uid", "series_uid": "series_instance_uid",
+                          "study_uid": "study_instance_uid", "sop_class": "sop_class_uid",
+                          "transfer_syntax": "transfer_syntax_uid", "frames": "number_of_frames",
+                          "issuer": "issuer_of_patient_id", "birth_date": "patient_birth_date",
+                          "sex": "patient_sex", "charset": "specific_character_set"}),
+        )
+        for old, new in renames.items()
+    ),
+}
+
+
+def _migrate(conn: sqlite3.Connection) -> None:
+    """Bring an older index up to SCHEMA_VERSION in one transaction (once, whoever comes first)."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+        while version < SCHEMA_VERSION:
+            for statement in MIGRATIONS[version]:
+                conn.execute(statement)
+            version += 1
+        conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
 
 
 def connect(path: Path) -> sqlite3.Connection:
@@ -96,6 +135,8 @@ def connect(path: Path) -> sqlite3.Connection:
         if version == 0:
             conn.executescript(SCHEMA)
             conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+        elif version < SCHEMA_VERSION:
+            _migrate(conn)
         elif version > SCHEMA_VERSION:
             raise IndexCorruptError(
                 f"the index was written by a newer gearview (schema {version})",
@@ -161,20 +202,46 @@ class IndexConnections:
         self._local = threading.local()
 
 
+def _values(info: InstanceInfo, attrs: tuple[Attribute, ...]) -> tuple[object, ...]:
+    return tuple(getattr(info, a.field) for a in attrs)
+
+
+def _upsert_sql(table: str, names: list[str], key: str) -> str:
+    updates = ", ".join(f"{n}=excluded.{n}" for n in names if n != key)
+    return (f"INSERT INTO {table}({', '.join(names)}) VALUES ({','.join('?' * len(names))}) "
+            f"ON CONFLICT({key}) DO UPDATE SET {updates}")
+
+
+_PATIENT_FIND = "SELECT pk FROM patient WHERE " + " AND ".join(f"{a.column}=?" for a in PATIENT_KEY)
+_PATIENT_OTHERS = tuple(a for a in columns(PATIENT) if a not in PATIENT_KEY)
+_PATIENT_UPDATE = (f"UPDATE patient SET {', '.join(f'{a.column}=?' for a in _PATIENT_OTHERS)} "
+                   "WHERE pk=?")
+_PATIENT_INSERT = (
+    f"INSERT INTO patient({', '.join(a.column for a in PATIENT_KEY + _PATIENT_OTHERS)}) "
+    f"VALUES ({','.join('?' * (len(PATIENT_KEY) + len(_PATIENT_OTHERS)))})"
+)
+_STUDY_COLUMNS = columns(STUDY)
+_STUDY_UPSERT = _upsert_sql(
+    "study", [a.column for a in _STUDY_COLUMNS] + ["patient_pk", "updated_at"],
+    UNIQUE[STUDY].column)
+_SERIES_COLUMNS = columns(SERIES)
+_SERIES_UPSERT = _upsert_sql("series", [a.column for a in _SERIES_COLUMNS], UNIQUE[SERIES].column)
+_INSTANCE_COLUMNS = columns(IMAGE)
+_INSTANCE_NAMES = [a.column for a in _INSTANCE_COLUMNS] + ["path", "size", "received_at",
+                                                            "source_ae"]
+_INSTANCE_REPLACE = (f"INSERT OR REPLACE INTO instance({', '.join(_INSTANCE_NAMES)}) "
+                     f"VALUES ({','.join('?' * len(_INSTANCE_NAMES))})")
+_SOP, _STUDY, _SERIES = (UNIQUE[level].column for level in (IMAGE, STUDY, SERIES))
+
+
 def _patient_pk(conn: sqlite3.Connection, info: InstanceInfo) -> int:
-    key = (info.patient_id, info.issuer_of_patient_id, info.patient_name, info.birth_date)
-    row = conn.execute(
-        "SELECT pk FROM patient WHERE patient_id=? AND issuer=? AND patient_name=? AND birth_date=?",
-        key,
-    ).fetchone()
+    key = _values(info, PATIENT_KEY)
+    others = _values(info, _PATIENT_OTHERS)
+    row = conn.execute(_PATIENT_FIND, key).fetchone()
     if row:
-        conn.execute("UPDATE patient SET sex=? WHERE pk=?", (info.sex, row[0]))
+        conn.execute(_PATIENT_UPDATE, others + (row[0],))
         return int(row[0])
-    cur = conn.execute(
-        "INSERT INTO patient(patient_id, issuer, patient_name, birth_date, sex) VALUES (?,?,?,?,?)",
-        key + (info.sex,),
-    )
-    return int(cur.lastrowid)
+    return int(conn.execute(_PATIENT_INSERT, key + others).lastrowid)
 
 
 def upsert_instance(conn: sqlite3.Connection, info: InstanceInfo, relpath: str, size: int,
@@ -184,55 +251,30 @@ def upsert_instance(conn: sqlite3.Connection, info: InstanceInfo, relpath: str, 
     Returns (study_was_new, previous_instance_row_or_None).
     """
     now = time.time() if received_at is None else received_at
-    previous = conn.execute("SELECT * FROM instance WHERE sop_uid=?", (info.sop_instance_uid,)).fetchone()
-    study_new = conn.execute(
-        "SELECT 1 FROM study WHERE study_uid=?", (info.study_instance_uid,)
-    ).fetchone() is None
+    previous = conn.execute(f"SELECT * FROM instance WHERE {_SOP}=?",
+                            (info.sop_instance_uid,)).fetchone()
+    study_new = conn.execute(f"SELECT 1 FROM study WHERE {_STUDY}=?",
+                             (info.study_instance_uid,)).fetchone() is None
     patient_pk = _patient_pk(conn, info)
-    conn.execute(
-        """INSERT INTO study(study_uid, patient_pk, study_date, study_time, accession, study_id,
-               description, referring_physician, institution, updated_at)
-           VALUES (?,?,?,?,?,?,?,?,?,?)
-           ON CONFLICT(study_uid) DO UPDATE SET patient_pk=excluded.patient_pk,
-               study_date=excluded.study_date, study_time=excluded.study_time,
-               accession=excluded.accession, study_id=excluded.study_id,
-               description=excluded.description, referring_physician=excluded.referring_physician,
-               institution=excluded.institution, updated_at=excluded.updated_at""",
-        (info.study_instance_uid, patient_pk, info.study_date, info.study_time, info.accession,
-         info.study_id, info.study_description, info.referring_physician, info.institution, now),
-    )
-    conn.execute(
-        """INSERT INTO series(series_uid, study_uid, modality, number, description, body_part)
-           VALUES (?,?,?,?,?,?)
-           ON CONFLICT(series_uid) DO UPDATE SET study_uid=excluded.study_uid,
-               modality=excluded.modality, number=excluded.number,
-               description=excluded.description, body_part=excluded.body_part""",
-        (info.series_instance_uid, info.study_instance_uid, info.modality, info.series_number,
-         info.series_description, info.body_part),
-    )
-    conn.execute(
-        """INSERT OR REPLACE INTO instance(sop_uid, series_uid, study_uid, sop_class, transfer_syntax,
-               instance_number, frames, rows, columns, path, size, received_at, source_ae,
-               patient_name, patient_id, issuer, birth_date, sex, charset)
-           VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)""",
-        (info.sop_instance_uid, info.series_instance_uid, info.study_instance_uid,
-         info.sop_class_uid, info.transfer_syntax_uid, info.instance_number, info.frames,
-         info.rows, info.columns, relpath, size, now, source_ae, info.patient_name,
-         info.patient_id, info.issuer_of_patient_id, info.birth_date, info.sex, info.charset),
-    )
+    conn.execute(_STUDY_UPSERT, _values(info, _STUDY_COLUMNS) + (patient_pk, now))
+    conn.execute(_SERIES_UPSERT, _values(info, _SERIES_COLUMNS))
+    conn.execute(_INSTANCE_REPLACE,
+                 _values(info, _INSTANCE_COLUMNS) + (relpath, size, now, source_ae))
     if previous is not None:
-        prune_empty(conn, previous["series_uid"], previous["study_uid"])
+        prune_empty(conn, previous[_SERIES], previous[_STUDY])
     return study_new, dict(previous) if previous is not None else None
 
 
 def prune_empty(conn: sqlite3.Connection, series_uid: str, study_uid: str) -> list[str]:
     """Drop a series/study/patient left without instances; returns the levels removed."""
     removed = []
-    if conn.execute("SELECT 1 FROM instance WHERE series_uid=? LIMIT 1", (series_uid,)).fetchone() is None:
-        conn.execute("DELETE FROM series WHERE series_uid=?", (series_uid,))
+    if conn.execute(f"SELECT 1 FROM instance WHERE {_SERIES}=? LIMIT 1",
+                    (series_uid,)).fetchone() is None:
+        conn.execute(f"DELETE FROM series WHERE {_SERIES}=?", (series_uid,))
         removed.append("series")
-    if conn.execute("SELECT 1 FROM series WHERE study_uid=? LIMIT 1", (study_uid,)).fetchone() is None:
-        conn.execute("DELETE FROM study WHERE study_uid=?", (study_uid,))
+    if conn.execute(f"SELECT 1 FROM series WHERE {_STUDY}=? LIMIT 1",
+                    (study_uid,)).fetchone() is None:
+        conn.execute(f"DELETE FROM study WHERE {_STUDY}=?", (study_uid,))
         removed.append("study")
     conn.execute("DELETE FROM patient WHERE pk NOT IN (SELECT patient_pk FROM study)")
     return removed
@@ -265,15 +307,19 @@ class Transaction:
             pass
 
 
-STUDY_QUERY = """
-SELECT s.study_uid, p.patient_name, p.patient_id, p.issuer AS issuer_of_patient_id,
-       p.birth_date, p.sex, s.study_date, s.study_time, s.accession, s.study_id,
-       s.description, s.referring_physician, s.institution, s.updated_at,
-       (SELECT group_concat(m, '\\') FROM (SELECT DISTINCT modality AS m FROM series
-            WHERE series.study_uid = s.study_uid AND modality != '' ORDER BY modality)) AS modalities,
-       (SELECT count(*) FROM series WHERE series.study_uid = s.study_uid) AS series_count,
-       (SELECT count(*) FROM instance WHERE instance.study_uid = s.study_uid) AS instance_count,
-       (SELECT count(*) > 1 FROM (SELECT DISTINCT patient_name, patient_id, birth_date, sex
-            FROM instance WHERE instance.study_uid = s.study_uid)) AS mismatch
+def select_list(attrs: tuple[Attribute, ...], table: str | None = None) -> str:
+    """`expr AS field` for each attribute (the records' `from_row` reads fields by name).
+
+    With `table` (a level), stored attributes are read from that level's table alone.
+    """
+    return ", ".join(f"{a.expr(None if a.computed else table)} AS {a.field}" for a in attrs)
+
+
+_IDENTITY = ", ".join(a.column for a in columns(IMAGE) if a.per_instance)
+#: Every study with its patient; a study whose instances disagree on the patient is a mismatch.
+STUDY_QUERY = f"""
+SELECT {select_list(at_level(PATIENT) + at_level(STUDY))}, s.updated_at,
+       (SELECT count(*) > 1 FROM (SELECT DISTINCT {_IDENTITY} FROM instance x
+            WHERE x.{_STUDY} = s.{_STUDY})) AS mismatch
 FROM study s JOIN patient p ON p.pk = s.patient_pk
 """

@@ -20,22 +20,24 @@ from pydicom.sequence import Sequence
 from pydicom.tag import Tag
 
 from gearview.errors import InvalidValueError
+from gearview.store.attributes import ATTRIBUTES, IMAGE, PATIENT, SERIES, STUDY, UNIQUE
 
-LEVELS = ("STUDY", "SERIES", "IMAGE")
+LEVELS = (STUDY, SERIES, IMAGE)
+_STUDY, _SERIES, _SOP = (UNIQUE[level].column for level in LEVELS)
 
 PATIENT_JOIN = "JOIN patient p ON p.pk = s.patient_pk"
 STUDY_FROM = f"study s {PATIENT_JOIN}"
-SERIES_FROM = f"series se JOIN study s ON s.study_uid = se.study_uid {PATIENT_JOIN}"
+SERIES_FROM = f"series se JOIN study s ON s.{_STUDY} = se.{_STUDY} {PATIENT_JOIN}"
 IMAGE_FROM = (
-    "instance i JOIN series se ON se.series_uid = i.series_uid "
-    f"JOIN study s ON s.study_uid = se.study_uid {PATIENT_JOIN}"
+    f"instance i JOIN series se ON se.{_SERIES} = i.{_SERIES} "
+    f"JOIN study s ON s.{_STUDY} = se.{_STUDY} {PATIENT_JOIN}"
 )
-FROM = {"STUDY": STUDY_FROM, "SERIES": SERIES_FROM, "IMAGE": IMAGE_FROM}
-UNIQUE_KEY = {"STUDY": "StudyInstanceUID", "SERIES": "SeriesInstanceUID", "IMAGE": "SOPInstanceUID"}
+FROM = {STUDY: STUDY_FROM, SERIES: SERIES_FROM, IMAGE: IMAGE_FROM}
+UNIQUE_KEY = {level: UNIQUE[level].keyword for level in LEVELS}
 ORDER = {
-    "STUDY": "s.study_date, s.study_time, s.study_uid",
-    "SERIES": "s.study_uid, se.number IS NULL, se.number, se.series_uid",
-    "IMAGE": "se.series_uid, i.instance_number IS NULL, i.instance_number, i.sop_uid",
+    STUDY: f"s.study_date, s.study_time, s.{_STUDY}",
+    SERIES: f"s.{_STUDY}, se.series_number IS NULL, se.series_number, se.{_SERIES}",
+    IMAGE: f"se.{_SERIES}, i.instance_number IS NULL, i.instance_number, i.{_SOP}",
 }
 
 
@@ -45,49 +47,15 @@ class Key:
 
     level: str
     expr: str
-    kind: str  # uid, str, pn, date, time, int, modalities, count
+    kind: str  # uid, str, pn, date, time, int, list (ModalitiesInStudy), count
 
 
+#: Every attribute the index keeps is a matching key at its level (patient ones at STUDY:
+#: Study Root), except those kept only for the instance's own checks.
 KEYS: dict[str, Key] = {
-    "PatientName": Key("STUDY", "p.patient_name", "pn"),
-    "PatientID": Key("STUDY", "p.patient_id", "str"),
-    "IssuerOfPatientID": Key("STUDY", "p.issuer", "str"),
-    "PatientBirthDate": Key("STUDY", "p.birth_date", "date"),
-    "PatientSex": Key("STUDY", "p.sex", "str"),
-    "StudyInstanceUID": Key("STUDY", "s.study_uid", "uid"),
-    "StudyDate": Key("STUDY", "s.study_date", "date"),
-    "StudyTime": Key("STUDY", "s.study_time", "time"),
-    "AccessionNumber": Key("STUDY", "s.accession", "str"),
-    "StudyID": Key("STUDY", "s.study_id", "str"),
-    "StudyDescription": Key("STUDY", "s.description", "str"),
-    "ReferringPhysicianName": Key("STUDY", "s.referring_physician", "pn"),
-    "InstitutionName": Key("STUDY", "s.institution", "str"),
-    "ModalitiesInStudy": Key(
-        "STUDY",
-        "(SELECT group_concat(m, '\\') FROM (SELECT DISTINCT modality AS m FROM series x "
-        "WHERE x.study_uid = s.study_uid AND modality != '' ORDER BY modality))",
-        "modalities",
-    ),
-    "NumberOfStudyRelatedSeries": Key(
-        "STUDY", "(SELECT count(*) FROM series x WHERE x.study_uid = s.study_uid)", "count"
-    ),
-    "NumberOfStudyRelatedInstances": Key(
-        "STUDY", "(SELECT count(*) FROM instance x WHERE x.study_uid = s.study_uid)", "count"
-    ),
-    "SeriesInstanceUID": Key("SERIES", "se.series_uid", "uid"),
-    "Modality": Key("SERIES", "se.modality", "str"),
-    "SeriesNumber": Key("SERIES", "se.number", "int"),
-    "SeriesDescription": Key("SERIES", "se.description", "str"),
-    "BodyPartExamined": Key("SERIES", "se.body_part", "str"),
-    "NumberOfSeriesRelatedInstances": Key(
-        "SERIES", "(SELECT count(*) FROM instance x WHERE x.series_uid = se.series_uid)", "count"
-    ),
-    "SOPInstanceUID": Key("IMAGE", "i.sop_uid", "uid"),
-    "SOPClassUID": Key("IMAGE", "i.sop_class", "uid"),
-    "InstanceNumber": Key("IMAGE", "i.instance_number", "int"),
-    "Rows": Key("IMAGE", "i.rows", "int"),
-    "Columns": Key("IMAGE", "i.columns", "int"),
-    "NumberOfFrames": Key("IMAGE", "i.frames", "int"),
+    a.keyword: Key(STUDY if a.level == PATIENT else a.level, a.expr(), a.kind)
+    for a in ATTRIBUTES
+    if a.stored and not a.meta and a.keyword != "SpecificCharacterSet"
 }
 #: Returned without being asked for, so a response always identifies its entity.
 NOT_MATCHED = {"QueryRetrieveLevel", "SpecificCharacterSet", "RetrieveAETitle"}
@@ -153,11 +121,11 @@ def _condition(key: Key, value: str) -> tuple[str, list[object]]:
             return f"{expr} = ?", [int(value)]
         except ValueError:
             raise InvalidValueError(f"not a number: {value!r}") from None
-    if key.kind == "modalities":
+    if key.kind == "list":
         mods = [m.strip() for m in value.split("\\") if m.strip()]
         marks = ",".join("?" * len(mods))
         return (
-            f"EXISTS (SELECT 1 FROM series x WHERE x.study_uid = s.study_uid "
+            f"EXISTS (SELECT 1 FROM series x WHERE x.{_STUDY} = s.{_STUDY} "
             f"AND x.modality IN ({marks}))",
             list(mods),
         )
@@ -237,7 +205,7 @@ def _response(
         value = values[keyword]
         if value is None or value == "":
             ds[tag] = DataElement(tag, vr, None)
-        elif KEYS[keyword].kind == "modalities":
+        elif KEYS[keyword].kind == "list":
             ds[tag] = DataElement(tag, vr, str(value).split("\\"))
         else:
             ds[tag] = DataElement(tag, vr, value)
@@ -261,7 +229,7 @@ def instance_paths(
     _, clauses, params = _matching(identifier, level)
     where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
     sql = (
-        f"SELECT i.path, i.sop_class, i.transfer_syntax, i.sop_uid FROM {IMAGE_FROM}{where} "
+        f"SELECT i.path, i.sop_class_uid, i.transfer_syntax_uid, i.{_SOP} FROM {IMAGE_FROM}{where} "
         f"ORDER BY {ORDER['IMAGE']}"
     )
     return [(files_dir / r[0], r[1], r[2], r[3]) for r in conn.execute(sql, params)]

@@ -1,126 +1,122 @@
-"""Plain records the cache returns to the CLI, the server and the GUI."""
+"""Plain records the cache returns to the CLI, the server and the GUI.
+
+Their attribute fields are generated from the vocabulary (`store/attributes.py`):
+one field per attribute of the record's levels, named like its index column,
+so `from_row` is a loop and `to_json` maps fields to the SPEC §3 keys.
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import sqlite3
-from dataclasses import dataclass, field
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from gearview.store.attributes import (
+    HEADER,
+    IMAGE,
+    PATIENT,
+    SERIES,
+    STUDY,
+    UNIQUE,
+    Attribute,
+    at_level,
+    parent_keys,
+)
 
-@dataclass
-class StudyRecord:
-    study_uid: str
-    patient_name: str = ""
-    patient_id: str = ""
-    issuer_of_patient_id: str = ""
-    birth_date: str = ""
-    sex: str = ""
-    study_date: str = ""
-    study_time: str = ""
-    accession: str = ""
-    study_id: str = ""
-    description: str = ""
-    referring_physician: str = ""
-    modalities: list[str] = field(default_factory=list)
-    series: int = 0
-    instances: int = 0
-    institution: str = ""
-    updated_at: float = 0.0
-    mismatch: bool = False
 
-    JSON_KEYS = (
-        "study_uid",
-        "patient_name",
-        "patient_id",
-        "issuer_of_patient_id",
-        "birth_date",
-        "sex",
-        "study_date",
-        "study_time",
-        "accession",
-        "study_id",
-        "description",
-        "referring_physician",
-        "modalities",
-        "series",
-        "instances",
-    )
+def _spec(attr: Attribute) -> tuple[str, Any, Any]:
+    if attr.kind == "list":
+        return attr.field, list[str], dataclasses.field(default_factory=list)
+    if attr.kind == "count":
+        return attr.field, int, dataclasses.field(default=0)
+    if attr.is_int:
+        return attr.field, int | None, dataclasses.field(default=attr.default)
+    return attr.field, str, dataclasses.field(default="")
+
+
+def _value(attr: Attribute, value: Any) -> Any:
+    if attr.kind == "list":
+        return [v for v in (value or "").split("\\") if v]
+    if attr.kind == "str" or attr.kind in ("uid", "pn", "date", "time"):
+        return value or ""
+    return value
+
+
+def _default(value: Any) -> Any:
+    if isinstance(value, (list, dict, set)):
+        return dataclasses.field(default_factory=type(value))
+    return dataclasses.field(default=value)
+
+
+class _Record:
+    """What every generated record does with its attributes."""
+
+    ATTRIBUTES: tuple[Attribute, ...] = ()
+    #: The attributes `to_json` shows (the parents' UIDs are not part of a child's object).
+    JSON: tuple[Attribute, ...] = ()
+    #: Fields that are not attributes, read from a row when it has them (name -> type).
+    EXTRA: dict[str, type] = {}
 
     @classmethod
-    def from_row(cls, row: sqlite3.Row) -> StudyRecord:
-        return cls(
-            study_uid=row["study_uid"],
-            patient_name=row["patient_name"],
-            patient_id=row["patient_id"],
-            issuer_of_patient_id=row["issuer_of_patient_id"],
-            birth_date=row["birth_date"],
-            sex=row["sex"],
-            study_date=row["study_date"],
-            study_time=row["study_time"],
-            accession=row["accession"],
-            study_id=row["study_id"],
-            description=row["description"],
-            referring_physician=row["referring_physician"],
-            modalities=[m for m in (row["modalities"] or "").split("\\") if m],
-            series=row["series_count"],
-            instances=row["instance_count"],
-            institution=row["institution"],
-            updated_at=row["updated_at"],
-            mismatch=bool(row["mismatch"]),
-        )
+    def from_row(cls, row: sqlite3.Row, files_dir: Path | None = None) -> Any:
+        """The record of an index row; `files_dir` makes a relative `path` absolute."""
+        values = {a.field: _value(a, row[a.field]) for a in cls.ATTRIBUTES}
+        names = row.keys()
+        for name, kind in cls.EXTRA.items():
+            if name in names:
+                values[name] = kind(row[name])
+        if files_dir is not None and "path" in values:
+            values["path"] = files_dir / values["path"]
+        return cls(**values)
 
     def to_json(self) -> dict[str, Any]:
         """The stable SPEC §3 shape for `--json` output."""
-        return {key: getattr(self, key) for key in self.JSON_KEYS}
+        return {a.json: getattr(self, a.field) for a in self.JSON}
 
 
-@dataclass
-class SeriesRecord:
-    series_uid: str
-    study_uid: str
-    number: int | None
-    modality: str
-    description: str
-    instances: int
-    body_part: str = ""
+def _record(name: str, doc: str, level: str, attributes: Iterable[Attribute],
+            extra: Iterable[tuple[str, type, Any]] = ()) -> type:
+    """A dataclass with the UID fields first (required), then one field per attribute."""
+    parents = parent_keys(level)
+    keys = parents + ((UNIQUE[level],) if level in UNIQUE else ())
+    attrs = keys + tuple(a for a in attributes if a not in keys)
+    extra = tuple(extra)
+    fields = [(a.field, str) for a in keys] + [_spec(a) for a in attrs[len(keys):]]
+    fields += [(n, kind, _default(default)) for n, kind, default in extra]
+    cls = dataclasses.make_dataclass(name, fields, bases=(_Record,),
+                                     namespace={"__doc__": doc, "__module__": __name__})
+    cls.ATTRIBUTES = attrs
+    cls.JSON = tuple(a for a in attrs if a.json is not None and a not in parents)
+    cls.EXTRA = {n: kind for n, kind, _ in extra}
+    return cls
 
-    JSON_KEYS = ("series_uid", "number", "modality", "description", "instances")
 
-    def to_json(self) -> dict[str, Any]:
-        return {key: getattr(self, key) for key in self.JSON_KEYS}
+PatientRecord = _record(
+    "PatientRecord", "One patient as the index knows it (demographics of its studies).",
+    PATIENT, at_level(PATIENT),
+)
 
+StudyRecord = _record(
+    "StudyRecord", "One study with its patient, counts and whether its instances disagree.",
+    STUDY, at_level(PATIENT) + at_level(STUDY),
+    extra=(("updated_at", float, 0.0), ("mismatch", bool, False)),
+)
 
-@dataclass
-class InstanceRecord:
-    sop_uid: str
-    series_uid: str
-    study_uid: str
-    sop_class: str
-    transfer_syntax: str
-    instance_number: int | None
-    frames: int
-    rows: int | None
-    columns: int | None
-    path: Path
-    size: int
-    received_at: float
-    source_ae: str
+SeriesRecord = _record(
+    "SeriesRecord", "One series of a study.",
+    SERIES, at_level(SERIES),
+)
 
-    @classmethod
-    def from_row(cls, row: sqlite3.Row, files_dir: Path) -> InstanceRecord:
-        return cls(
-            sop_uid=row["sop_uid"],
-            series_uid=row["series_uid"],
-            study_uid=row["study_uid"],
-            sop_class=row["sop_class"],
-            transfer_syntax=row["transfer_syntax"],
-            instance_number=row["instance_number"],
-            frames=row["frames"],
-            rows=row["rows"],
-            columns=row["columns"],
-            path=files_dir / row["path"],
-            size=row["size"],
-            received_at=row["received_at"],
-            source_ae=row["source_ae"],
-        )
+InstanceRecord = _record(
+    "InstanceRecord", "One cached instance: where its file is and how it is encoded.",
+    IMAGE, at_level(IMAGE, computed=False),
+    extra=(("path", Path, Path()), ("size", int, 0), ("received_at", float, 0.0),
+           ("source_ae", str, "")),
+)
+
+InstanceInfo = _record(
+    "InstanceInfo", "What the index stores about one instance; built from its header only.",
+    IMAGE, HEADER, extra=(("has_pixels", bool, False), ("warnings", list[str], [])),
+)

@@ -165,7 +165,7 @@ class BurnDialog(QDialog):
         for study in studies:
             self.studies.addItem(
                 f"{study.patient_name} ({study.patient_id}) — {study.study_date} "
-                f"{study.description} — {study.instances} image(s)"
+                f"{study.study_description} — {study.number_of_study_related_instances} image(s)"
             )
 
     def _fill_drives(self, drives: list[str]) -> None:

@@ -134,7 +134,8 @@ class DeidentifyBox(QGroupBox):
         def job() -> tuple[dict[str, str], list[PreviewRow]]:
             studies = self.cache.studies_by_uid(self.study_uids)
             titles = {
-                s.study_uid: f"{s.patient_name}  {s.study_date}  {s.description}".strip()
+                s.study_instance_uid: f"{s.patient_name}  {s.study_date}  "
+                f"{s.study_description}".strip()
                 for s in studies
             }
             return titles, preview(self.cache.home, studies, options)

@@ -35,6 +35,7 @@ from gearview.edit.undo import undo_last
 from gearview.edit.values import COMMON_FIELDS, resolve_field, validate
 from gearview.errors import GearviewError, describe_error
 from gearview.identity.lookup import PatientIdentity
+from gearview.store.attributes import field_for
 from gearview.store.records import SeriesRecord, StudyRecord
 from gearview.ui.reconcile_panel import CandidatePicker, form_values
 
@@ -43,21 +44,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-#: Form keyword -> the StudyRecord attribute holding its current value.
-RECORD_ATTRS = {
-    "PatientName": "patient_name",
-    "PatientID": "patient_id",
-    "IssuerOfPatientID": "issuer_of_patient_id",
-    "PatientBirthDate": "birth_date",
-    "PatientSex": "sex",
-    "AccessionNumber": "accession",
-    "StudyDescription": "description",
-    "ReferringPhysicianName": "referring_physician",
-    "StudyDate": "study_date",
-    "StudyTime": "study_time",
-    "StudyID": "study_id",
-    "InstitutionName": "institution",
-}
 PATIENT_KEYWORDS = ("PatientName", "PatientID", "PatientBirthDate", "PatientSex")
 ERROR_STYLE = "color: #d32f2f;"
 #: Wide enough for a field's error message ("PatientBirthDate (0010,0030): ...") on two lines.
@@ -81,7 +67,8 @@ class EditStudyDialog(QDialog):
         self.initial: dict[str, str] = {}
         layout = QVBoxLayout(self)
         self.summary = QLabel(
-            f"{record.instances} instance(s) in {record.series} series will be rewritten; "
+            f"{record.number_of_study_related_instances} instance(s) in "
+            f"{record.number_of_study_related_series} series will be rewritten; "
             "the previous values are kept in each instance and in the audit log."
         )
         self.summary.setWordWrap(True)
@@ -117,7 +104,7 @@ class EditStudyDialog(QDialog):
         return self.buttons.button(QDialogButtonBox.StandardButton.Save)
 
     def _add_field(self, form: QFormLayout, keyword: str, label: str) -> None:
-        attr = RECORD_ATTRS.get(keyword)
+        attr = field_for(keyword)
         value = str(getattr(self.record, attr, "") or "") if attr else ""
         edit = QLineEdit(value)
         edit.setObjectName(keyword)
@@ -226,8 +213,8 @@ def _pick(window: MainWindow, record: StudyRecord, form: EditStudyDialog) -> Non
         record.patient_id,
         record.issuer_of_patient_id,
         record.patient_name,
-        record.birth_date,
-        record.sex,
+        record.patient_birth_date,
+        record.patient_sex,
     )
     picker = CandidatePicker(window.pool, window.config, lambda: window.cache.conn, current, form)
     picker.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
@@ -244,7 +231,12 @@ def _pick(window: MainWindow, record: StudyRecord, form: EditStudyDialog) -> Non
 def _run_edit(window: MainWindow, record: StudyRecord, values: dict[str, str], reason: str) -> None:
     def job(progress: Any, token: Any) -> Any:
         return edit_study(
-            window.cache, record.study_uid, values, reason=reason, progress=progress, token=token
+            window.cache,
+            record.study_instance_uid,
+            values,
+            reason=reason,
+            progress=progress,
+            token=token,
         )
 
     def done(result: Any) -> None:
@@ -289,10 +281,10 @@ class SeriesDialog(QDialog):
         self.series = QListWidget()
         for record in series:
             item = QListWidgetItem(
-                f"#{record.number or '-'} {record.modality} {record.description} "
-                f"({record.instances} instances)"
+                f"#{record.series_number or '-'} {record.modality} {record.series_description} "
+                f"({record.number_of_series_related_instances} instances)"
             )
-            item.setData(Qt.ItemDataRole.UserRole, record.series_uid)
+            item.setData(Qt.ItemDataRole.UserRole, record.series_instance_uid)
             item.setFlags(item.flags() | Qt.ItemFlag.ItemIsUserCheckable)
             item.setCheckState(Qt.CheckState.Unchecked)
             self.series.addItem(item)
@@ -301,8 +293,9 @@ class SeriesDialog(QDialog):
         self.target = QComboBox()
         for study in targets or []:
             self.target.addItem(
-                f"{study.patient_name} ({study.patient_id}) {study.study_date} {study.description}",
-                study.study_uid,
+                f"{study.patient_name} ({study.patient_id}) {study.study_date} "
+                f"{study.study_description}",
+                study.study_instance_uid,
             )
         if targets is not None:
             layout.addWidget(QLabel("Into study:"))
@@ -343,7 +336,9 @@ def _open_series_dialog(window: MainWindow, uids: list[str], move: bool) -> None
         return
 
     def load() -> tuple[list[SeriesRecord], list[StudyRecord]]:
-        others = [s for s in window.cache.studies() if s.study_uid != uid] if move else []
+        others = [
+            s for s in window.cache.studies() if s.study_instance_uid != uid
+        ] if move else []
         return window.cache.series(uid), others
 
     def show(result: tuple[list[SeriesRecord], list[StudyRecord]]) -> None:

@@ -216,10 +216,10 @@ class QueryPanel(QWidget):
         return StudyQuery(
             patient_name=self.patient_name.text(),
             patient_id=self.patient_id.text(),
-            accession=self.accession.text(),
+            accession_number=self.accession.text(),
             study_date=self.study_date(),
-            modality=self.modality.currentText(),
-            birth_date=self.birth_date.text(),
+            modalities_in_study=self.modality.currentText(),
+            patient_birth_date=self.birth_date.text(),
         ).validate()
 
     def search(self) -> None:
@@ -268,17 +268,17 @@ class QueryPanel(QWidget):
                 "",
                 study.patient_name,
                 study.patient_id,
-                study.birth_date,
+                study.patient_birth_date,
                 study.study_date,
-                ",".join(study.modalities),
-                study.accession,
-                study.description,
-                str(study.instances),
+                ",".join(study.modalities_in_study),
+                study.accession_number,
+                study.study_description,
+                str(study.number_of_study_related_instances),
                 ",".join(study.sources),
             )
             for column, value in enumerate(values):
                 item = QTableWidgetItem(value)
-                item.setData(Qt.ItemDataRole.UserRole, study.study_uid)
+                item.setData(Qt.ItemDataRole.UserRole, study.study_instance_uid)
                 self.table.setItem(row, column, item)
         self._mark_cached()
 
@@ -290,11 +290,13 @@ class QueryPanel(QWidget):
         if not self.results:
             return
         self.window.pool.submit(
-            self._cached_uids, [s.study_uid for s in self.results], on_result=self._apply_marks
+            self._cached_uids,
+            [s.study_instance_uid for s in self.results],
+            on_result=self._apply_marks,
         )
 
     def _cached_uids(self, uids: list[str]) -> set[str]:
-        return {s.study_uid for s in self.window.cache.studies_by_uid(uids)}
+        return {s.study_instance_uid for s in self.window.cache.studies_by_uid(uids)}
 
     def _apply_marks(self, cached: set[str]) -> None:
         for row in range(self.table.rowCount()):
@@ -331,7 +333,7 @@ class QueryPanel(QWidget):
         job_ids = []
         for row in self.selected_rows():
             uid = self.table.item(row, 1).data(Qt.ItemDataRole.UserRole)
-            study = next(s for s in self.results if s.study_uid == uid)
+            study = next(s for s in self.results if s.study_instance_uid == uid)
             node = self._source_node(study)
             if node is None:
                 continue

@@ -92,14 +92,14 @@ class Column:
 COLUMNS = (
     Column("Patient name", "patient_name", chars=26),
     Column("Patient ID", "patient_id", chars=14),
-    Column("Birth date", "birth_date", chars=12),
-    Column("Sex", "sex", chars=5),
+    Column("Birth date", "patient_birth_date", chars=12),
+    Column("Sex", "patient_sex", chars=5),
     Column("Study date", "study_date", chars=13),
-    Column("Modalities", "modalities", chars=11),
-    Column("Description", "description", chars=0),
-    Column("Accession", "accession", chars=13),
-    Column("Series", "series", numeric=True, chars=7),
-    Column("Instances", "instances", numeric=True, chars=9),
+    Column("Modalities", "modalities_in_study", chars=11),
+    Column("Description", "study_description", chars=0),
+    Column("Accession", "accession_number", chars=13),
+    Column("Series", "number_of_study_related_series", numeric=True, chars=7),
+    Column("Instances", "number_of_study_related_instances", numeric=True, chars=9),
 )
 COL_NAME = 0
 COL_STUDY_DATE = 4
@@ -149,7 +149,7 @@ class StudyTableModel(QAbstractTableModel):
                 return "\\".join(value).casefold()
             return str(value).casefold()
         if role == UID_ROLE:
-            return record.study_uid
+            return record.study_instance_uid
         if role == Qt.ItemDataRole.TextAlignmentRole and column.numeric:
             return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
         if index.column() == COL_NAME and record.mismatch:
@@ -164,7 +164,7 @@ class StudyTableModel(QAbstractTableModel):
         value = getattr(record, column.attr)
         if column.attr == "patient_name":
             return format_person_name(value)
-        if column.attr in ("birth_date", "study_date"):
+        if column.attr in ("patient_birth_date", "study_date"):
             return format_date(value)
         if isinstance(value, list):
             return ", ".join(value)
@@ -179,10 +179,10 @@ class StudyTableModel(QAbstractTableModel):
         return self._row_of.get(study_uid)
 
     def study_uids(self) -> list[str]:
-        return [r.study_uid for r in self._rows]
+        return [r.study_instance_uid for r in self._rows]
 
     def modalities(self) -> list[str]:
-        return sorted({m for r in self._rows for m in r.modalities})
+        return sorted({m for r in self._rows for m in r.modalities_in_study})
 
     def reset(self, records: Iterable[StudyRecord]) -> None:
         self.beginResetModel()
@@ -195,7 +195,7 @@ class StudyTableModel(QAbstractTableModel):
         new: list[StudyRecord] = []
         last = self.columnCount() - 1
         for record in records:
-            row = self._row_of.get(record.study_uid)
+            row = self._row_of.get(record.study_instance_uid)
             if row is None:
                 new.append(record)
             else:
@@ -206,7 +206,7 @@ class StudyTableModel(QAbstractTableModel):
             self.beginInsertRows(QModelIndex(), first, first + len(new) - 1)
             self._rows.extend(new)
             for offset, record in enumerate(new):
-                self._row_of[record.study_uid] = first + offset
+                self._row_of[record.study_instance_uid] = first + offset
             self.endInsertRows()
 
     def remove(self, study_uids: Iterable[str]) -> None:
@@ -219,7 +219,7 @@ class StudyTableModel(QAbstractTableModel):
             self._reindex()
 
     def _reindex(self) -> None:
-        self._row_of = {r.study_uid: i for i, r in enumerate(self._rows)}
+        self._row_of = {r.study_instance_uid: i for i, r in enumerate(self._rows)}
 
 
 class StudyFilterProxy(QSortFilterProxyModel):
@@ -265,7 +265,7 @@ class StudyFilterProxy(QSortFilterProxyModel):
         if not isinstance(model, StudyTableModel):
             return True
         record = model.record(source_row)
-        if self._modality and self._modality not in record.modalities:
+        if self._modality and self._modality not in record.modalities_in_study:
             return False
         if self._date_from or self._date_to:
             date = record.study_date
@@ -282,8 +282,8 @@ class StudyFilterProxy(QSortFilterProxyModel):
                     record.patient_name.replace("^", " "),
                     format_person_name(record.patient_name),
                     record.patient_id,
-                    record.accession,
-                    record.description,
+                    record.accession_number,
+                    record.study_description,
                 )
             ).casefold()
             return all(word in haystack for word in self._text.split())
@@ -590,7 +590,7 @@ class StudyListWidget(QWidget):
     def _on_partial_loaded(self, result: tuple[list[str], list[StudyRecord]]) -> None:
         uids, records = result
         self.model.upsert(records)
-        found = {r.study_uid for r in records}
+        found = {r.study_instance_uid for r in records}
         self.model.remove(u for u in uids if u not in found)
         self._load_finished()
 

@@ -48,9 +48,9 @@ def load_instance(cache: Cache, sop_uid: str) -> tuple[InstanceRecord, list[TagN
 
 def scope_records(cache: Cache, record: InstanceRecord, scope: str) -> list[InstanceRecord]:
     if scope == "study":
-        return cache.instances(study_uid=record.study_uid)
+        return cache.instances(study_uid=record.study_instance_uid)
     if scope == "series":
-        return cache.instances(series_uid=record.series_uid)
+        return cache.instances(series_uid=record.series_instance_uid)
     return [record]
 
 
@@ -208,7 +208,7 @@ class TagEditor(QWidget):
         self.run_job(
             job,
             f"Set {node.keyword}",
-            on_done=lambda _: self.load(record.sop_uid),
+            on_done=lambda _: self.load(record.sop_instance_uid),
             on_error=self._failed,
         )
 
@@ -228,7 +228,7 @@ def install(window: MainWindow) -> None:
             records = window.cache.instances(study_uid=study_uid)
             if not records:
                 raise NotFoundError("the study is no longer in the cache")
-            return records[0].sop_uid
+            return records[0].sop_instance_uid
 
         dock.show()
         window.pool.submit(first, uids[0], on_result=editor.load, on_error=editor._failed)

@@ -56,7 +56,7 @@ def test_ls_json_has_the_spec_shape(filled: Cache, capsys: pytest.CaptureFixture
 
 
 def test_ls_study_lists_series(filled: Cache, capsys: pytest.CaptureFixture[str]) -> None:
-    uid = filled.studies("p.patient_id = ?", ["MRN1"])[0].study_uid
+    uid = filled.studies("p.patient_id = ?", ["MRN1"])[0].study_instance_uid
     assert main(["ls", uid, "--json"]) == 0
     series = json.loads(capsys.readouterr().out)
     assert [set(s) for s in series] == [

@@ -134,9 +134,9 @@ def test_pixel_data_bytes_unchanged_for_every_syntax(cache, tmp_path):
     assert len(copies) == len(records) == 10
     for record in records:
         source = pydicom.dcmread(record.path)
-        copy = copies[mapping.uid(record.sop_uid)]
+        copy = copies[mapping.uid(record.sop_instance_uid)]
         assert copy.file_meta.TransferSyntaxUID == source.file_meta.TransferSyntaxUID
-        assert copy.PixelData == source.PixelData, record.sop_uid
+        assert copy.PixelData == source.PixelData, record.sop_instance_uid
 
 
 def test_second_export_gives_the_same_uids_and_another_key_does_not(cache, tmp_path):
@@ -148,7 +148,7 @@ def test_second_export_gives_the_same_uids_and_another_key_does_not(cache, tmp_p
     assert {str(d.PatientID) for d in first.values()} == {str(d.PatientID) for d in second.values()}
     key = station_key(cache.home)
     other = KeyedMapping(os.urandom(len(key)))
-    assert {other.uid(r.sop_uid) for r in cache.instances(study_uid=study)}.isdisjoint(first)
+    assert {other.uid(r.sop_instance_uid) for r in cache.instances(study_uid=study)}.isdisjoint(first)
 
 
 def test_station_key_is_private_and_stable(home):
@@ -308,7 +308,7 @@ def test_folder_export_to_a_full_stick_leaves_nothing(cache, tmp_path):
             cache.add_file(path)
         before = _hashes(cache)
         with pytest.raises(StorageFullError):
-            _export(cache, [s.study_uid for s in cache.studies()], mnt / "export")
+            _export(cache, [s.study_instance_uid for s in cache.studies()], mnt / "export")
         assert list(mnt.iterdir()) == []
         assert _hashes(cache) == before
         assert not list(cache.spool_dir.glob("export-*"))

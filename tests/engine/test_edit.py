@@ -28,7 +28,7 @@ from gearview.edit.study_edit import edit_study
 from gearview.edit.undo import undo_last
 from gearview.errors import InvalidValueError, NotFoundError, StoreError
 from gearview.store import Cache
-from gearview.store.inspect import read_instance_info
+from gearview.store.header import read_instance_info
 
 NEW = {
     "PatientName": "Corrected^Name",
@@ -53,7 +53,7 @@ def test_mixed_study_edit_changes_every_file_and_nothing_else(
     require("dcmdump")
     study = add_mixed_study(cache, tmp_path / "src")
     before = {
-        i.sop_uid: (i.path, dcmdump(i.path), _tail(i.path), i.transfer_syntax)
+        i.sop_instance_uid: (i.path, dcmdump(i.path), _tail(i.path), i.transfer_syntax_uid)
         for i in cache.instances(study_uid=study)
     }
     pixels_deflated = {
@@ -70,7 +70,7 @@ def test_mixed_study_edit_changes_every_file_and_nothing_else(
     assert len(result.instances) == len(before) == 10
     assert result.undo_id and seen[-1].changes.undo_id == result.undo_id
     for inst in cache.instances(study_uid=study):
-        old_path, old_dump, old_tail, ts = before[inst.sop_uid]
+        old_path, old_dump, old_tail, ts = before[inst.sop_instance_uid]
         assert inst.path == old_path
         new_dump = dcmdump(inst.path)
         assert without(new_dump, CHANGED_TAGS) == without(old_dump, CHANGED_TAGS), ts
@@ -81,17 +81,17 @@ def test_mixed_study_edit_changes_every_file_and_nothing_else(
         assert item.ModifyingSystem.startswith("gearview")
         assert item.ReasonForTheAttributeModification == "CORRECT"
         assert len(item.AttributeModificationDateTime) >= 14
-        old = pydicom.dcmread(os.fspath(result_path(cache, result.undo_id, inst.sop_uid)))
+        old = pydicom.dcmread(os.fspath(result_path(cache, result.undo_id, inst.sop_instance_uid)))
         modified = item.ModifiedAttributesSequence[0]
         assert str(modified.PatientName) == str(old.get("PatientName", ""))
         assert modified.PatientID == old.get("PatientID", "")
         if ts.endswith(".99"):
-            assert ds.PixelData == pixels_deflated[inst.sop_uid]
+            assert ds.PixelData == pixels_deflated[inst.sop_instance_uid]
         else:
             assert _tail(inst.path) == old_tail, ts
         read_instance_info(inst.path)  # still passes the cache's own validation
     record = cache.study(study)
-    assert (record.patient_name, record.patient_id, record.accession) == (
+    assert (record.patient_name, record.patient_id, record.accession_number) == (
         "Corrected^Name",
         "MRN-42",
         "A2024",

@@ -75,10 +75,10 @@ def test_split_study_new_uid_and_references(cache: Cache, tmp_path: Path) -> Non
     before = snapshot(cache)
     new_uid, result = split_study(cache, study, [series[1]], reason="two exams in one")
     assert new_uid != study and result.undo_id
-    assert {r.study_uid for r in cache.instances(series_uid=series[1])} == {new_uid}
-    assert {s.series_uid for s in cache.series(study)} >= {series[0]}
+    assert {r.study_instance_uid for r in cache.instances(series_uid=series[1])} == {new_uid}
+    assert {s.series_instance_uid for s in cache.series(study)} >= {series[0]}
     new = cache.study(new_uid)
-    assert new.patient_id == "P1" and new.instances == 2
+    assert new.patient_id == "P1" and new.number_of_study_related_instances == 2
     for record in cache.instances(series_uid=series[1]):
         ds = pydicom.dcmread(record.path)
         assert ds.StudyInstanceUID == new_uid and record.path.exists()
@@ -104,11 +104,12 @@ def test_move_series_to_other_patient_takes_its_demographics(cache: Cache, tmp_p
     target, _ = _study(cache, tmp_path / "b", series=1, patient_name="Right^Pat", patient_id="R1")
     move_series(cache, [series[0]], target)
     moved = cache.instances(series_uid=series[0])
-    assert {r.study_uid for r in moved} == {target}
+    assert {r.study_instance_uid for r in moved} == {target}
     ds = pydicom.dcmread(moved[0].path)
     assert (str(ds.PatientName), ds.PatientID) == ("Right^Pat", "R1")
-    assert not cache.study(target).mismatch and cache.study(target).series == 2
-    assert cache.study(source).series == 1
+    target_study = cache.study(target)
+    assert not target_study.mismatch and target_study.number_of_study_related_series == 2
+    assert cache.study(source).number_of_study_related_series == 1
     old_paths = {str(p) for p in cache.files_dir.rglob("*.dcm")}
     assert len(old_paths) == 6  # old paths removed, no duplicates left behind
 
@@ -123,7 +124,7 @@ def test_merge_requires_same_patient_and_removes_source(cache: Cache, tmp_path: 
     assert snapshot(cache) == before
     result = merge_studies(cache, first, second, reason="same visit")
     assert first in result.changes.studies_removed
-    assert cache.study(first) is None and cache.study(second).series == 3
+    assert cache.study(first) is None and cache.study(second).number_of_study_related_series == 3
     undo_last(cache, second)
     assert snapshot(cache) == before
 

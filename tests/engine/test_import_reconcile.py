@@ -54,7 +54,7 @@ def test_sop_uid_cached_under_another_patient_is_not_replaced(cache: Cache, tmp_
     assert "already cached under another patient 'MRN-1'" in conflict.reason
     assert "1 not replaced" in report.summary() and "Conflicts" in report.to_text()
     assert _digest(cache.instance(sop).path) == before
-    assert cache.study(cache.instance(sop).study_uid).patient_id == "MRN-1"
+    assert cache.study(cache.instance(sop).study_instance_uid).patient_id == "MRN-1"
 
 
 def test_sop_uid_of_another_study_is_replaced_only_when_asked(cache: Cache, tmp_path: Path):
@@ -103,9 +103,13 @@ def test_a_mapping_per_patient_reconciles_each_to_its_local_record(cache: Cache,
     assert report.imported == 3
     per_patient: dict[str, int] = {}
     for study in cache.studies():
-        per_patient[study.patient_id] = per_patient.get(study.patient_id, 0) + study.instances
+        per_patient[study.patient_id] = per_patient.get(study.patient_id, 0) + study.number_of_study_related_instances
     assert per_patient == {"MRN-1": 3, "MRN-2": 2}  # the local instance + the disc's
-    for sop in (i.sop_uid for s in cache.studies() for i in cache.instances(s.study_uid)):
+    for sop in (
+        i.sop_instance_uid
+        for s in cache.studies()
+        for i in cache.instances(s.study_instance_uid)
+    ):
         ds = pydicom.dcmread(cache.instance(sop).path)
         if "OtherPatientIDsSequence" not in ds:
             continue  # a local instance

@@ -54,7 +54,7 @@ def _two_studies(cache: Cache, tmp_path: Path) -> list[str]:
     for name, n in (("A", 4), ("B", 3)):
         for path in write_series(tmp_path / name, n):
             cache.add_file(path)
-    return [s.study_uid for s in cache.studies()]
+    return [s.study_instance_uid for s in cache.studies()]
 
 
 def test_iso_has_fileset_pdi_and_round_trips_into_a_fresh_home(cache, tmp_path):
@@ -76,8 +76,8 @@ def test_iso_has_fileset_pdi_and_round_trips_into_a_fresh_home(cache, tmp_path):
         assert sorted((s.to_json() for s in fresh.studies()), key=str) == sorted(
             (s.to_json() for s in cache.studies()), key=str
         )
-        assert sorted(i.sop_uid for i in fresh.instances()) == sorted(
-            i.sop_uid for i in cache.instances()
+        assert sorted(i.sop_instance_uid for i in fresh.instances()) == sorted(
+            i.sop_instance_uid for i in cache.instances()
         )
     finally:
         fresh.close()
@@ -95,7 +95,7 @@ def test_general_purpose_profile_decompresses_and_dvd_j2k_keeps(cache, tmp_path)
         cache.add_file(TEST_FILES / name)
         source = pydicom.dcmread(TEST_FILES / name)
         originals[source.SOPInstanceUID] = source.pixel_array  # every one is lossless
-    uids = [s.study_uid for s in cache.studies()]
+    uids = [s.study_instance_uid for s in cache.studies()]
     export_iso(cache, uids, tmp_path / "cd.iso")
     seen = set()
     for name in _listing(tmp_path / "cd.iso"):
@@ -137,7 +137,7 @@ def test_preamble_zeroed_on_burned_media(cache, tmp_path):
     data[:4] = b"MZ\x90\x00"
     path.write_bytes(bytes(data))
     import_path(tmp_path / "cd", cache)
-    export_iso(cache, [s.study_uid for s in cache.studies()], tmp_path / "out.iso")
+    export_iso(cache, [s.study_instance_uid for s in cache.studies()], tmp_path / "out.iso")
     (name,) = [n for n in _listing(tmp_path / "out.iso") if n.startswith("/DICOM/")]
     assert _read(tmp_path / "out.iso", name)[:132] == b"\0" * 128 + b"DICM"
 
@@ -148,7 +148,7 @@ def test_html_index_escapes_dicom_values_and_empty_study_id(cache, tmp_path):
         ds.StudyID = ""
         ds.save_as(ds_path)
         cache.add_file(ds_path)
-    export_iso(cache, [s.study_uid for s in cache.studies()], tmp_path / "o.iso")
+    export_iso(cache, [s.study_instance_uid for s in cache.studies()], tmp_path / "o.iso")
     page = _read(tmp_path / "o.iso", "/INDEX.HTM").decode()
     assert "<script>" not in page and "&lt;script&gt;" in page
 
@@ -192,11 +192,12 @@ def test_export_to_a_full_tmpfs_fails_cleanly(cache, tmp_path):
     try:
         for path in write_series(tmp_path / "big", 40, rows=256, cols=256):
             cache.add_file(path)
-        before = sorted((i.sop_uid, i.path.stat().st_size) for i in cache.instances())
+        before = sorted((i.sop_instance_uid, i.path.stat().st_size) for i in cache.instances())
         with pytest.raises(StorageFullError):
-            export_iso(cache, [s.study_uid for s in cache.studies()], mnt / "full.iso")
+            export_iso(cache, [s.study_instance_uid for s in cache.studies()], mnt / "full.iso")
         assert list(mnt.iterdir()) == []
-        assert sorted((i.sop_uid, i.path.stat().st_size) for i in cache.instances()) == before
+        after = sorted((i.sop_instance_uid, i.path.stat().st_size) for i in cache.instances())
+        assert after == before
     finally:
         subprocess.run(["umount", str(mnt)], check=False)
 
@@ -215,12 +216,12 @@ class _KilledBurner(BurnBackend):
 
 def test_burner_killed_mid_write_is_a_failed_burn(cache, tmp_path):
     uids = _two_studies(cache, tmp_path)
-    before = sorted((i.sop_uid, i.path.stat().st_size) for i in cache.instances())
+    before = sorted((i.sop_instance_uid, i.path.stat().st_size) for i in cache.instances())
     with pytest.raises(MediaWriteError, match="failed"):
         burn_disc(cache, uids, str(tmp_path / "drive.img"), backend=_KilledBurner())
     assert not [r for r in audit.read(cache.home) if r["action"] == "media.burn"]
     assert not list(cache.spool_dir.glob("burn-*"))
-    assert sorted((i.sop_uid, i.path.stat().st_size) for i in cache.instances()) == before
+    assert sorted((i.sop_instance_uid, i.path.stat().st_size) for i in cache.instances()) == before
 
 
 def test_verified_burn_is_audited(cache, tmp_path):

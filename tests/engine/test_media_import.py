@@ -393,9 +393,11 @@ def test_reconcile_takes_the_cached_demographics_and_keeps_the_outside_ones(cach
     report = import_path(tmp_path / "cd", cache, ReconcileRequest(patient=Reconcile("MRN42")))
     assert report.imported == 2
     assert any("'Outside^Name' -> 'Local^Name'" in w for w in report.warnings)
-    study = next(s for s in cache.studies() if s.instances == 2)
-    assert (study.patient_id, study.patient_name, study.sex) == ("MRN42", "Local^Name", "F")
-    ds = pydicom.dcmread(cache.instances(study_uid=study.study_uid)[0].path)
+    study = next(s for s in cache.studies() if s.number_of_study_related_instances == 2)
+    assert (study.patient_id, study.patient_name, study.patient_sex) == (
+        "MRN42", "Local^Name", "F"
+    )
+    ds = pydicom.dcmread(cache.instances(study_uid=study.study_instance_uid)[0].path)
     assert (ds.PatientID, str(ds.PatientName), ds.PatientSex) == ("MRN42", "Local^Name", "F")
     assert ds.OtherPatientIDsSequence[0].PatientID == "OUT-7"
     (original,) = ds.OriginalAttributesSequence

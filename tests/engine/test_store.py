@@ -38,12 +38,19 @@ def test_added_file_is_indexed_under_a_hashed_path(cache: Cache, tmp_path: Path)
         cache.add_file(path, source_ae="MODALITY")
     studies = cache.studies()
     assert [
-        (s.patient_name, s.patient_id, s.series, s.instances, s.modalities) for s in studies
+        (
+            s.patient_name,
+            s.patient_id,
+            s.number_of_study_related_series,
+            s.number_of_study_related_instances,
+            s.modalities_in_study,
+        )
+        for s in studies
     ] == [("Doe^Jane", "MRN123", 1, 3, ["CT"])]
-    for inst in cache.instances(study_uid=studies[0].study_uid):
+    for inst in cache.instances(study_uid=studies[0].study_instance_uid):
         rel = inst.path.relative_to(cache.files_dir).as_posix()
         assert "Doe" not in rel and "MRN123" not in rel
-        assert inst.sop_uid not in rel and inst.study_uid not in rel
+        assert inst.sop_instance_uid not in rel and inst.study_instance_uid not in rel
         assert inst.source_ae == "MODALITY"
         assert inst.path.read_bytes()[:132] == b"\x00" * 128 + b"DICM"
     assert _no_spool_leftovers(cache)
@@ -86,7 +93,7 @@ def test_same_sop_moved_to_another_study_leaves_no_old_file(cache: Cache) -> Non
     old = cache.add_received(meta, _dataset_bytes(a)).path
     new = cache.add_received(meta, _dataset_bytes(b)).path
     assert not old.exists() and new.exists()
-    assert [s.study_uid for s in cache.studies()] == [b.StudyInstanceUID]
+    assert [s.study_instance_uid for s in cache.studies()] == [b.StudyInstanceUID]
     assert cache.counts() == {"patient": 1, "study": 1, "series": 1, "instance": 1}
 
 
@@ -205,7 +212,7 @@ def test_deflated_file_within_limits_is_accepted(cache: Cache, tmp_path: Path) -
 def test_remove_study_deletes_rows_and_files(cache: Cache, tmp_path: Path) -> None:
     paths = write_series(tmp_path, 2)
     stored = [cache.add_file(p).path for p in paths]
-    study_uid = cache.studies()[0].study_uid
+    study_uid = cache.studies()[0].study_instance_uid
     changes = cache.remove_study(study_uid)
     assert changes.studies_removed == {study_uid}
     assert cache.counts() == {"patient": 0, "study": 0, "series": 0, "instance": 0}

@@ -12,7 +12,7 @@ from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
 from gearview.errors import StoreError
 from gearview.store import Cache
-from gearview.store import publisher as publisher_module
+from gearview.store import group_commit as group_commit_module
 from gearview.store.cache import build_file_meta
 from gearview.store.check import check_store
 
@@ -55,7 +55,7 @@ def test_one_failing_row_leaves_the_rest_of_its_group_stored(cache: Cache, monke
     """A batch where one instance cannot be indexed: that one is absent (no row, no file)."""
     study, series = generate_uid(), generate_uid()
     blocker, good, bad = (make_ct(study, series, i) for i in (1, 2, 3))
-    real_upsert = publisher_module.upsert_instance
+    real_upsert = group_commit_module.upsert_instance
 
     def upsert(conn, info, *args):
         result = real_upsert(conn, info, *args)
@@ -63,9 +63,9 @@ def test_one_failing_row_leaves_the_rest_of_its_group_stored(cache: Cache, monke
             conn.execute("INSERT INTO instance (sop_uid) VALUES (NULL)")
         return result
 
-    monkeypatch.setattr(publisher_module, "upsert_instance", upsert)
+    monkeypatch.setattr(group_commit_module, "upsert_instance", upsert)
     release, leading = threading.Event(), threading.Event()
-    original = cache._publisher._publish_locked
+    original = cache._group_commit._publish_locked
 
     groups: list[int] = []
 
@@ -75,7 +75,7 @@ def test_one_failing_row_leaves_the_rest_of_its_group_stored(cache: Cache, monke
         groups.append(len(batch))
         original(batch)
 
-    monkeypatch.setattr(cache._publisher, "_publish_locked", slow_batch)
+    monkeypatch.setattr(cache._group_commit, "_publish_locked", slow_batch)
     outcome: dict[str, BaseException | None] = {}
 
     def receive(ds: Dataset) -> None:
@@ -92,7 +92,7 @@ def test_one_failing_row_leaves_the_rest_of_its_group_stored(cache: Cache, monke
     assert leading.wait(10)
     for thread in threads[1:]:
         thread.start()
-    while len(cache._publisher._queue) < 2:
+    while len(cache._group_commit._queue) < 2:
         time.sleep(0.01)
     release.set()
     for thread in threads:

@@ -29,7 +29,8 @@ from gearview.errors import InvalidDicomError
 from gearview.platform import FileIO
 from gearview.store import Cache
 from gearview.store.cache import _pydicom_file_meta, build_file_meta, encode_file_meta
-from gearview.store.inspect import InstanceInfo, info_from_buffer, read_instance_info
+from gearview.store.header import info_from_buffer, read_instance_info
+from gearview.store.records import InstanceInfo
 
 
 def _split(raw: bytes) -> tuple[bytes, bytes]:

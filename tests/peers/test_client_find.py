@@ -78,7 +78,7 @@ def pacs_pair(tmp_path_factory: pytest.TempPathFactory):
 
 
 def _uids(studies) -> set[str]:
-    return {s.study_uid for s in studies}
+    return {s.study_instance_uid for s in studies}
 
 
 def test_echo_round_trip(pacs_pair):
@@ -98,11 +98,11 @@ def test_echo_refused_port_is_readable():
         (StudyQuery(patient_name="doe*"), {S1}),
         (StudyQuery(patient_name="Sm?th^Anna"), {S2}),
         (StudyQuery(patient_id="P2"), {S2}),
-        (StudyQuery(accession="A3"), {S3}),
+        (StudyQuery(accession_number="A3"), {S3}),
         (StudyQuery(study_date="20240101-20240131"), {S1}),
         (StudyQuery(study_date="-20231231"), {S3}),
         (StudyQuery(study_date="20240102"), {S1}),
-        (StudyQuery(modality="MR"), {S2}),
+        (StudyQuery(modalities_in_study="MR"), {S2}),
         (StudyQuery(), {S1, S2, S3}),
     ],
 )
@@ -115,13 +115,16 @@ def test_find_returns_spec_keys(pacs_pair):
     (study,) = client.find_studies(
         pacs_pair[0].node("PACS1"), Config(), StudyQuery(patient_id="P1")
     )
-    assert (study.patient_name, study.accession, study.study_date, study.modalities) == (
+    assert (
+        study.patient_name, study.accession_number, study.study_date, study.modalities_in_study
+    ) == (
         "Doe^John",
         "A1",
         "20240102",
         ["CT"],
     )
-    assert (study.instances, study.series, study.sources) == (3, 1, ["PACS1"])
+    assert study.number_of_study_related_instances == 3
+    assert (study.number_of_study_related_series, study.sources) == (1, ["PACS1"])
 
 
 def test_drill_down_series_and_images(pacs_pair):
@@ -135,7 +138,7 @@ def test_two_nodes_merged_with_sources(pacs_pair):
     nodes = [pacs_pair[0].node("PACS1"), pacs_pair[1].node("PACS2")]
     result = client.find_on_nodes(nodes, Config(), StudyQuery())
     assert not result.errors
-    by_uid = {s.study_uid: s for s in result.studies}
+    by_uid = {s.study_instance_uid: s for s in result.studies}
     assert set(by_uid) == {S1, S2, S3, S4}
     assert sorted(by_uid[S2].sources) == ["PACS1", "PACS2"]
     assert by_uid[S4].sources == ["PACS2"]

@@ -53,7 +53,7 @@ def test_move_study_into_cache(pacs, listening):
     seen: list[Progress] = []
     result = client.retrieve_to_cache(pacs.node(), config, cache, SMALL, progress=seen.append)
     assert result.ok and result.completed == 4
-    local = sorted(i.sop_uid for i in cache.instances(study_uid=SMALL))
+    local = sorted(i.sop_instance_uid for i in cache.instances(study_uid=SMALL))
     assert local == pacs.study_instances(SMALL)
     assert seen and seen[-1].done == seen[-1].total == 4
 
@@ -78,7 +78,8 @@ def test_get_for_node_marked_get(pacs, home, cache):
     node = pacs.node(roles=["query", "get"])
     result = client.retrieve_to_cache(node, load_config(home), cache, SMALL)
     assert result.ok and result.completed == 4
-    assert sorted(i.sop_uid for i in cache.instances(study_uid=SMALL)) == pacs.study_instances(
+    local = sorted(i.sop_instance_uid for i in cache.instances(study_uid=SMALL))
+    assert local == pacs.study_instances(
         SMALL
     )
 

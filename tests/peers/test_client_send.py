@@ -144,7 +144,7 @@ def test_peer_accepting_j2k_gets_stored_bytes(home, cache, tmp_path):
     with StoreSCP(tmp_path / "out", extra=["+xv"]) as scp:
         result = send_items(scp.node(), load_config(home), items_for(cache, [study]))
     assert result.ok and not any(o.converted_to for o in result.outcomes.values())
-    stored = {r.sop_uid: dcmread(r.path) for r in cache.instances(study_uid=study)}
+    stored = {r.sop_instance_uid: dcmread(r.path) for r in cache.instances(study_uid=study)}
     for path in (tmp_path / "out").iterdir():
         ds = dcmread(path)
         assert ds.file_meta.TransferSyntaxUID == JPEG2000Lossless

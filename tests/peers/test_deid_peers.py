@@ -66,7 +66,7 @@ def test_dciodvfy_reports_no_new_errors(cache, tmp_path):
     options = BurnOptions(deidentify=DeidOptions(allow_burned_in=True))
     export_folder(cache, studies, tmp_path / "out", options)
     originals = {
-        str(r.sop_class) + str(r.instance_number): r.path
+        str(r.sop_class_uid) + str(r.instance_number): r.path
         for s in studies
         for r in cache.instances(study_uid=s)
     }

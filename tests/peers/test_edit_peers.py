@@ -62,7 +62,9 @@ def test_cache_files_sent_with_storescu_to_storescp(cache, tmp_path: Path) -> No
     # storescu 3.6.7 -R will not offer compressed files as they are (it tries to decompress);
     # the compressed and multi-frame ones are checked in Orthanc after gearview's own send
     files = [
-        str(i.path) for i in cache.instances(study_uid=study) if i.transfer_syntax in UNCOMPRESSED
+        str(i.path)
+        for i in cache.instances(study_uid=study)
+        if i.transfer_syntax_uid in UNCOMPRESSED
     ]
     assert len(files) >= 4
     with StoreSCP(tmp_path / "received", extra=["+xa"]) as scp:

@@ -25,7 +25,7 @@ def _fill(cache: Cache, tmp_path: Path) -> list[str]:
             cache.add_file(path)
     for name in ("SC_rgb_rle.dcm", "reportsi.dcm", "waveform_ecg.dcm"):
         cache.add_file(TEST_FILES / name)  # image, SR document and waveform leaf records
-    return [s.study_uid for s in cache.studies()]
+    return [s.study_instance_uid for s in cache.studies()]
 
 
 def _extract(image: Path, out: Path) -> None:
@@ -112,7 +112,7 @@ def test_dicomdir_with_non_ascii_names_passes_dciodvfy(cache, tmp_path):
         ds.StudyID = ""
         ds.save_as(path)
         cache.add_file(path)
-    uids = [s.study_uid for s in cache.studies()]
+    uids = [s.study_instance_uid for s in cache.studies()]
     assert main(["burn", *uids, "--iso", str(tmp_path / "utf8.iso")]) == 0
     _extract(tmp_path / "utf8.iso", tmp_path / "x")
     _check_disc(tmp_path / "x", cache, uids)

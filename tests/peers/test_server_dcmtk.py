@@ -126,7 +126,7 @@ def test_store_is_byte_exact(home, name, options, reference_scp):
         assert result.returncode == 0, result.stdout + result.stderr
         record = cache.instance(original.SOPInstanceUID)
     assert record is not None
-    assert record.transfer_syntax == original.file_meta.TransferSyntaxUID
+    assert record.transfer_syntax_uid == original.file_meta.TransferSyntaxUID
     result = dcmtk("storescu", *options, "-aec", "REF", "127.0.0.1", str(ref_port), str(source))
     assert result.returncode == 0, result.stdout + result.stderr
     (reference,) = [p for p in ref_dir.iterdir() if p.name.endswith(str(original.SOPInstanceUID))]

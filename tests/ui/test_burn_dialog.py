@@ -16,7 +16,7 @@ def study_uids(cache, tmp_path: Path) -> list[str]:
     for name in ("A", "B"):
         for path in write_series(tmp_path / name, 3):
             cache.add_file(path)
-    return [s.study_uid for s in cache.studies()]
+    return [s.study_instance_uid for s in cache.studies()]
 
 
 def test_capacity_bar_refuses_oversized_selection(qtbot, cache, study_uids, monkeypatch) -> None:

@@ -14,13 +14,13 @@ from gearview.ui.edit_dialog import EditStudyDialog
 
 def _record(**kw: object) -> StudyRecord:
     base = dict(
-        study_uid="1.2.3",
+        study_instance_uid="1.2.3",
         patient_name="Doe^Jon",
         patient_id="P1",
-        birth_date="19700101",
-        sex="M",
-        instances=12,
-        series=2,
+        patient_birth_date="19700101",
+        patient_sex="M",
+        number_of_study_related_instances=12,
+        number_of_study_related_series=2,
     )
     base.update(kw)
     return StudyRecord(**base)
@@ -108,7 +108,7 @@ def test_split_study_from_the_list(qtbot, window, tmp_path: Path) -> None:
     dialog.accept()
     qtbot.waitUntil(lambda: model.rowCount() == 2, timeout=15_000)
     qtbot.waitUntil(lambda: not window.running_jobs, timeout=10_000)
-    assert {r.study_uid for r in window.cache.instances(series_uid=split)} != {study}
+    assert {r.study_instance_uid for r in window.cache.instances(series_uid=split)} != {study}
 
 
 def test_edit_from_the_viewer_tab_targets_its_study(qtbot, window, tmp_path: Path) -> None:
@@ -122,7 +122,7 @@ def test_edit_from_the_viewer_tab_targets_its_study(qtbot, window, tmp_path: Pat
         window.study_list.view.clearSelection()
         next(a for a in window._study_actions if a.text() == "Edit study…").trigger()
         qtbot.waitUntil(lambda: getattr(window, "_edit_dialog", None) is not None, timeout=10_000)
-        assert window._edit_dialog.record.study_uid == study
+        assert window._edit_dialog.record.study_instance_uid == study
         window._edit_dialog.reject()
     finally:
         close_viewer(window, viewer)

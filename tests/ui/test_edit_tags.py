@@ -49,7 +49,7 @@ def test_edit_value_validated_then_applied_to_series(qtbot, window, tmp_path: Pa
     for path in write_series(tmp_path / "b", 2, study_uid=study):
         window.cache.add_file(path)
     first = window.cache.instances(series_uid=series)[0]
-    editor = _load(qtbot, window, first.sop_uid)
+    editor = _load(qtbot, window, first.sop_instance_uid)
     editor.tree.setCurrentItem(editor.find_item("PatientID"))
     assert editor.value.isEnabled() and editor.value.text() == "PID001"
     editor.value.setText("x" * 70)
@@ -61,7 +61,7 @@ def test_edit_value_validated_then_applied_to_series(qtbot, window, tmp_path: Pa
     editor.apply_button.click()
     qtbot.waitUntil(lambda: not window.running_jobs and not editor.loading, timeout=15_000)
     ids = {
-        r.sop_uid: pydicom.dcmread(r.path).PatientID
+        r.sop_instance_uid: pydicom.dcmread(r.path).PatientID
         for r in window.cache.instances(study_uid=study)
     }
     assert sorted(ids.values()) == ["PID001", "PID001", "TAG-EDIT", "TAG-EDIT", "TAG-EDIT"]

@@ -51,7 +51,9 @@ def test_storescu_study_appears_live(qtbot, window: MainWindow, tmp_path: Path):
     )
     model = window.study_list.model
     qtbot.waitUntil(
-        lambda: model.rowCount() == 1 and model.record(0).instances == 12, timeout=15_000
+        lambda: model.rowCount() == 1
+        and model.record(0).number_of_study_related_instances == 12,
+        timeout=15_000,
     )
     assert model.record(0).patient_id == "SCU1"
     qtbot.waitUntil(lambda: bool(shown) and "0 associations" in window.server_status.text)
@@ -125,7 +127,7 @@ def test_extension_points(qtbot, window: MainWindow, tmp_path: Path):
     qtbot.waitUntil(
         lambda: window.study_list.model.rowCount() == 1 and not window.study_list.loading
     )
-    uid = window.study_list.model.record(0).study_uid
+    uid = window.study_list.model.record(0).study_instance_uid
     got: list[list[str]] = []
     action = window.add_study_action("Send to PACS…", got.append, shortcut="Ctrl+Shift+S")
     window.study_list.select_study(uid)
@@ -204,7 +206,8 @@ def test_corrupt_index_offers_rebuild_and_keeps_the_files(
     try:
         assert len(asked) == 1
         assert "cannot be opened" in asked[0] or "damaged" in asked[0]
-        assert sorted(s.instances for s in station.cache.studies()) == [1] * 40 + [3]
+        counts = sorted(s.number_of_study_related_instances for s in station.cache.studies())
+        assert counts == [1] * 40 + [3]
         assert all(p.exists() for p in files)
         assert list(home.root.glob("index.sqlite.damaged-*"))
     finally:
@@ -327,7 +330,9 @@ def test_demographic_mismatch_from_real_instances_is_flagged(qtbot, window: Main
         )
         window.cache.add_file(path)
     model = window.study_list.model
-    qtbot.waitUntil(lambda: model.rowCount() == 1 and model.record(0).instances == 2)
+    qtbot.waitUntil(
+        lambda: model.rowCount() == 1 and model.record(0).number_of_study_related_instances == 2
+    )
     assert model.record(0).mismatch
     assert model.index(0, 0).data(Qt.ItemDataRole.ToolTipRole) == MISMATCH_TOOLTIP
 
@@ -344,7 +349,7 @@ def test_rebuild_index_from_the_running_window(qtbot, window: MainWindow, tmp_pa
         lambda: "Index rebuilt: 4 instances" in window.statusBar().currentMessage(), timeout=15_000
     )
     qtbot.waitUntil(lambda: not window.study_list.loading and model.rowCount() == 1)
-    assert model.record(0).instances == 4
+    assert model.record(0).number_of_study_related_instances == 4
     assert window.server.state.running
     assert sorted(window.cache.files_dir.rglob("*.dcm")) == files
     window.cache.add_file(write_series(tmp_path / "after", 1)[0])  # the new index takes writes

@@ -74,13 +74,13 @@ def test_panel_lists_candidates_and_applies_an_order(qtbot, cache: Cache, ris, t
     dialog.start_import()
     qtbot.waitUntil(lambda: dialog.report is not None, timeout=10_000)
     assert dialog.report.imported == 2
-    study = next(s for s in cache.studies() if s.accession == "ACC-1")
+    study = next(s for s in cache.studies() if s.accession_number == "ACC-1")
     assert (study.patient_id, study.issuer_of_patient_id, study.patient_name) == (
         "MRN-1",
         "LOCAL",
         LOCAL_NAME,
     )
-    ds = pydicom.dcmread(cache.instances(study_uid=study.study_uid)[0].path)
+    ds = pydicom.dcmread(cache.instances(study_uid=study.study_instance_uid)[0].path)
     assert ds.OtherPatientIDsSequence[0].PatientID == "EXT-1"
     assert "Reconciled (IHE IRWF)" in dialog.report_view.toPlainText()
     dialog.reject()
@@ -100,14 +100,14 @@ def test_a_choice_per_conflict(qtbot, cache: Cache, tmp_path: Path):
     assert not dialog.conflicts.isHidden() and "another patient" in dialog.conflicts.topLevelItem(
         0
     ).text(1)
-    assert cache.study(cache.instance(sop).study_uid).patient_id == "MRN-1"
+    assert cache.study(cache.instance(sop).study_instance_uid).patient_id == "MRN-1"
     first = dialog.report
     dialog.conflicts.topLevelItem(0).setCheckState(0, Qt.CheckState.Checked)
     dialog.replace_checked()
     qtbot.waitUntil(lambda: dialog.report is not first, timeout=10_000)
     assert dialog.report.imported == 1 and dialog.report.conflicts_replaced == 1
     assert dialog.conflicts.isHidden()
-    assert cache.study(cache.instance(sop).study_uid).patient_id == "OTHER"
+    assert cache.study(cache.instance(sop).study_instance_uid).patient_id == "OTHER"
     dialog.reject()
 
 

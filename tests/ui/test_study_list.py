@@ -39,15 +39,15 @@ def rec(
     mismatch: bool = False,
 ) -> StudyRecord:
     return StudyRecord(
-        study_uid=uid,
+        study_instance_uid=uid,
         patient_name=name,
         patient_id=pid,
         study_date=date,
-        modalities=list(modalities),
-        description=description,
-        accession=accession,
-        series=1,
-        instances=instances,
+        modalities_in_study=list(modalities),
+        study_description=description,
+        accession_number=accession,
+        number_of_study_related_series=1,
+        number_of_study_related_instances=instances,
         mismatch=mismatch,
     )
 
@@ -112,7 +112,7 @@ def test_modality_and_date_filters(proxy):
 
 
 def test_sorting_is_numeric_for_counts_and_chronological_for_dates(proxy):
-    proxy.sort(COL["instances"], Qt.SortOrder.AscendingOrder)
+    proxy.sort(COL["number_of_study_related_instances"], Qt.SortOrder.AscendingOrder)
     assert visible_uids(proxy) == ["2", "3", "1"]  # 9 < 30 < 120, not "120" < "30" < "9"
     proxy.sort(COL["study_date"], Qt.SortOrder.DescendingOrder)
     assert visible_uids(proxy) == ["1", "2", "3"]
@@ -135,7 +135,7 @@ def test_upsert_and_remove_keep_the_uid_index(qtbot):
     model.reset([rec("1"), rec("2"), rec("3")])
     model.upsert([rec("2", instances=5), rec("4")])
     assert model.study_uids() == ["1", "2", "3", "4"]
-    assert model.record(1).instances == 5
+    assert model.record(1).number_of_study_related_instances == 5
     model.remove(["1", "3", "missing"])
     assert model.study_uids() == ["2", "4"]
     assert model.row_of("4") == 1
@@ -177,7 +177,8 @@ def test_live_updates_are_coalesced_and_partial(qtbot, study_list: StudyListWidg
     )
     assert study_list.full_loads == 1  # only the initial one
     assert 1 <= study_list.partial_loads < 100
-    assert sorted(study_list.model.record(r).instances for r in range(5)) == [100] * 5
+    counts = [study_list.model.record(r).number_of_study_related_instances for r in range(5)]
+    assert counts == [100] * 5
 
 
 def test_removed_study_leaves_the_list(
@@ -187,7 +188,7 @@ def test_removed_study_leaves_the_list(
     for path in paths:
         cache.add_file(path)
     qtbot.waitUntil(lambda: study_list.model.rowCount() == 1 and not study_list.loading)
-    uid = study_list.model.record(0).study_uid
+    uid = study_list.model.record(0).study_instance_uid
     cache.remove_study(uid)
     qtbot.waitUntil(lambda: study_list.model.rowCount() == 0 and not study_list.loading)
 
@@ -197,7 +198,7 @@ def test_enter_and_double_click_activate_the_study(
 ):
     cache.add_file(write_series(tmp_path / "a", 1)[0])
     qtbot.waitUntil(lambda: study_list.model.rowCount() == 1 and not study_list.loading)
-    uid = study_list.model.record(0).study_uid
+    uid = study_list.model.record(0).study_instance_uid
     assert study_list.select_study(uid)
     assert study_list.selected_study_uids() == [uid]
     with qtbot.waitSignal(study_list.study_activated) as blocker:

@@ -206,8 +206,8 @@ def test_layouts_tags_measure_and_view_tools(qtbot, viewer_for, cache, tmp_path)
     viewer.set_layout("2×2")
     assert sum(v.isVisible() for v in viewer.viewports) == 4
     qtbot.waitUntil(lambda: all(v.last is not None for v in viewer.viewports), timeout=10000)
-    assert {v.series.record.series_uid for v in viewer.viewports} == {
-        s.record.series_uid for s in viewer.model.series
+    assert {v.series.record.series_instance_uid for v in viewer.viewports} == {
+        s.record.series_instance_uid for s in viewer.model.series
     }
     viewer.set_active(viewer.viewports[1])
     viewer.toggle_tags()
@@ -248,7 +248,7 @@ def test_main_window_opens_viewer_tab_on_activation(qtbot, window, tmp_path):
 def test_gsps_is_described_and_applied_to_its_image(qtbot, viewer_for, cache, tmp_path):
     study = _add_series(cache, tmp_path, 1)
     image = cache.instances(study_uid=study)[0]
-    pr = make_gsps(image.sop_uid, image.series_uid)
+    pr = make_gsps(image.sop_instance_uid, image.series_instance_uid)
     ct = make_ct(study, generate_uid(), 1)
     for kw in (
         "Rows",

@@ -38,11 +38,11 @@ KIND_IMAGE, KIND_SR, KIND_PDF, KIND_GSPS, KIND_OTHER = "image", "sr", "pdf", "gs
 
 def kind_of(record: InstanceRecord) -> str:
     """Which view shows an instance (by SOP class, then by whether it has a pixel matrix)."""
-    if record.sop_class in SR_CLASSES:
+    if record.sop_class_uid in SR_CLASSES:
         return KIND_SR
-    if record.sop_class in PDF_CLASSES:
+    if record.sop_class_uid in PDF_CLASSES:
         return KIND_PDF
-    if record.sop_class in GSPS_CLASSES:
+    if record.sop_class_uid in GSPS_CLASSES:
         return KIND_GSPS
     return KIND_IMAGE if (record.rows or 0) > 0 else KIND_OTHER
 
@@ -58,7 +58,7 @@ class SeriesModel:
     def __post_init__(self) -> None:
         if not self.slices:
             for i, inst in enumerate(self.instances):
-                for frame in range(max(inst.frames or 1, 1)):
+                for frame in range(max(inst.number_of_frames or 1, 1)):
                     self.slices.append((i, frame))
 
     @property
@@ -68,11 +68,11 @@ class SeriesModel:
 
     @property
     def title(self) -> str:
-        number = "" if self.record.number is None else f"#{self.record.number} "
+        number = "" if self.record.series_number is None else f"#{self.record.series_number} "
         desc = (
-            self.record.description or sop_class_name(self.instances[0].sop_class)
+            self.record.series_description or sop_class_name(self.instances[0].sop_class_uid)
             if self.instances
-            else self.record.description
+            else self.record.series_description
         )
         return f"{number}{self.record.modality} {desc}".strip()
 
@@ -92,11 +92,11 @@ def load_study(cache: Cache, study_uid: str) -> StudyModel:
     study = cache.study(study_uid)
     by_series: dict[str, list[InstanceRecord]] = {}
     for inst in cache.instances(study_uid=study_uid):
-        by_series.setdefault(inst.series_uid, []).append(inst)
+        by_series.setdefault(inst.series_instance_uid, []).append(inst)
     series = [
-        SeriesModel(rec, by_series[rec.series_uid])
+        SeriesModel(rec, by_series[rec.series_instance_uid])
         for rec in cache.series(study_uid)
-        if by_series.get(rec.series_uid)
+        if by_series.get(rec.series_instance_uid)
     ]
     return StudyModel(study, series)
 
@@ -120,13 +120,13 @@ class SourceCache:
 
     def get(self, record: InstanceRecord) -> ImageSource:
         with self._lock:
-            src = self._items.get(record.sop_uid)
+            src = self._items.get(record.sop_instance_uid)
             if src is not None:
-                self._items.move_to_end(record.sop_uid)
+                self._items.move_to_end(record.sop_instance_uid)
                 return src
         src = ImageSource(Path(record.path))
         with self._lock:
-            self._items[record.sop_uid] = src
+            self._items[record.sop_instance_uid] = src
             while len(self._items) > self.limit:
                 self._items.popitem(last=False)
         return src
@@ -188,7 +188,7 @@ class Decoder:
     def stored(self, record: InstanceRecord, frame: int) -> tuple[ImageSource, np.ndarray]:
         """Stored values of one frame, from the cache, another thread's decode, or decoded here."""
         source = self.sources.get(record)
-        key = (record.sop_uid, frame)
+        key = (record.sop_instance_uid, frame)
         while True:
             with self._lock:
                 arr = self.frames.get(key)

@@ -169,11 +169,12 @@ class ViewerWindow(QMainWindow):
         first_load = self.model is None
         self.model = model
         if model.record is not None:
-            self.setWindowTitle(f"{model.record.patient_name} — {model.record.description}")
+            self.setWindowTitle(f"{model.record.patient_name} — {model.record.study_description}")
         if not model.series:
             self._study_failed("the study has no instances in the local cache")
             return
-        if any(needs_isolation(i.transfer_syntax) for s in model.series for i in s.instances[:1]):
+        firsts = (i for s in model.series for i in s.instances[:1])
+        if any(needs_isolation(i.transfer_syntax_uid) for i in firsts):
             self.isolated.start()  # spawn the decoder processes while the header is read
         self.thumbs.fill(model)
         if first_load:
@@ -195,10 +196,10 @@ class ViewerWindow(QMainWindow):
 
     def _keep_viewports(self, model: StudyModel) -> None:
         """After a reload, each viewport stays on its series and slice where they still exist."""
-        by_uid = {s.record.series_uid: s for s in model.series}
+        by_uid = {s.record.series_instance_uid: s for s in model.series}
         for viewport in self.viewports:
             old = viewport.series
-            new = by_uid.get(old.record.series_uid) if old is not None else None
+            new = by_uid.get(old.record.series_instance_uid) if old is not None else None
             if new is None:
                 viewport.set_series(model.series[0])
             elif new.kind == KIND_IMAGE and old.kind == KIND_IMAGE:
@@ -438,7 +439,8 @@ class ViewerWindow(QMainWindow):
         place = None
         if series and result is not None:
             image, frame = series.slices[viewport.position]
-            place = Place(image, len(series.instances), frame, result.record.frames or 1)
+            frames = result.record.number_of_frames or 1
+            place = Place(image, len(series.instances), frame, frames)
         view = viewport.view
         return corner_text(
             ds,
@@ -454,7 +456,7 @@ class ViewerWindow(QMainWindow):
         """Fill the Tags dock with the shown instance's elements, read on a worker."""
         if not self.tags_dock.isVisible() or result.source is None:
             return
-        sop_uid = result.record.sop_uid
+        sop_uid = result.record.sop_instance_uid
         if sop_uid == self._tags_of:
             return
         self._tags_of = sop_uid

@@ -12,20 +12,23 @@ import os
 import re
 import struct
 import zlib
-from dataclasses import dataclass, field
+from collections.abc import Mapping
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pydicom
-from pydicom.datadict import dictionary_VR
 from pydicom.dataelem import RawDataElement
 from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError as PydicomInvalidDicomError
+from pydicom.pixels.utils import get_expected_length
 from pydicom.tag import Tag
 from pydicom.uid import UID, DeflatedExplicitVRLittleEndian
 
 from gearview.errors import InvalidDicomError
 from gearview.logsetup import collect_warnings
+from gearview.store.attributes import HEADER, READ, Attribute
+from gearview.store.records import InstanceInfo
 
 PIXEL_DATA = Tag("PixelData")
 ITEM = 0xFFFEE000
@@ -37,40 +40,6 @@ DEFER_SIZE = 4096
 INFLATE_BOMB_FLOOR = 32 << 20
 MAX_INFLATE_RATIO = 200
 MAX_FRAGMENTS = 1_000_000
-
-
-@dataclass
-class InstanceInfo:
-    """What the index stores about one instance; built from its header only."""
-
-    sop_instance_uid: str
-    sop_class_uid: str
-    study_instance_uid: str
-    series_instance_uid: str
-    transfer_syntax_uid: str
-    patient_name: str = ""
-    patient_id: str = ""
-    issuer_of_patient_id: str = ""
-    birth_date: str = ""
-    sex: str = ""
-    study_date: str = ""
-    study_time: str = ""
-    accession: str = ""
-    study_id: str = ""
-    study_description: str = ""
-    referring_physician: str = ""
-    institution: str = ""
-    modality: str = ""
-    series_number: int | None = None
-    series_description: str = ""
-    body_part: str = ""
-    instance_number: int | None = None
-    frames: int = 1
-    rows: int | None = None
-    columns: int | None = None
-    charset: str = ""
-    has_pixels: bool = False
-    warnings: list[str] = field(default_factory=list)
 
 
 def _text(ds: Dataset, keyword: str) -> str:
@@ -93,15 +62,28 @@ def _int(ds: Dataset, keyword: str) -> int | None:
         return None
 
 
-def _expected_native_length(ds: Dataset) -> int | None:
-    rows, cols = _int(ds, "Rows"), _int(ds, "Columns")
-    bits = _int(ds, "BitsAllocated")
+def expected_native_length(values: Mapping[str, Any]) -> int | None:
+    """Bytes native Pixel Data needs (pydicom's rule), from Image Pixel values by keyword.
+
+    None when Rows, Columns or Bits Allocated is missing: nothing to check then.
+    """
+    rows, cols, bits = values.get("Rows"), values.get("Columns"), values.get("BitsAllocated")
     if not rows or not cols or not bits:
         return None
-    samples = _int(ds, "SamplesPerPixel") or 1
-    frames = _int(ds, "NumberOfFrames") or 1
-    pixels = rows * cols * samples * frames
-    return (pixels * bits + 7) // 8
+    module = SimpleNamespace(
+        Rows=rows, Columns=cols, BitsAllocated=bits,
+        SamplesPerPixel=values.get("SamplesPerPixel") or 1,
+        NumberOfFrames=values.get("NumberOfFrames") or 1,
+        PhotometricInterpretation=values.get("PhotometricInterpretation") or "",
+    )
+    return get_expected_length(module)
+
+
+def _pixel_module(ds: Dataset) -> dict[str, Any]:
+    keywords = ("Rows", "Columns", "BitsAllocated", "SamplesPerPixel", "NumberOfFrames")
+    values: dict[str, Any] = {kw: _int(ds, kw) for kw in keywords}
+    values["PhotometricInterpretation"] = _text(ds, "PhotometricInterpretation")
+    return values
 
 
 def _check_fragments(fh: Any, start: int, size: int, little: bool) -> None:
@@ -126,7 +108,7 @@ def _check_fragments(fh: Any, start: int, size: int, little: bool) -> None:
 
 
 def _check_native_length(ds: Dataset, length: int) -> None:
-    expected = _expected_native_length(ds)
+    expected = expected_native_length(_pixel_module(ds))
     if expected is not None and length < expected:
         raise InvalidDicomError(
             f"truncated: Pixel Data has {length} bytes, "
@@ -215,7 +197,7 @@ def read_instance_info(path: str | os.PathLike[str]) -> InstanceInfo:
                 _check_deflate(path, size)
             ds = pydicom.dcmread(path, defer_size=DEFER_SIZE)
             has_pixels = _check_elements_fit(ds, path, size)
-            info = _info_from_dataset(ds, ts)
+            info = info_from_dataset(ds, ts)
         except InvalidDicomError:
             raise
         except PydicomInvalidDicomError as exc:
@@ -236,57 +218,56 @@ def read_instance_info(path: str | os.PathLike[str]) -> InstanceInfo:
     return info
 
 
-def _info_from_dataset(ds: Dataset, ts: str) -> InstanceInfo:
-    meta = ds.file_meta
-    sop_uid = _text(ds, "SOPInstanceUID") or str(meta.get("MediaStorageSOPInstanceUID", "") or "")
-    sop_class = _text(ds, "SOPClassUID") or str(meta.get("MediaStorageSOPClassUID", "") or "")
-    study_uid = _text(ds, "StudyInstanceUID")
-    series_uid = _text(ds, "SeriesInstanceUID")
-    missing = [name for name, value in (
-        ("SOP Instance UID", sop_uid), ("SOP Class UID", sop_class),
-        ("Study Instance UID", study_uid), ("Series Instance UID", series_uid),
-        ("Transfer Syntax UID", ts),
-    ) if not value]
-    if missing:
-        raise InvalidDicomError(f"missing {', '.join(missing)}")
-    warnings = []
+def _warnings(values: Mapping[str, Any], meta: Mapping[str, str]) -> list[str]:
+    sop_uid, sop_class = values["SOPInstanceUID"], values["SOPClassUID"]
     meta_sop = str(meta.get("MediaStorageSOPInstanceUID", "") or "")
     meta_class = str(meta.get("MediaStorageSOPClassUID", "") or "")
+    warnings = []
     if meta_sop and meta_sop != sop_uid:
         warnings.append("file meta SOP Instance UID differs from the data set's")
     if meta_class and meta_class != sop_class:
         warnings.append("file meta SOP Class UID differs from the data set's")
     if not UID(sop_uid).is_valid:
         warnings.append("non-conformant SOP Instance UID")
+    return warnings
+
+
+#: Required to index an instance (InstanceInfo cannot be made without them).
+_REQUIRED = ("SOPInstanceUID", "SOPClassUID", "StudyInstanceUID", "SeriesInstanceUID",
+             "TransferSyntaxUID")
+#: Taken from the file meta when the data set lacks them.
+_META_FALLBACK = {"SOPInstanceUID": "MediaStorageSOPInstanceUID",
+                  "SOPClassUID": "MediaStorageSOPClassUID"}
+
+
+def _read_value(ds: Dataset, attr: Attribute) -> Any:
+    if not attr.is_int:
+        return _text(ds, attr.keyword)
+    value = _int(ds, attr.keyword)
+    return attr.default if attr.default is not None and not value else value
+
+
+def _make_info(values: dict[str, Any], meta: Mapping[str, str], has_pixels: bool) -> InstanceInfo:
+    """InstanceInfo from values by keyword; raises InvalidDicomError naming what is missing."""
+    for keyword, meta_keyword in _META_FALLBACK.items():
+        values[keyword] = values.get(keyword) or meta.get(meta_keyword, "")
+    missing = [Tag(kw) for kw in _REQUIRED if not values.get(kw)]
+    if missing:
+        names = ", ".join(pydicom.datadict.dictionary_description(tag) for tag in missing)
+        raise InvalidDicomError(f"missing {names}")
     return InstanceInfo(
-        sop_instance_uid=sop_uid,
-        sop_class_uid=sop_class,
-        study_instance_uid=study_uid,
-        series_instance_uid=series_uid,
-        transfer_syntax_uid=ts,
-        patient_name=_text(ds, "PatientName"),
-        patient_id=_text(ds, "PatientID"),
-        issuer_of_patient_id=_text(ds, "IssuerOfPatientID"),
-        birth_date=_text(ds, "PatientBirthDate"),
-        sex=_text(ds, "PatientSex"),
-        study_date=_text(ds, "StudyDate"),
-        study_time=_text(ds, "StudyTime"),
-        accession=_text(ds, "AccessionNumber"),
-        study_id=_text(ds, "StudyID"),
-        study_description=_text(ds, "StudyDescription"),
-        referring_physician=_text(ds, "ReferringPhysicianName"),
-        institution=_text(ds, "InstitutionName"),
-        modality=_text(ds, "Modality"),
-        series_number=_int(ds, "SeriesNumber"),
-        series_description=_text(ds, "SeriesDescription"),
-        body_part=_text(ds, "BodyPartExamined"),
-        instance_number=_int(ds, "InstanceNumber"),
-        frames=_int(ds, "NumberOfFrames") or 1,
-        rows=_int(ds, "Rows"),
-        columns=_int(ds, "Columns"),
-        charset=_text(ds, "SpecificCharacterSet"),
-        warnings=warnings,
+        **{a.field: values.get(a.keyword, a.default if a.is_int else "") for a in HEADER},
+        has_pixels=has_pixels,
+        warnings=_warnings(values, meta),
     )
+
+
+def info_from_dataset(ds: Dataset, ts: str) -> InstanceInfo:
+    meta = ds.file_meta
+    values = {a.keyword: _read_value(ds, a) for a in HEADER if not a.meta}
+    values["TransferSyntaxUID"] = ts
+    meta_text = {kw: str(meta.get(kw, "") or "") for kw in _META_FALLBACK.values()}
+    return _make_info(values, meta_text, has_pixels=False)
 
 
 # ---- fast path: the header of a data set already in memory ------------------
@@ -301,19 +282,8 @@ def _info_from_dataset(ds: Dataset, ts: str) -> InstanceInfo:
 # None, and the caller falls back to `read_instance_info`: that path alone
 # decides how a bad file is refused, so both give the same answers.
 
-_TEXT_KEYWORDS = (
-    "SpecificCharacterSet", "SOPClassUID", "SOPInstanceUID", "StudyDate", "StudyTime",
-    "AccessionNumber", "Modality", "ReferringPhysicianName", "InstitutionName",
-    "StudyDescription", "SeriesDescription", "PatientName", "PatientID", "IssuerOfPatientID",
-    "PatientBirthDate", "PatientSex", "BodyPartExamined", "StudyInstanceUID",
-    "SeriesInstanceUID", "StudyID",
-)
-_IS_KEYWORDS = ("SeriesNumber", "InstanceNumber", "NumberOfFrames")
-_US_KEYWORDS = ("SamplesPerPixel", "Rows", "Columns", "BitsAllocated")
-_WANTED: dict[int, tuple[str, bytes]] = {
-    int(Tag(kw)): (kw, dictionary_VR(kw).encode())
-    for kw in _TEXT_KEYWORDS + _IS_KEYWORDS + _US_KEYWORDS
-}
+#: tag -> (attribute, its VR as encoded) of every element the walker keeps.
+_WANTED: dict[int, tuple[Attribute, bytes]] = {int(a.tag): (a, a.vr.encode()) for a in READ}
 _LONG_VRS = frozenset(b"OB OD OF OL OV OW SQ SV UC UN UR UT UV".split())
 _SHORT_VRS = frozenset(b"AE AS AT CS DA DS DT FD FL IS LO LT PN SH SL SS ST TM UI UL US".split())
 #: Character sets under which printable ASCII decodes to itself in pydicom.
@@ -393,15 +363,19 @@ class _Walker:
             raise _Unsure
         return pos
 
+    def item_header(self, pos: int, end: int) -> tuple[int, int]:
+        """(tag, length) of the item or delimiter header at pos."""
+        if pos + 8 > end:
+            raise _Unsure
+        group, elem, length = _HEADER.unpack_from(self.data, pos)
+        return (group << 16) | elem, length
+
     def sequence(self, pos: int, end: int, depth: int) -> int:
         """Items of an undefined-length sequence; returns the offset after its delimiter."""
         if depth > MAX_FAST_DEPTH:
             raise _Unsure
         while True:
-            if pos + 8 > end:
-                raise _Unsure
-            group, elem, length = _HEADER.unpack_from(self.data, pos)
-            tag = (group << 16) | elem
+            tag, length = self.item_header(pos, end)
             if tag == SEQUENCE_DELIMITER:
                 return pos + 8
             if tag != ITEM:
@@ -419,10 +393,7 @@ class _Walker:
     def fragments(self, pos: int, end: int) -> int:
         """Encapsulated Pixel Data: items up to the sequence delimiter, all inside the data."""
         for _ in range(MAX_FRAGMENTS):
-            if pos + 8 > end:
-                raise _Unsure
-            group, elem, length = _HEADER.unpack_from(self.data, pos)
-            tag = (group << 16) | elem
+            tag, length = self.item_header(pos, end)
             if tag == SEQUENCE_DELIMITER:
                 return pos + 8
             if tag != ITEM or length == UNDEFINED_LENGTH:
@@ -486,62 +457,27 @@ def info_from_buffer(data: bytes | memoryview, transfer_syntax_uid: str,
         view.release()
 
 
+def _fast_value(attr: Attribute, vr: bytes, raw: tuple[bytes, bytes] | None) -> Any:
+    if vr == b"US":
+        return _fast_us(raw)
+    if vr == b"IS":
+        value = _fast_is(raw)
+        return attr.default if attr.default is not None and not value else value
+    return _fast_text(raw, vr)
+
+
 def _fast_info(walker: _Walker, ts: str, meta_class: str, meta_sop: str) -> InstanceInfo | None:
-    values = walker.values
-    text = {keyword: _fast_text(values.get(tag), vr) for tag, (keyword, vr) in _WANTED.items()
-            if keyword in _TEXT_KEYWORDS}
-    raw = {keyword: values.get(tag) for tag, (keyword, _) in _WANTED.items()}
-    if text["SpecificCharacterSet"] not in _ASCII_CHARSETS:
+    values = {attr.keyword: _fast_value(attr, vr, walker.values.get(tag))
+              for tag, (attr, vr) in _WANTED.items()}
+    if values["SpecificCharacterSet"] not in _ASCII_CHARSETS:
         return None
-    numbers = {keyword: _fast_is(raw[keyword]) for keyword in _IS_KEYWORDS}
-    numbers.update({keyword: _fast_us(raw[keyword]) for keyword in _US_KEYWORDS})
     if walker.pixel_length is not None:
-        rows, cols, bits = numbers["Rows"], numbers["Columns"], numbers["BitsAllocated"]
-        if rows and cols and bits:
-            samples = numbers["SamplesPerPixel"] or 1
-            pixels = rows * cols * samples * (numbers["NumberOfFrames"] or 1)
-            if walker.pixel_length < (pixels * bits + 7) // 8:
-                return None
-    sop_uid = text["SOPInstanceUID"] or meta_sop
-    sop_class = text["SOPClassUID"] or meta_class
-    if not (sop_uid and sop_class and ts):
+        expected = expected_native_length(values)
+        if expected is not None and walker.pixel_length < expected:
+            return None
+    values["TransferSyntaxUID"] = ts
+    meta = {"MediaStorageSOPClassUID": meta_class, "MediaStorageSOPInstanceUID": meta_sop}
+    try:
+        return _make_info(values, meta, has_pixels=walker.has_pixels)
+    except InvalidDicomError:
         return None
-    if not (text["StudyInstanceUID"] and text["SeriesInstanceUID"]):
-        return None
-    warnings = []
-    if meta_sop and meta_sop != sop_uid:
-        warnings.append("file meta SOP Instance UID differs from the data set's")
-    if meta_class and meta_class != sop_class:
-        warnings.append("file meta SOP Class UID differs from the data set's")
-    if not UID(sop_uid).is_valid:
-        warnings.append("non-conformant SOP Instance UID")
-    return InstanceInfo(
-        sop_instance_uid=sop_uid,
-        sop_class_uid=sop_class,
-        study_instance_uid=text["StudyInstanceUID"],
-        series_instance_uid=text["SeriesInstanceUID"],
-        transfer_syntax_uid=ts,
-        patient_name=text["PatientName"],
-        patient_id=text["PatientID"],
-        issuer_of_patient_id=text["IssuerOfPatientID"],
-        birth_date=text["PatientBirthDate"],
-        sex=text["PatientSex"],
-        study_date=text["StudyDate"],
-        study_time=text["StudyTime"],
-        accession=text["AccessionNumber"],
-        study_id=text["StudyID"],
-        study_description=text["StudyDescription"],
-        referring_physician=text["ReferringPhysicianName"],
-        institution=text["InstitutionName"],
-        modality=text["Modality"],
-        series_number=numbers["SeriesNumber"],
-        series_description=text["SeriesDescription"],
-        body_part=text["BodyPartExamined"],
-        instance_number=numbers["InstanceNumber"],
-        frames=numbers["NumberOfFrames"] or 1,
-        rows=numbers["Rows"],
-        columns=numbers["Columns"],
-        charset=text["SpecificCharacterSet"],
-        has_pixels=walker.has_pixels,
-        warnings=warnings,
-    )

@@ -20,7 +20,7 @@ from pathlib import Path
 from gearview.errors import StoreError
 from gearview.store.atomic import fsync_dir, place
 from gearview.store.index import Transaction, upsert_instance
-from gearview.store.inspect import InstanceInfo
+from gearview.store.records import InstanceInfo
 
 WHAT = "the instance"
 
@@ -41,7 +41,7 @@ class Publication:
     done: bool = field(default=False, repr=False)
 
 
-class GroupPublisher:
+class GroupCommit:
     """Publishes `Publication`s under `lock`, batching the ones that wait together."""
 
     def __init__(self, lock: threading.Lock, conn: Callable[[], sqlite3.Connection]) -> None:
