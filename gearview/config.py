@@ -172,6 +172,18 @@ class MediaConfig:
     portable_viewer: str = ""
     default_medium: str = "CD"
     burn_device: str = ""
+    #: Keep Original Attributes Sequence items that hold another patient identity on patient
+    #: discs (a corrected study's disc would carry the wrong patient's name and ID).
+    keep_original_attributes: bool = False
+
+
+@dataclass
+class QcConfig:
+    """The QC promise (SPEC §2.10)."""
+
+    #: An instance of an edited study that arrives again gets the same correction; when
+    #: false it is stored as it came and the study is flagged (never silently reverted).
+    reapply_corrections: bool = True
 
 
 @dataclass
@@ -214,6 +226,7 @@ class Config:
     storage: StorageConfig = field(default_factory=StorageConfig)
     viewer: ViewerConfig = field(default_factory=ViewerConfig)
     media: MediaConfig = field(default_factory=MediaConfig)
+    qc: QcConfig = field(default_factory=QcConfig)
     nodes: list[Node] = field(default_factory=list)
 
     def validate(self) -> Config:

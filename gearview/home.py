@@ -32,6 +32,11 @@ class Home:
         return self.root / "index.sqlite"
 
     @property
+    def ledger_file(self) -> Path:
+        """The QC ledger: correction rules, sends, conflicts (not rebuildable from files)."""
+        return self.root / "qc.sqlite"
+
+    @property
     def default_files_dir(self) -> Path:
         return self.root / "files"
 

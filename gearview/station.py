@@ -24,6 +24,7 @@ from types import TracebackType
 
 from gearview import events
 from gearview.config import Config, load_config, save_config
+from gearview.edit.corrections import open_cache
 from gearview.errors import GearviewError, IndexCorruptError, StoreError
 from gearview.home import Home
 from gearview.imaging.isolate import IsolatedDecoder
@@ -68,7 +69,7 @@ class Station:
         """Open the cache (idempotent); raises StoreError / IndexCorruptError."""
         with self._lock:
             if self._cache is None:
-                self._cache = Cache(self.home, self.config, self.bus)
+                self._cache = open_cache(self.home, self.config, self.bus)
         return self
 
     @property

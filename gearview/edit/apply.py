@@ -119,6 +119,7 @@ _INFO_QUERY = f"""
 SELECT i.*, {select_list(at_level(SERIES, computed=False))},
        {select_list(tuple(a for a in at_level(STUDY, computed=False) if not a.per_instance))}
 FROM instance i JOIN series se ON se.series_instance_uid = i.series_instance_uid
+    AND se.study_instance_uid = i.study_instance_uid
 JOIN study s ON s.study_instance_uid = i.study_instance_uid
 WHERE i.sop_instance_uid IN (SELECT value FROM json_each(?))"""
 

@@ -18,12 +18,12 @@ from pydicom.sequence import Sequence
 from pydicom.tag import Tag
 from pydicom.uid import generate_uid
 
-from gearview.edit import audit
 from gearview.edit.apply import Assignments, RewriteResult, rewrite_instances
+from gearview.edit.corrections import remember
 from gearview.edit.provenance import REASON_COERCE
 from gearview.errors import InvalidValueError, NotFoundError
 from gearview.jobs import CancelToken, ProgressCallback, no_progress
-from gearview.store import Cache
+from gearview.store import Cache, audit
 from gearview.store.attributes import PATIENT, STUDY, at_level
 from gearview.store.records import InstanceRecord, StudyRecord
 
@@ -126,6 +126,9 @@ def _run(
         token=token,
         complete_studies=complete,
     )
+    remember(cache, base, undo_id=result.undo_id, reason=REASON_COERCE, kind=kind,
+             study_uid=source_uid, sop_uids=[r.sop_instance_uid for r in moving],
+             touched=[source_uid, new_study_uid])
     audit.append(
         cache.home,
         kind,
@@ -144,14 +147,21 @@ def move_series(
     series_uids: Iterable[str],
     target_study_uid: str,
     *,
+    source_study_uid: str | None = None,
     reason: str = "",
     progress: ProgressCallback = no_progress,
     token: CancelToken | None = None,
 ) -> RewriteResult:
-    """Move series into an existing study (of the same or another patient)."""
+    """Move series into an existing study (of the same or another patient).
+
+    `source_study_uid` names the study they leave when a Series Instance UID is
+    used by several studies.
+    """
     series = list(dict.fromkeys(series_uids))
     target = _study(cache, target_study_uid)
-    moving = [r for s in series for r in cache.instances(series_uid=s)]
+    moving = [
+        r for s in series for r in cache.instances(study_uid=source_study_uid, series_uid=s)
+    ]
     if not moving:
         raise NotFoundError("no such series in the local cache")
     sources = {r.study_instance_uid for r in moving}

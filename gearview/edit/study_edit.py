@@ -10,12 +10,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from gearview.edit import audit
 from gearview.edit.apply import Assignments, RewriteResult, Static, rewrite_instances
+from gearview.edit.corrections import remember
+from gearview.edit.provenance import REASON_CORRECT
 from gearview.edit.values import Field, python_value, validate_all
 from gearview.errors import InvalidValueError, NotFoundError
 from gearview.jobs import CancelToken, ProgressCallback, no_progress
-from gearview.store import Cache
+from gearview.store import Cache, audit
 from gearview.store.batch import StudyChangedError
 from gearview.store.records import InstanceRecord
 
@@ -79,6 +80,13 @@ def edit_instances(
         progress=progress,
         token=token,
     )
+    if scope == "study":
+        remember(cache, assignments, undo_id=result.undo_id, reason=REASON_CORRECT,
+                 kind="edit", study_uid=records[0].study_instance_uid)
+    else:
+        remember(cache, assignments, undo_id=result.undo_id, reason=REASON_CORRECT,
+                 kind="edit", study_uid=records[0].study_instance_uid,
+                 sop_uids=[r.sop_instance_uid for r in records])
     if result.instances:
         audit.append(
             cache.home,
@@ -128,6 +136,8 @@ def edit_study(
             if attempt == ATTEMPTS:
                 raise
             plan = EditPlan(study_uid, plan.values, cache.instances(study_uid=study_uid))
+    remember(cache, assignments, undo_id=result.undo_id, reason=REASON_CORRECT, kind="edit",
+             study_uid=study_uid)
     if result.instances:
         audit.append(
             cache.home,

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from gearview.changes import Changes
-from gearview.edit import audit
+from gearview.edit.corrections import forget
 from gearview.errors import NotFoundError
-from gearview.store import Cache
+from gearview.store import Cache, audit
 from gearview.store.batch import BatchInfo, last_for_study
 
 
@@ -20,6 +20,7 @@ def undo_last(cache: Cache, study_uid: str) -> Changes:
     if info is None:
         raise NotFoundError(f"no edit of study {study_uid} to undo")
     changes = cache.undo_batch(info.undo_id)
+    forget(cache, info.undo_id)
     audit.append(
         cache.home,
         "undo",

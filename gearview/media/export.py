@@ -24,7 +24,6 @@ from pathlib import Path
 from typing import Any
 
 from gearview.deid import CopiedInstance, DeidOptions, deidentify_files
-from gearview.edit import audit
 from gearview.errors import GearviewError
 from gearview.jobs import CancelToken, Progress, ProgressCallback, no_progress
 from gearview.media.burn import BurnBackend, VerifyResult, burn_image
@@ -41,7 +40,7 @@ from gearview.media.fileset import (
 from gearview.media.folder import check_target, write_folder
 from gearview.media.iso import volume_label, write_iso
 from gearview.media.pdi import add_pdi_content
-from gearview.store import Cache
+from gearview.store import Cache, audit
 
 log = logging.getLogger(__name__)
 

@@ -17,7 +17,6 @@ from collections.abc import Collection
 from pathlib import Path
 
 from gearview.config import Config
-from gearview.edit import audit
 from gearview.errors import InvalidDicomError, StorageFullError, StoreError
 from gearview.identity import mappings
 from gearview.jobs import CancelToken, Progress, ProgressCallback, no_progress
@@ -37,7 +36,7 @@ from gearview.media.reconcile import (
 from gearview.media.report import ImportReport
 from gearview.media.scan import FoundInstance, Preview, preview_path
 from gearview.media.sources import open_source, sniff_kind
-from gearview.store import Cache
+from gearview.store import Cache, StoredInstance, audit
 
 log = logging.getLogger(__name__)
 IMPORT_WORK = "media-import"
@@ -103,15 +102,16 @@ def _target_patient(found: FoundInstance, plan: ReconcilePlan | None) -> tuple[s
 
 
 def _import_one(
-    cache: Cache, found: FoundInstance, target: Target | None, source_ae: str, work: Path
-) -> object:
+    cache: Cache, found: FoundInstance, target: Target | None, source_ae: str, work: Path,
+    replace: bool,
+) -> StoredInstance:
     if target is None:
-        return cache.add_file(found.path, source_ae)
+        return cache.add_file(found.path, source_ae, replace=replace)
     work.mkdir(parents=True, exist_ok=True)
     tmp = work / f"{uuid.uuid4().hex}.rec"
     try:
         reconcile_file(found.path, tmp, target)
-        return cache.add_file(tmp, source_ae)
+        return cache.add_file(tmp, source_ae, replace=replace)
     finally:
         tmp.unlink(missing_ok=True)
 
@@ -201,7 +201,8 @@ def _import_preview(
             continue
         try:
             target = plan.target_for(info) if plan is not None else None
-            stored = _import_one(cache, found, target, source_ae, work)
+            stored = _import_one(cache, found, target, source_ae, work,
+                                 replace=conflict is not None)
         except StorageFullError as exc:
             report.add(found.name, exc.one_line())
             report.not_imported.extend(
@@ -210,6 +211,12 @@ def _import_preview(
             break
         except (InvalidDicomError, StoreError) as exc:
             report.add(found.name, exc.one_line())
+            continue
+        if stored.conflict is not None:
+            report.add(found.name, f"not imported: {stored.conflict.describe()}")
+            continue
+        if stored.conflict is not None:  # refused by the cache itself (e.g. other pixel data)
+            report.add(found.name, f"not imported: {stored.conflict.describe()}")
             continue
         report.imported += 1
         report.warnings.extend(f"{found.name}: {text}" for text in stored.info.warnings)

@@ -67,6 +67,8 @@ STATUS_MISMATCH = 0xA900
 STATUS_CANNOT_UNDERSTAND = 0xC000
 STATUS_WRITE_REFUSED = 0xC001
 STATUS_PROCESSING_FAILURE = 0xC002
+#: Warning "Coercion of Data Elements": a correction made here was re-applied (SPEC §2.10).
+STATUS_COERCED = 0xB000
 #: C-FIND/C-MOVE statuses we choose ourselves.
 STATUS_IDENTIFIER_MISMATCH = 0xA900
 STATUS_UNABLE_TO_PROCESS = 0xC000
@@ -122,9 +124,11 @@ class _Receipt:
             if self._error is not None:
                 raise self._error
             assert self._incoming is not None
-            self._incoming.finish(request.calling_ae, check=same_uids)
+            stored = self._incoming.finish(request.calling_ae, check=same_uids)
         except Exception as exc:  # never let one bad instance end the association
             return self._server.store_failure(exc, request.calling_ae)
+        if stored.corrected:
+            return STATUS_COERCED, "attributes coerced: this station's correction re-applied"
         return Status.SUCCESS, ""
 
 

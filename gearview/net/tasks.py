@@ -16,8 +16,7 @@ from typing import Any
 
 from gearview.config import Config
 from gearview.deid import BurnedInRefused, DeidOptions, deidentify_files, find_burned_in
-from gearview.edit import audit
-from gearview.errors import Cancelled, PartlyDoneError
+from gearview.errors import Cancelled, NetworkError, PartlyDoneError
 from gearview.jobqueue import RETRIEVE, SEND, JobContext, JobQueue, Runner
 from gearview.net.client import retrieve_to_cache
 from gearview.net.nodes import resolve_node
@@ -30,6 +29,7 @@ from gearview.net.send import (
     items_for,
     send_items,
 )
+from gearview.store import audit
 
 
 class SendFailed(PartlyDoneError):

@@ -137,7 +137,7 @@ ATTRIBUTES: tuple[Attribute, ...] = (
     Attribute("SeriesDescription", SERIES, json="description"),
     Attribute("NumberOfSeriesRelatedInstances", SERIES, json="instances",
               sql="(SELECT count(*) FROM instance x WHERE x.series_instance_uid = "
-                  "se.series_instance_uid)"),
+                  "se.series_instance_uid AND x.study_instance_uid = se.study_instance_uid)"),
     Attribute("BodyPartExamined", SERIES),
     Attribute("SOPInstanceUID", IMAGE),
     Attribute("SOPClassUID", IMAGE),

@@ -18,7 +18,6 @@ import struct
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from io import BytesIO
 from pathlib import Path
 from typing import BinaryIO
@@ -36,9 +35,11 @@ from gearview.errors import InvalidDicomError, NotFoundError, StoreError
 from gearview.home import Home
 from gearview.platform import choose_file_io
 from gearview.platform.portable import SpoolReserve
+from gearview.store import audit
 from gearview.store import batch as batch_journal
 from gearview.store.atomic import BATCH_PREFIX, fsync_dir, os_error_to_store_error, spool_writer
 from gearview.store.attributes import PATIENT, SERIES, at_level
+from gearview.store.conflicts import CACHED_COLUMNS, conflict_with, same_content
 from gearview.store.group_commit import GroupCommit, Publication
 from gearview.store.header import read_instance_info
 from gearview.store.incoming import Incoming
@@ -49,6 +50,8 @@ from gearview.store.index import (
     prune_empty,
     select_list,
 )
+from gearview.store.intake import IMPORT, Corrected, Corrector, StoredInstance, set_aside
+from gearview.store.ledger import NOT_CORRECTED, Conflict, Ledger
 from gearview.store.paths import SPOOL_DIR, instance_relpath
 from gearview.store.records import (
     InstanceInfo,
@@ -74,14 +77,6 @@ def _sniff_part10(path: Path) -> None:
         raise InvalidDicomError("empty file")
     if len(head) < 132 or head[128:132] != b"DICM":
         raise InvalidDicomError("not a DICOM Part-10 file (no DICM marker after the preamble)")
-
-
-@dataclass
-class StoredInstance:
-    info: InstanceInfo
-    path: Path
-    changes: Changes
-    replaced: bool
 
 
 #: (keyword, encoded tag + VR, pad byte) of the file meta elements `encode_file_meta`
@@ -159,7 +154,7 @@ class Cache:
     """Part-10 files under the storage folder plus the SQLite index in the home folder."""
 
     def __init__(self, home: Home, config: Config | None = None,
-                 bus: ev.EventBus | None = None) -> None:
+                 bus: ev.EventBus | None = None, corrector: Corrector | None = None) -> None:
         self.home = home.ensure()
         self.config = config or load_config(home)
         self.files_dir = self.config.storage_dir(home)
@@ -179,8 +174,13 @@ class Cache:
             log.info("storage.set_spool_topdir_flag: not supported for %s", self.spool_dir)
         self.index = IndexConnections(home.index_file)
         self.index.get()
+        #: Correction rules, sends and conflicts (`store/ledger.py`).
+        self.ledger = Ledger(home.ledger_file)
+        #: Re-applies corrections to arrivals (`gearview.edit.reapply`); without one, an
+        #: arrival of an edited study is stored as it came and the study flagged.
+        self.corrector = corrector
         self._write_lock = threading.Lock()
-        self._group_commit = GroupCommit(self._write_lock, lambda: self.conn)
+        self._group_commit = GroupCommit(self._write_lock, lambda: self.conn, self._admit)
         self._reserve: SpoolReserve | None = None
         self._operations = threading.local()
         self.recover_batches()
@@ -192,6 +192,7 @@ class Cache:
     def close(self) -> None:
         self.release_spool_files()
         self.index.close_all()
+        self.ledger.close()
 
     @property
     def conn(self) -> sqlite3.Connection:
@@ -273,11 +274,14 @@ class Cache:
         if reserve is not None:
             reserve.stop()
 
-    def add_file(self, path: str | os.PathLike[str], source_ae: str = "") -> StoredInstance:
+    def add_file(self, path: str | os.PathLike[str], source_ae: str = "", *,
+                 replace: bool = False) -> StoredInstance:
         """Copy a Part-10 file into the cache (the preamble is zeroed: never executable).
 
         Only the spool copy, which is what gets published, is fully validated;
-        the source is just sniffed first so junk is not copied at all.
+        the source is just sniffed first so junk is not copied at all. A file whose
+        SOP Instance UID is cached as another instance (another study, patient or
+        image) is not stored: the result's `conflict` says why, unless `replace`.
         """
         source = Path(path)
         _sniff_part10(source)
@@ -286,27 +290,46 @@ class Cache:
                 src.seek(128)
                 fh.write(b"\x00" * 128)
                 shutil.copyfileobj(src, fh, COPY_CHUNK)
-        return self._accept_spool(spool, source_ae)
-
-    def _accept_spool(self, spool: Path, source_ae: str,
-                      check: Callable[[InstanceInfo], None] | None = None) -> StoredInstance:
         try:
             info = read_instance_info(spool)
-            if check is not None:
-                check(info)
         except BaseException:
             spool.unlink(missing_ok=True)
             raise
-        return self.publish_spool(spool, info, source_ae, initiator="import")
+        return self.publish_spool(spool, info, source_ae, "import", replace=replace,
+                                  keep_conflict=False)
 
     def publish_spool(self, spool: Path, info: InstanceInfo, source_ae: str,
-                      initiator: object = "receive") -> StoredInstance:
-        """Move a complete, fsynced spool file into place and index it."""
+                      initiator: object = "receive", *, replace: bool = False,
+                      keep_conflict: bool = True) -> StoredInstance:
+        """Move a complete, fsynced spool file into place and index it (see `store/intake.py`).
+
+        The study's corrections are re-applied first. An arrival that conflicts
+        with the cached copy of its SOP Instance UID is kept aside
+        (`keep_conflict`, for what a peer was told is stored) or dropped, unless
+        `replace`.
+        """
+        corrected: dict[str, str] = {}
+        uncorrected = None
+        if self.ledger.has_rules(info.study_instance_uid, info.sop_instance_uid):
+            spool, info, corrected, uncorrected = self._reapply(spool, info, source_ae)
         relpath = instance_relpath(info.study_instance_uid, info.series_instance_uid,
                                    info.sop_instance_uid)
         target = self.files_dir / relpath
-        item = Publication(spool, target, relpath.as_posix(), spool.stat().st_size, info, source_ae)
+        item = Publication(spool, target, relpath.as_posix(), spool.stat().st_size, info,
+                           source_ae, replace=replace, keep_conflict=keep_conflict)
+        item.content = None if replace else self._compare_content(spool, info)
         self._group_commit.publish(item)
+        if item.conflict is not None:
+            return self._refused(item, initiator)
+        if corrected:
+            audit.append(self.home, "correction re-applied", study_uid=info.study_instance_uid,
+                         sop_uid=info.sop_instance_uid, source=source_ae,
+                         attributes=sorted(corrected))
+        if uncorrected is not None:
+            self.ledger.add_conflict(uncorrected)
+            audit.append(self.home, "correction not re-applied",
+                         study_uid=info.study_instance_uid, sop_uid=info.sop_instance_uid,
+                         source=source_ae)
         study_new, previous = item.study_new, item.previous
         changes = Changes()
         if previous is not None and previous["path"] != relpath.as_posix():
@@ -322,7 +345,70 @@ class Cache:
         self.bus.emit(ev.INSTANCE_STORED, info=info, path=target, source_ae=source_ae,
                       replaced=replaced)
         self._changed(changes, initiator)
-        return StoredInstance(info=info, path=target, changes=changes, replaced=replaced)
+        return StoredInstance(info=info, path=target, changes=changes, replaced=replaced,
+                              corrected=corrected)
+
+    # ---- the intake rules (store/intake.py) --------------------------------
+
+    def _reapply(self, spool: Path, info: InstanceInfo, source: str,
+                 ) -> tuple[Path, InstanceInfo, dict[str, str], Conflict | None]:
+        """The arrival with its study's corrections, or as it came and the reason it is flagged."""
+        rules = self.ledger.rules_for(info.study_instance_uid, info.sop_instance_uid)
+        if not rules:
+            return spool, info, {}, None
+        apply = self.config.qc.reapply_corrections and self.corrector is not None
+        if self.corrector is None:
+            log.error("an instance of an edited study arrived but this cache re-applies no "
+                      "corrections; stored as it came and flagged")
+            result: Corrected | None = Corrected(spool, info, {})
+        else:
+            try:
+                result = self.corrector(spool, rules, self.spool_dir, apply=apply)
+            except BaseException:
+                spool.unlink(missing_ok=True)
+                raise
+        if result is None:  # it already holds every corrected value
+            return spool, info, {}, None
+        if apply:
+            spool.unlink(missing_ok=True)
+            return result.spool, result.info, result.previous, None
+        flag = Conflict(NOT_CORRECTED, info.sop_instance_uid, info.study_instance_uid,
+                        info.patient_id, info.issuer_of_patient_id, source=source)
+        return spool, info, {}, flag
+
+    def _compare_content(self, spool: Path, info: InstanceInfo) -> tuple[str, bool] | None:
+        """(cached path, same image?) for a copy of the same instance, read outside the lock."""
+        row = self.conn.execute(f"SELECT {CACHED_COLUMNS} FROM instance WHERE "
+                                "sop_instance_uid = ?", (info.sop_instance_uid,)).fetchone()
+        if row is None or row["study_instance_uid"] != info.study_instance_uid:
+            return None
+        return row["path"], same_content(self.files_dir / row["path"], spool)
+
+    def _admit(self, item: Publication, cached: sqlite3.Row) -> Conflict | None:
+        """Under the write lock: refuse an arrival that is not the cached instance again."""
+        if item.content is not None and item.content[0] == cached["path"]:
+            same = item.content[1]
+        else:
+            same = same_content(self.files_dir / cached["path"], item.spool)
+        conflict = conflict_with(item.info, cached, same, item.source_ae or IMPORT)
+        if conflict is not None:
+            conflict.kept = set_aside(item.spool, self.files_dir, item.keep_conflict)
+        return conflict
+
+    def _refused(self, item: Publication, initiator: object) -> StoredInstance:
+        conflict = item.conflict
+        assert conflict is not None
+        self.ledger.add_conflict(conflict)
+        audit.append(self.home, "arrival not stored", kind=conflict.kind,
+                     sop_uid=conflict.sop_uid, study_uid=conflict.study_uid,
+                     cached_study_uid=conflict.cached_study_uid, source=conflict.source,
+                     kept=conflict.kept)
+        log.warning("not stored: %s", conflict.describe())
+        changes = Changes(studies_updated={conflict.cached_study_uid})
+        self._changed(changes, initiator)
+        cached = self.instance(conflict.sop_uid)
+        return StoredInstance(info=item.info, path=cached.path if cached else item.target,
+                              changes=changes, replaced=False, conflict=conflict)
 
     def remove_instances(self, sop_uids: Iterable[str]) -> Changes:
         """Delete instances (rows first, then files: a crash leaves orphans, never dangling rows)."""

@@ -29,7 +29,8 @@ from gearview.store.header import info_from_buffer, read_instance_info
 from gearview.store.records import InstanceInfo
 
 if TYPE_CHECKING:
-    from gearview.store.cache import Cache, StoredInstance
+    from gearview.store.cache import Cache
+    from gearview.store.intake import StoredInstance
 
 log = logging.getLogger(__name__)
 PREAMBLE = b"\x00" * 128 + b"DICM"

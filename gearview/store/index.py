@@ -28,7 +28,7 @@ from gearview.store.attributes import (
 )
 from gearview.store.records import InstanceInfo
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 BUSY_TIMEOUT_MS = 10_000
 #: The demographics that tell two patient rows apart.
 PATIENT_KEY = tuple(
@@ -44,8 +44,8 @@ def _column(attr: Attribute) -> str:
     return f"{attr.column} INTEGER"
 
 
-def _table(level: str, head: list[str], tail: list[str]) -> str:
-    keys = {UNIQUE[level]} if level in UNIQUE else set()
+def _table(level: str, head: list[str], tail: list[str], key_in_head: bool = True) -> str:
+    keys = {UNIQUE[level]} if level in UNIQUE and key_in_head else set()
     body = [_column(a) for a in columns(level) if a not in keys]
     return f"CREATE TABLE IF NOT EXISTS {TABLE[level]} (\n    " + ",\n    ".join(
         head + body + tail) + "\n);"
@@ -62,7 +62,8 @@ def _schema() -> str:
                ["updated_at REAL NOT NULL"]),
         "CREATE INDEX IF NOT EXISTS study_patient ON study(patient_pk);",
         "CREATE INDEX IF NOT EXISTS study_date ON study(study_date);",
-        _table(SERIES, [f"{series} TEXT PRIMARY KEY"], []),
+        # a Series Instance UID reused by two studies is two series (SPEC §2.10)
+        _table(SERIES, [], [f"PRIMARY KEY ({study}, {series})"], key_in_head=False),
         f"CREATE INDEX IF NOT EXISTS series_study ON series({study});",
         _table(IMAGE, [f"{sop} TEXT PRIMARY KEY"],
                ["path TEXT NOT NULL UNIQUE", "size INTEGER NOT NULL", "received_at REAL NOT NULL",
@@ -74,6 +75,8 @@ def _schema() -> str:
 
 SCHEMA = _schema()
 
+_V2_SERIES = ("study_instance_uid, series_instance_uid, series_number, modality, "
+              "series_description, body_part_examined")
 #: Schema version -> the statements that bring an index of that version to the next one.
 #: An index a migration cannot handle is recreated from the files by `gearview store rebuild`.
 MIGRATIONS: dict[int, tuple[str, ...]] = {
@@ -97,6 +100,23 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
                           "sex": "patient_sex", "charset": "specific_character_set"}),
         )
         for old, new in renames.items()
+    ),
+    # 2 -> 3: a series is keyed by its study too; instances whose series row another study
+    # had taken get theirs back (their other values from that row)
+    2: (
+        "ALTER TABLE series RENAME TO series_v2",
+        "CREATE TABLE series (study_instance_uid TEXT NOT NULL DEFAULT '', "
+        "series_instance_uid TEXT NOT NULL DEFAULT '', series_number INTEGER, "
+        "modality TEXT NOT NULL DEFAULT '', series_description TEXT NOT NULL DEFAULT '', "
+        "body_part_examined TEXT NOT NULL DEFAULT '', "
+        "PRIMARY KEY (study_instance_uid, series_instance_uid))",
+        f"INSERT INTO series({_V2_SERIES}) SELECT {_V2_SERIES} FROM series_v2",
+        f"INSERT OR IGNORE INTO series({_V2_SERIES}) SELECT DISTINCT i.study_instance_uid, "
+        "se.series_instance_uid, se.series_number, se.modality, se.series_description, "
+        "se.body_part_examined FROM instance i JOIN series_v2 se "
+        "ON se.series_instance_uid = i.series_instance_uid",
+        "DROP TABLE series_v2",
+        "CREATE INDEX IF NOT EXISTS series_study ON series(study_instance_uid)",
     ),
 }
 
@@ -206,10 +226,10 @@ def _values(info: InstanceInfo, attrs: tuple[Attribute, ...]) -> tuple[object, .
     return tuple(getattr(info, a.field) for a in attrs)
 
 
-def _upsert_sql(table: str, names: list[str], key: str) -> str:
-    updates = ", ".join(f"{n}=excluded.{n}" for n in names if n != key)
+def _upsert_sql(table: str, names: list[str], keys: tuple[str, ...]) -> str:
+    updates = ", ".join(f"{n}=excluded.{n}" for n in names if n not in keys)
     return (f"INSERT INTO {table}({', '.join(names)}) VALUES ({','.join('?' * len(names))}) "
-            f"ON CONFLICT({key}) DO UPDATE SET {updates}")
+            f"ON CONFLICT({', '.join(keys)}) DO UPDATE SET {updates}")
 
 
 _PATIENT_FIND = "SELECT pk FROM patient WHERE " + " AND ".join(f"{a.column}=?" for a in PATIENT_KEY)
@@ -223,9 +243,10 @@ _PATIENT_INSERT = (
 _STUDY_COLUMNS = columns(STUDY)
 _STUDY_UPSERT = _upsert_sql(
     "study", [a.column for a in _STUDY_COLUMNS] + ["patient_pk", "updated_at"],
-    UNIQUE[STUDY].column)
+    (UNIQUE[STUDY].column,))
 _SERIES_COLUMNS = columns(SERIES)
-_SERIES_UPSERT = _upsert_sql("series", [a.column for a in _SERIES_COLUMNS], UNIQUE[SERIES].column)
+_SERIES_UPSERT = _upsert_sql("series", [a.column for a in _SERIES_COLUMNS],
+                             (UNIQUE[STUDY].column, UNIQUE[SERIES].column))
 _INSTANCE_COLUMNS = columns(IMAGE)
 _INSTANCE_NAMES = [a.column for a in _INSTANCE_COLUMNS] + ["path", "size", "received_at",
                                                             "source_ae"]
@@ -268,9 +289,10 @@ def upsert_instance(conn: sqlite3.Connection, info: InstanceInfo, relpath: str, 
 def prune_empty(conn: sqlite3.Connection, series_uid: str, study_uid: str) -> list[str]:
     """Drop a series/study/patient left without instances; returns the levels removed."""
     removed = []
-    if conn.execute(f"SELECT 1 FROM instance WHERE {_SERIES}=? LIMIT 1",
-                    (series_uid,)).fetchone() is None:
-        conn.execute(f"DELETE FROM series WHERE {_SERIES}=?", (series_uid,))
+    key = (study_uid, series_uid)
+    if conn.execute(f"SELECT 1 FROM instance WHERE {_STUDY}=? AND {_SERIES}=? LIMIT 1",
+                    key).fetchone() is None:
+        conn.execute(f"DELETE FROM series WHERE {_STUDY}=? AND {_SERIES}=?", key)
         removed.append("series")
     if conn.execute(f"SELECT 1 FROM series WHERE {_STUDY}=? LIMIT 1",
                     (study_uid,)).fetchone() is None:

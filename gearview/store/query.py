@@ -29,7 +29,7 @@ PATIENT_JOIN = "JOIN patient p ON p.pk = s.patient_pk"
 STUDY_FROM = f"study s {PATIENT_JOIN}"
 SERIES_FROM = f"series se JOIN study s ON s.{_STUDY} = se.{_STUDY} {PATIENT_JOIN}"
 IMAGE_FROM = (
-    f"instance i JOIN series se ON se.{_SERIES} = i.{_SERIES} "
+    f"instance i JOIN series se ON se.{_SERIES} = i.{_SERIES} AND se.{_STUDY} = i.{_STUDY} "
     f"JOIN study s ON s.{_STUDY} = se.{_STUDY} {PATIENT_JOIN}"
 )
 FROM = {STUDY: STUDY_FROM, SERIES: SERIES_FROM, IMAGE: IMAGE_FROM}

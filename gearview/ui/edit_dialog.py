@@ -358,7 +358,13 @@ def _open_series_dialog(window: MainWindow, uids: list[str], move: bool) -> None
             def job(progress: Any, token: Any) -> Any:
                 if move:
                     return move_series(
-                        window.cache, chosen, target, reason=reason, progress=progress, token=token
+                        window.cache,
+                        chosen,
+                        target,
+                        source_study_uid=uid,
+                        reason=reason,
+                        progress=progress,
+                        token=token,
                     )
                 return split_study(
                     window.cache, uid, chosen, reason=reason, progress=progress, token=token

@@ -50,7 +50,9 @@ def scope_records(cache: Cache, record: InstanceRecord, scope: str) -> list[Inst
     if scope == "study":
         return cache.instances(study_uid=record.study_instance_uid)
     if scope == "series":
-        return cache.instances(series_uid=record.series_instance_uid)
+        return cache.instances(
+            study_uid=record.study_instance_uid, series_uid=record.series_instance_uid
+        )
     return [record]
 
 

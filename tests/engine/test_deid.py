@@ -29,10 +29,10 @@ from pydicom.dataset import Dataset
 from gearview.deid import BurnedInRefused, Deidentifier, DeidOptions, find_burned_in
 from gearview.deid.keys import KEY_MODE, KeyedMapping, key_path, station_key
 from gearview.deid.preview import preview
-from gearview.edit import audit
 from gearview.errors import Cancelled, GearviewError, InvalidValueError, StorageFullError
 from gearview.jobs import CancelToken
 from gearview.media.export import BurnOptions, export_folder
+from gearview.store import audit
 
 
 def _export(cache, study_uids, target: Path, options: DeidOptions | None = None, **kw):

@@ -22,12 +22,11 @@ from pydicom.uid import generate_uid
 
 from gearview import events as ev
 from gearview.cli import main as cli_main
-from gearview.edit import audit
 from gearview.edit.rewrite import read_header
 from gearview.edit.study_edit import edit_study
 from gearview.edit.undo import undo_last
 from gearview.errors import InvalidValueError, NotFoundError, StoreError
-from gearview.store import Cache
+from gearview.store import Cache, audit
 from gearview.store.header import read_instance_info
 
 NEW = {

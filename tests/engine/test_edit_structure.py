@@ -12,11 +12,10 @@ from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence
 from pydicom.uid import KeyObjectSelectionDocumentStorage, generate_uid
 
-from gearview.edit import audit
 from gearview.edit.structure import merge_studies, move_series, split_study
 from gearview.edit.undo import undo_last
 from gearview.errors import InvalidValueError
-from gearview.store import Cache
+from gearview.store import Cache, audit
 
 
 def _study(

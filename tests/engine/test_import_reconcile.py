@@ -10,12 +10,11 @@ import pytest
 from factory import write_series
 from pydicom.uid import generate_uid
 
-from gearview.edit import audit
 from gearview.errors import InvalidValueError
 from gearview.identity import mappings
 from gearview.media.importer import Reconcile, ReconcileRequest, import_path, preview
 from gearview.media.reconcile import parse_map
-from gearview.store import Cache
+from gearview.store import Cache, audit
 
 
 def _digest(path: Path) -> str:

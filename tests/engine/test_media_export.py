@@ -16,7 +16,6 @@ import pytest
 from factory import write_series
 from pydicom.uid import ExplicitVRLittleEndian, JPEG2000Lossless, RLELossless
 
-from gearview.edit import audit
 from gearview.errors import Cancelled, StorageFullError
 from gearview.home import Home
 from gearview.jobs import CancelToken
@@ -26,7 +25,7 @@ from gearview.media.dicomdir import file_id_is_conformant
 from gearview.media.export import BurnOptions, CapacityError, burn_disc, export_iso, plan
 from gearview.media.fileset import MediaWriteError
 from gearview.media.importer import import_path
-from gearview.store import Cache
+from gearview.store import Cache, audit
 
 TEST_FILES = Path(pydicom.data.__file__).parent / "test_files"
 

@@ -17,6 +17,7 @@ from gearview import events as ev
 from gearview.errors import IndexCorruptError, InvalidDicomError, StoreError
 from gearview.home import Home
 from gearview.store import Cache, index
+from gearview.store.check import check_store
 
 
 def _dataset_bytes(ds: pydicom.Dataset) -> bytes:
@@ -83,7 +84,8 @@ def test_same_sop_instance_replaces_file_and_keeps_one_row(cache: Cache) -> None
     assert cache.study(study).patient_name == "Second^Name"
 
 
-def test_same_sop_moved_to_another_study_leaves_no_old_file(cache: Cache) -> None:
+def test_same_sop_in_another_study_is_kept_aside_not_stored(cache: Cache) -> None:
+    """The cached study keeps its instance; the arrival is acknowledged and kept, not lost."""
     sop = generate_uid()
     from gearview.store.cache import build_file_meta
 
@@ -91,7 +93,29 @@ def test_same_sop_moved_to_another_study_leaves_no_old_file(cache: Cache) -> Non
     b = make_ct(generate_uid(), generate_uid(), sop_uid=sop)
     meta = build_file_meta(a.SOPClassUID, sop, a.file_meta.TransferSyntaxUID)
     old = cache.add_received(meta, _dataset_bytes(a)).path
-    new = cache.add_received(meta, _dataset_bytes(b)).path
+    before = old.read_bytes()
+    second = cache.add_received(meta, _dataset_bytes(b), "MODALITY")
+    assert not second.stored and second.conflict.kind == "other-study"
+    assert old.read_bytes() == before
+    assert [s.study_instance_uid for s in cache.studies()] == [a.StudyInstanceUID]
+    kept = cache.files_dir / second.conflict.kept
+    assert pydicom.dcmread(kept).StudyInstanceUID == b.StudyInstanceUID
+    assert cache.ledger.conflicts([b.StudyInstanceUID])[b.StudyInstanceUID][0].source == "MODALITY"
+    assert check_store(cache.home, cache.files_dir).clean  # kept aside is not part of the cache
+
+
+def test_same_sop_moved_to_another_study_on_request_leaves_no_old_file(
+    cache: Cache, tmp_path: Path
+) -> None:
+    sop = generate_uid()
+    a = make_ct(generate_uid(), generate_uid(), sop_uid=sop)
+    b = make_ct(generate_uid(), generate_uid(), sop_uid=sop)
+    for name, ds in (("a.dcm", a), ("b.dcm", b)):
+        ds.save_as(tmp_path / name, enforce_file_format=True)
+    old = cache.add_file(tmp_path / "a.dcm").path
+    refused = cache.add_file(tmp_path / "b.dcm")
+    assert not refused.stored and not refused.conflict.kept and old.exists()
+    new = cache.add_file(tmp_path / "b.dcm", replace=True).path
     assert not old.exists() and new.exists()
     assert [s.study_instance_uid for s in cache.studies()] == [b.StudyInstanceUID]
     assert cache.counts() == {"patient": 1, "study": 1, "series": 1, "instance": 1}

@@ -13,8 +13,8 @@ from factory import write_series
 
 from gearview.cli import main
 from gearview.config import load_config, save_config
-from gearview.edit import audit
 from gearview.home import Home
+from gearview.store import audit
 from peers.orthanc import orthanc_with
 from peers.tools import DCMTK_ENV, free_port, require
 from peers.worklist import WorklistSCP, order

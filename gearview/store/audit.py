@@ -1,4 +1,5 @@
-"""The audit log: one JSON line per edit, structure fix or undo, owner-only (it holds PHI)."""
+"""The audit log: one JSON line per edit, undo, send, retrieve, receive, import, burn and
+override, owner-only (it holds PHI)."""
 
 from __future__ import annotations
 
