@@ -181,12 +181,17 @@ class JobQueue:
                 self._save(record)
                 self._emit_finished(record)
 
-    def retry(self, job_id: str) -> JobRecord:
-        """Queue a failed or cancelled job again (a send resends only what is missing)."""
+    def retry(self, job_id: str, params: dict[str, Any] | None = None) -> JobRecord:
+        """Queue a failed or cancelled job again (a send resends only what is missing).
+
+        `params` replace the job's (a send retried despite findings records the override).
+        """
         record = self.get(job_id)
         with self._lock:
             if record.state in (RUNNING, QUEUED):
                 return record
+            if params is not None:
+                record.params = params
             record.state = QUEUED
             record.error = ""
             record.message = "queued for retry"

@@ -37,7 +37,8 @@ def run(args: argparse.Namespace) -> int:
     deidentify = deid_options.options_from(args)
     if args.to:
         send_args = argparse.Namespace(
-            **vars(args), node=args.to, targets=args.study_uids, retry=None, anonymize=True
+            **vars(args), node=args.to, targets=args.study_uids, retry=None, anonymize=True,
+            force=False, reason="",
         )
         return run_send(send_args)
     station = open_station()

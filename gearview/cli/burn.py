@@ -12,10 +12,17 @@ import argparse
 from pathlib import Path
 
 from gearview.cli import deid_options
-from gearview.cli.common import ProgressBar, load_station
+from gearview.cli.common import (
+    ProgressBar,
+    add_override_arguments,
+    check_override,
+    load_station,
+    refused,
+)
 from gearview.errors import InvalidValueError
 from gearview.media.export import MEDIA_CAPACITY, BurnOptions, burn_disc, export_iso
 from gearview.media.fileset import DEFAULT_PROFILE, PROFILES
+from gearview.qc.checks import SafetyFindingsError, guard
 
 COMMAND = "burn"
 
@@ -47,6 +54,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="split across several discs/images when the selection does not fit",
     )
     deid_options.add_arguments(parser, switch=True)
+    add_override_arguments(parser, "burn")
     parser.set_defaults(run=lambda args: deid_options.refusing(lambda: run(args)))
 
 
@@ -58,6 +66,7 @@ def run(args: argparse.Namespace) -> int:
         if args.no_viewer or not config.media.portable_viewer
         else Path(config.media.portable_viewer).expanduser()
     )
+    check_override(args)
     options = BurnOptions(
         medium=args.medium or config.media.default_medium,
         profile=args.profile,
@@ -65,12 +74,23 @@ def run(args: argparse.Namespace) -> int:
         viewer_dir=viewer,
         split=args.split,
         deidentify=deid_options.options_from(args),
+        keep_original_attributes=config.media.keep_original_attributes,
     )
     if args.device and args.split:
         raise InvalidValueError(
             "--split works with --iso only", hint="write ISO images, then burn each"
         )
     cache = station.open().cache
+    try:
+        if options.deidentify is None:  # a de-identified copy has no identity to mix up
+            guard(cache, args.study_uids, "burn", target=str(args.iso or args.device),
+                  force=args.force, reason=args.reason)
+    except SafetyFindingsError as exc:
+        station.close()
+        return refused(exc, "nothing was written; --force --reason TEXT overrides")
+    except BaseException:
+        station.close()
+        raise
     bar = ProgressBar("burn")
     try:
         if args.iso:

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 import time
 from collections.abc import Iterable, Sequence
 from typing import Any, TextIO
 
+from gearview.errors import InvalidValueError
 from gearview.jobs import Progress
 from gearview.station import Station
+
+#: SPEC §3: safety-check findings (check, a refused send or burn).
+EXIT_FINDINGS = 4
 
 
 def load_station() -> Station:
@@ -25,6 +30,35 @@ def open_station() -> Station:
 def print_json(data: Any, out: TextIO | None = None) -> None:
     json.dump(data, out or sys.stdout, indent=2, ensure_ascii=False)
     (out or sys.stdout).write("\n")
+
+
+def print_findings(findings: Iterable[Any], out: TextIO | None = None) -> None:
+    """Safety-check findings, one line each: `STUDY_UID: code: message`."""
+    out = out or sys.stdout
+    for f in findings:
+        out.write(f"{f.study_uid}: {f.code}: {f.message} ({f.instances} instance(s))\n")
+
+
+def add_override_arguments(parser: argparse.ArgumentParser, what: str) -> None:
+    """--force --reason: send or burn despite safety-check findings (audited)."""
+    parser.add_argument("--force", action="store_true",
+                        help=f"{what} despite safety-check findings (needs --reason)")
+    parser.add_argument("--reason", default="", metavar="TEXT",
+                        help="why the findings are overridden (goes to the audit log)")
+
+
+def check_override(args: argparse.Namespace) -> None:
+    if args.force and not args.reason.strip():
+        raise InvalidValueError("--force needs --reason TEXT", hint="say why, for the audit log")
+    if args.reason and not args.force:
+        raise InvalidValueError("--reason goes with --force")
+
+
+def refused(error: Any, force_hint: str) -> int:
+    """A send or burn refused on findings: the findings, one error line, exit 4."""
+    print_findings(error.findings, sys.stderr)
+    print(f"gearview: error: {error.message} ({force_hint})", file=sys.stderr)
+    return EXIT_FINDINGS
 
 
 def print_table(

@@ -6,6 +6,7 @@ import argparse
 
 from gearview.cli.common import open_station, print_json, print_table
 from gearview.errors import NotFoundError
+from gearview.qc.status import standings
 
 COMMAND = "ls"
 
@@ -45,8 +46,10 @@ def run(args: argparse.Namespace) -> int:
                 )
             return 0
         studies = cache.studies()
+        standing = standings(cache, [s.study_instance_uid for s in studies])
         if args.json:
-            print_json([s.to_json() for s in studies])
+            print_json([{**s.to_json(), **standing[s.study_instance_uid].to_json()}
+                        for s in studies])
         else:
             print_table(
                 (
@@ -59,6 +62,8 @@ def run(args: argparse.Namespace) -> int:
                     "SER",
                     "INST",
                     "DESCRIPTION",
+                    "STATUS",
+                    "FINDINGS",
                     "STUDY UID",
                 ),
                 [
@@ -72,6 +77,8 @@ def run(args: argparse.Namespace) -> int:
                         s.number_of_study_related_series,
                         s.number_of_study_related_instances,
                         s.study_description,
+                        standing[s.study_instance_uid].status,
+                        ",".join(standing[s.study_instance_uid].findings) or "-",
                         s.study_instance_uid,
                     )
                     for s in studies

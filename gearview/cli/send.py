@@ -11,11 +11,19 @@ import argparse
 import sys
 
 from gearview.cli import deid_options
-from gearview.cli.common import ProgressBar, open_station
+from gearview.cli.common import (
+    ProgressBar,
+    add_override_arguments,
+    check_override,
+    open_station,
+    refused,
+)
 from gearview.errors import InvalidValueError, PartlyDoneError
 from gearview.jobqueue import CANCELLED, DONE, SEND
 from gearview.net.nodes import resolve_node
+from gearview.net.send import items_for
 from gearview.net.tasks import check_burned_in, send_params
+from gearview.qc.checks import SafetyFindingsError, guard, studies_of
 
 COMMAND = "send"
 #: SPEC §3: some instances were sent but not committed by the node.
@@ -35,6 +43,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "--retry", metavar="JOB", help="resend what is missing from an earlier send job"
     )
     deid_options.add_arguments(parser, switch=True)
+    add_override_arguments(parser, "send")
     parser.set_defaults(run=lambda args: deid_options.refusing(lambda: run(args)))
 
 
@@ -44,18 +53,33 @@ def run(args: argparse.Namespace) -> int:
     cache = station.cache
     try:
         queue = station.jobs
+        check_override(args)
         if args.retry:
-            job = queue.retry(args.retry)
+            params = dict(queue.get(args.retry).params)
+        elif not args.node or not args.targets:
+            raise InvalidValueError(
+                "give a node and what to send", hint="gearview send NODE STUDY_UID|PATH..."
+            )
         else:
-            if not args.node or not args.targets:
-                raise InvalidValueError(
-                    "give a node and what to send", hint="gearview send NODE STUDY_UID|PATH..."
-                )
-            node = resolve_node(station.config, args.node)
-            targets = [str(t) for t in args.targets]
-            check_burned_in(cache, targets, deidentify)
+            params = send_params(args.node, [str(t) for t in args.targets], deidentify)
+            check_burned_in(cache, params["targets"], deidentify)
+        node = resolve_node(station.config, params["node"])
+        # a job sent despite findings keeps its override; a de-identified copy carries no
+        # patient identity to mix up
+        if not params.get("override") and not params.get("deidentify"):
+            studies = studies_of(cache, [i.sop_uid for i in items_for(cache, params["targets"])])
+            try:
+                guard(cache, studies, "send", target=node.name, force=args.force,
+                      reason=args.reason)
+            except SafetyFindingsError as exc:
+                return refused(exc, "nothing was sent; --force --reason TEXT overrides")
+            if args.force:
+                params["override"] = {"reason": args.reason.strip()}
+        if args.retry:
+            job = queue.retry(args.retry, params)
+        else:
             title = f"Send {'de-identified ' if deidentify else ''}to {node.name}"
-            job = queue.submit(SEND, title, send_params(args.node, targets, deidentify))
+            job = queue.submit(SEND, title, params)
         bar = ProgressBar(f"send {job.id}")
         try:
             record = queue.run(job.id, bar)

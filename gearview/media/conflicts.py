@@ -1,15 +1,20 @@
 """An imported instance must never replace another patient's or study's cached copy.
 
-The same SOP Instance UID cached under another patient (Patient ID and issuer)
-or another study is a conflict: the cached file stays, the incoming one is
-reported, unless the user asks to replace it. Same patient and study is an
-ordinary re-import (newest copy wins).
+The cache refuses it (`store/conflicts.py`, after re-applying the corrections
+of the study); this is how the import report and the import dialog's
+per-conflict choice name it. The same SOP Instance UID cached under another
+patient (Patient ID and issuer), another study or with other pixel data is a
+conflict: the cached file stays, the incoming one is reported, unless the user
+asks to replace it.
 """
 
 from __future__ import annotations
 
 import sqlite3
 from dataclasses import dataclass
+
+from gearview.store.ledger import OTHER_CONTENT
+from gearview.store.ledger import Conflict as StoreConflict
 
 
 @dataclass(frozen=True)
@@ -22,9 +27,20 @@ class Conflict:
     cached_patient: tuple[str, str]
     incoming_study: str
     incoming_patient: tuple[str, str]
+    kind: str = ""
+
+    @classmethod
+    def refused(cls, name: str, conflict: StoreConflict) -> Conflict:
+        """The report's view of why the cache refused an instance."""
+        return cls(name, conflict.sop_uid, conflict.cached_study_uid,
+                   (conflict.cached_patient_id, conflict.cached_issuer), conflict.study_uid,
+                   (conflict.patient_id, conflict.issuer), conflict.kind)
 
     @property
     def reason(self) -> str:
+        if self.kind == OTHER_CONTENT:
+            return (f"not replaced: SOP Instance UID {self.sop_uid} is already cached with other "
+                    f"pixel data in study {self.cached_study}")
         what = []
         if self.cached_patient != self.incoming_patient:
             pid, issuer = self.cached_patient

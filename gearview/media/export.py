@@ -72,6 +72,8 @@ class BurnOptions:
     previews: bool = True
     split: bool = False
     deidentify: DeidOptions | None = None
+    #: Keep Original Attributes items of another identity (`[media] keep_original_attributes`).
+    keep_original_attributes: bool = False
 
 
 @dataclass
@@ -172,7 +174,8 @@ def build_disc(
     progress: ProgressCallback = no_progress,
     token: CancelToken | None = None,
 ) -> DiscLayout:
-    layout, roots = build_layout(cache, planned, workdir, progress, token)
+    layout, roots = build_layout(cache, planned, workdir, progress, token,
+                                 keep_original_attributes=options.keep_original_attributes)
     add_dicomdir(layout, roots, volume_label(label)[:16])
     viewer = viewer_files(options.viewer_dir)
     add_pdi_content(layout, label, bool(viewer), options.previews)

@@ -36,6 +36,7 @@ from pydicom.uid import (
 from gearview.errors import GearviewError, InvalidValueError
 from gearview.jobs import CancelToken, Progress, ProgressCallback, no_progress
 from gearview.media.dicomdir import DirNode, encode_dicomdir, image_record, new_record
+from gearview.media.identity import drop_other_identities, holds_other_identity
 from gearview.store import Cache
 from gearview.store.records import InstanceRecord, SeriesRecord, StudyRecord
 
@@ -175,17 +176,23 @@ def _to_little_endian(ds: Dataset) -> None:
         ds.PixelData = np.frombuffer(ds.PixelData, dtype=">u2").byteswap().tobytes()
 
 
-def _convert(record: InstanceRecord, target: Path) -> int:
-    """Write an Explicit VR LE copy of a cached instance (decompressed / byte-swapped as needed)."""
+def _disc_copy(record: InstanceRecord, target: Path, convert: bool) -> int:
+    """Write the disc's copy of a cached instance: Explicit VR LE when `convert`
+    (decompressed / byte-swapped as needed), without Original Attributes items of
+    another identity (`media/identity.py`)."""
     try:
         ds = pydicom.dcmread(record.path)
+        drop_other_identities(ds)
+        ds.preamble = b"\x00" * 128
+        if not convert:
+            pydicom.dcmwrite(target, ds, enforce_file_format=True)
+            return target.stat().st_size
         syntax = ds.file_meta.TransferSyntaxUID
         if syntax.is_compressed:
             ds.decompress(generate_instance_uid=False)  # same instance, new syntax
         elif not syntax.is_little_endian:
             _to_little_endian(ds)
         ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
-        ds.preamble = b"\x00" * 128
         pydicom.dcmwrite(
             target, ds, enforce_file_format=True, little_endian=True, implicit_vr=False
         )
@@ -293,8 +300,13 @@ def build_layout(
     workdir: Path,
     progress: ProgressCallback = no_progress,
     token: CancelToken | None = None,
+    keep_original_attributes: bool = False,
 ) -> tuple[DiscLayout, list[DirNode]]:
-    """Assign File IDs, convert what the profile needs, build the DICOMDIR record tree."""
+    """Assign File IDs, convert what the profile needs, build the DICOMDIR record tree.
+
+    Unless `keep_original_attributes`, instances whose Original Attributes hold
+    another identity are copied without those items (a patient disc).
+    """
     layout = DiscLayout(instances=planned)
     roots: list[DirNode] = []
     patients: dict[tuple[str, str, str], DirNode] = {}
@@ -329,10 +341,11 @@ def build_layout(
             f"SE{series_no:06d}",
             f"IM{len(series_node.children) + 1:06d}",
         )
-        if item.convert:
+        strip = not keep_original_attributes and holds_other_identity(record.path)
+        if item.convert or strip:
             source = workdir / f"{uuid.uuid4().hex}.dcm"
-            size = _convert(record, source)
-            ts = ExplicitVRLittleEndian
+            size = _disc_copy(record, source, item.convert)
+            ts = ExplicitVRLittleEndian if item.convert else record.transfer_syntax_uid
         else:
             source, size, ts = record.path, record.size, record.transfer_syntax_uid
         series_node.children.append(

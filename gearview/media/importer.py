@@ -20,7 +20,7 @@ from gearview.config import Config
 from gearview.errors import InvalidDicomError, StorageFullError, StoreError
 from gearview.identity import mappings
 from gearview.jobs import CancelToken, Progress, ProgressCallback, no_progress
-from gearview.media.conflicts import find_conflict
+from gearview.media.conflicts import Conflict, find_conflict
 from gearview.media.reconcile import (
     PROFILE,
     OutsideKey,
@@ -188,21 +188,18 @@ def _import_preview(
                 )
                 continue
         info = found.info
-        conflict = find_conflict(
+        replacing = _may_replace(replace, info.sop_instance_uid)
+        # what a replace overrides; otherwise the cache decides, after re-applying corrections
+        overridden = find_conflict(
             cache.conn,
             found.name,
             info.sop_instance_uid,
             info.study_instance_uid,
             _target_patient(found, plan),
-        )
-        if conflict is not None and not _may_replace(replace, info.sop_instance_uid):
-            report.conflicts.append(conflict)
-            report.add(found.name, conflict.reason)
-            continue
+        ) if replacing else None
         try:
             target = plan.target_for(info) if plan is not None else None
-            stored = _import_one(cache, found, target, source_ae, work,
-                                 replace=conflict is not None)
+            stored = _import_one(cache, found, target, source_ae, work, replace=replacing)
         except StorageFullError as exc:
             report.add(found.name, exc.one_line())
             report.not_imported.extend(
@@ -213,15 +210,14 @@ def _import_preview(
             report.add(found.name, exc.one_line())
             continue
         if stored.conflict is not None:
-            report.add(found.name, f"not imported: {stored.conflict.describe()}")
-            continue
-        if stored.conflict is not None:  # refused by the cache itself (e.g. other pixel data)
-            report.add(found.name, f"not imported: {stored.conflict.describe()}")
+            conflict = Conflict.refused(found.name, stored.conflict)
+            report.conflicts.append(conflict)
+            report.add(found.name, conflict.reason)
             continue
         report.imported += 1
         report.warnings.extend(f"{found.name}: {text}" for text in stored.info.warnings)
         report.replaced += int(stored.replaced)
-        report.conflicts_replaced += int(conflict is not None)
+        report.conflicts_replaced += int(overridden is not None)
         report.studies.add(stored.info.study_instance_uid)
         report.changes.merge(stored.changes)
     progress(Progress(total, total, "import finished"))

@@ -326,6 +326,14 @@ def _reject_busy(sock: socket.socket) -> None:
         pass
 
 
+@dataclass(frozen=True)
+class StoreHooks:
+    """One association's C-STORE sink (`begin`) and what runs once its socket thread ends."""
+
+    begin: Begin
+    ended: Callable[[], None]
+
+
 class GuardedRequestHandler(RequestHandler):
     """Gives each association our GuardedSocket, PDU reader and waking reactors."""
 
@@ -338,8 +346,8 @@ class GuardedRequestHandler(RequestHandler):
         connection = self.server.connection_for(self.request)
         connection.adopted = True
         transport.adopt(connection, self.server.limits)
-        begin = self.server.begin_store
-        inbound = Inbound(assoc, StoreStream(assoc, begin) if begin is not None else None)
+        hooks = self.server.store_for(assoc) if self.server.store_for is not None else None
+        inbound = Inbound(assoc, StoreStream(assoc, hooks.begin) if hooks is not None else None)
         compat.replace_pdu_reader(assoc.dul, inbound.read)
         compat.set_run_loop_delay(assoc.dul, DUL_LOOP_DELAY)
         wake = threading.Event()
@@ -349,6 +357,8 @@ class GuardedRequestHandler(RequestHandler):
 
         def dul_ended() -> None:
             inbound.ended()
+            if hooks is not None:
+                hooks.ended()
             server.forget(connection)
 
         self._wake_dul(assoc.dul, dul_ended)
@@ -380,8 +390,9 @@ class GuardedServer(ThreadedAssociationServer):
     #: socketserver's default backlog (5) makes a burst of connects wait for SYN retries.
     request_queue_size = 128
     limits: Limits
-    #: Where C-STOREs received on the socket thread go (None: all through pynetdicom).
-    begin_store: Begin | None = None
+    #: Per association: where C-STOREs received on the socket thread go and what runs
+    #: when it ends (None: all C-STOREs through pynetdicom).
+    store_for: Callable[[Any], StoreHooks] | None = None
 
     def __init__(self, *args: Any, limits: Limits, **kwargs: Any) -> None:
         self.limits = limits

@@ -15,7 +15,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from pydicom.dataset import Dataset
@@ -38,7 +38,7 @@ from gearview.errors import (
 from gearview.home import Home
 from gearview.net import commitment
 from gearview.net.contexts import plan_send
-from gearview.net.guard import GuardedServer, Limits
+from gearview.net.guard import GuardedServer, Limits, StoreHooks
 from gearview.net.pdu import (
     PRESENTATION_LOCAL_LIMIT,
     REJECTED_TRANSIENT,
@@ -48,7 +48,7 @@ from gearview.net.pdu import (
 )
 from gearview.net.send import SendItem, dataset_for
 from gearview.net.store_stream import StoreRequest
-from gearview.store import Cache, InstanceInfo
+from gearview.store import Cache, InstanceInfo, StoredInstance, audit
 from gearview.store import query as q
 from gearview.store.cache import build_file_meta
 from gearview.store.incoming import Incoming
@@ -88,12 +88,38 @@ class UidMismatchError(InvalidDicomError):
     """The data set's SOP Instance/Class UID differ from the C-STORE command's."""
 
 
+@dataclass
+class ReceiveTally:
+    """What one association brought: instances per study, corrections, conflicts."""
+
+    calling_ae: str = ""
+    studies: dict[str, int] = field(default_factory=dict)
+    corrected: int = 0
+    not_stored: int = 0
+
+    def add(self, stored: StoredInstance, calling_ae: str) -> None:
+        self.calling_ae = self.calling_ae or escape(calling_ae)
+        uid = stored.info.study_instance_uid
+        self.studies[uid] = self.studies.get(uid, 0) + 1
+        self.corrected += bool(stored.corrected)
+        self.not_stored += not stored.stored
+
+    def audit(self, home: Home) -> None:
+        """One audit line per association that stored anything."""
+        if self.studies:
+            audit.append(home, "receive", calling_ae=self.calling_ae, studies=self.studies,
+                         instances=sum(self.studies.values()), corrected=self.corrected,
+                         not_stored=self.not_stored)
+
+
 class _Receipt:
     """One incoming instance: its bytes go to the cache, `finish` gives the C-STORE status."""
 
-    def __init__(self, server: Server, request: StoreRequest) -> None:
+    def __init__(self, server: Server, request: StoreRequest,
+                 tally: ReceiveTally | None = None) -> None:
         self._server = server
         self._request = request
+        self._tally = tally
         self._incoming: Incoming | None = None
         self._error: Exception | None = None
         meta = build_file_meta(request.sop_class, request.sop_uid, request.transfer_syntax,
@@ -127,6 +153,8 @@ class _Receipt:
             stored = self._incoming.finish(request.calling_ae, check=same_uids)
         except Exception as exc:  # never let one bad instance end the association
             return self._server.store_failure(exc, request.calling_ae)
+        if self._tally is not None:
+            self._tally.add(stored, request.calling_ae)
         if stored.corrected:
             return STATUS_COERCED, "attributes coerced: this station's correction re-applied"
         return Status.SUCCESS, ""
@@ -172,6 +200,8 @@ class Server:
         self._server: GuardedServer | None = None
         self._thread: threading.Thread | None = None
         self._open: set[int] = set()
+        #: What each association stored, audited when it ends (id(assoc) -> tally).
+        self._tallies: dict[int, ReceiveTally] = {}
         self._admitted: set[int] = set()
         self._state = ServerState(ae_title=config.server.ae_title, port=config.server.port)
 
@@ -217,7 +247,7 @@ class Server:
             except OSError as exc:
                 self._fail(exc, cfg)
             self.cache.reserve_spool_files()
-            server.begin_store = self.begin_store
+            server.store_for = self._store_for
             thread = threading.Thread(
                 target=server.serve_forever,
                 kwargs={"poll_interval": 0.2},
@@ -415,12 +445,12 @@ class Server:
             sop_uid=str(request.AffectedSOPInstanceUID or ""),
             transfer_syntax=str(event.context.transfer_syntax),
             calling_ae=event.assoc.requestor.ae_title or "",
-        ))
+        ), self._tallies.get(id(event.assoc)))
         receipt.write(request.DataSet.getbuffer())  # a BytesIO: we never enable chunked receive
         return _status(*receipt.finish())
 
-    def begin_store(self, request: StoreRequest) -> _Receipt:
-        return _Receipt(self, request)
+    def begin_store(self, request: StoreRequest, tally: ReceiveTally | None = None) -> _Receipt:
+        return _Receipt(self, request, tally)
 
     def store_failure(self, exc: Exception, calling: str) -> tuple[int, str]:
         """The C-STORE status (and error comment) for why an instance was not stored."""
@@ -439,6 +469,17 @@ class Server:
             return STATUS_OUT_OF_RESOURCES, str(exc)
         log.error("unexpected error storing an instance", exc_info=exc)
         return STATUS_PROCESSING_FAILURE, type(exc).__name__
+
+    def _store_for(self, assoc: Any) -> StoreHooks:
+        """C-STOREs of this association go straight to the cache, tallied for the audit."""
+        tally = ReceiveTally()  # the calling AE is known once the association is requested
+        self._tallies[id(assoc)] = tally
+
+        def ended() -> None:
+            self._tallies.pop(id(assoc), None)
+            tally.audit(self.home)
+
+        return StoreHooks(lambda request: self.begin_store(request, tally), ended)
 
     def _report_error(self, exc: Exception) -> None:
         message = describe_error(exc)

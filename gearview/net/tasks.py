@@ -7,8 +7,10 @@ raises on failure so the queue marks the job failed with a one-line reason.
 
 from __future__ import annotations
 
+import json
 import shutil
 import tempfile
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -16,7 +18,7 @@ from typing import Any
 
 from gearview.config import Config
 from gearview.deid import BurnedInRefused, DeidOptions, deidentify_files, find_burned_in
-from gearview.errors import Cancelled, NetworkError, PartlyDoneError
+from gearview.errors import Cancelled, GearviewError, PartlyDoneError
 from gearview.jobqueue import RETRIEVE, SEND, JobContext, JobQueue, Runner
 from gearview.net.client import retrieve_to_cache
 from gearview.net.nodes import resolve_node
@@ -29,7 +31,9 @@ from gearview.net.send import (
     items_for,
     send_items,
 )
+from gearview.qc.checks import guard
 from gearview.store import audit
+from gearview.store.ledger import Send
 
 
 class SendFailed(PartlyDoneError):
@@ -56,11 +60,17 @@ COMMIT_WAIT = 30.0
 
 
 def send_params(
-    node: str, targets: list[str], deidentify: DeidOptions | None = None
+    node: str,
+    targets: list[str],
+    deidentify: DeidOptions | None = None,
+    override_reason: str = "",
 ) -> dict[str, Any]:
+    """A send job; `override_reason` records that its safety findings were overridden."""
     params: dict[str, Any] = {"node": node, "targets": list(targets)}
     if deidentify is not None:
         params["deidentify"] = deidentify.to_params()
+    if override_reason:
+        params["override"] = {"reason": override_reason}
     return params
 
 
@@ -118,10 +128,28 @@ def make_runners(config: Config | Callable[[], Config], cache) -> dict[str, Runn
         record = ctx.record
         config = current()
         node = resolve_node(config, record.params["node"])
-        with _deidentified(cache, items_for(cache, record.params["targets"]), ctx) as items:
-            _send(node, config, items, ctx)
+        originals = items_for(cache, record.params["targets"])
+        study_of = _study_of(cache, originals)
+        # checked (and overridden) when submitted; a de-identified copy has no identity to mix
+        if not record.params.get("override") and not record.params.get("deidentify"):
+            guard(cache, sorted(set(study_of.values())), "send", target=node.name)
+        committed: set[str] = set()
+        error = ""
+        try:
+            with _deidentified(cache, originals, ctx) as items:
+                committed = _send(node, config, items, ctx)
+        except SendFailed:
+            raise
+        except BaseException as exc:  # nothing more reached the node: the rest failed
+            error = exc.one_line() if isinstance(exc, GearviewError) else type(exc).__name__
+            raise
+        finally:
+            if not record.params.get("deidentify"):  # a de-identified copy is another study
+                _record_send(cache, node.name, record, study_of, originals, error)
+                cache.ledger.record_commitment(record.id, _per_study(committed, study_of))
 
-    def _send(node, config: Config, items: list[SendItem], ctx: JobContext) -> None:
+    def _send(node, config: Config, items: list[SendItem], ctx: JobContext) -> set[str]:
+        """Send and ask for commitment; returns the SOP Instance UIDs the node committed."""
         record = ctx.record
         completed = set(record.completed_uids)
 
@@ -151,13 +179,15 @@ def make_runners(config: Config | Callable[[], Config], cache) -> dict[str, Runn
         record.message = f"{len(record.completed_uids)} of {record.result['total']} sent" + (
             f", {len(record.warnings)} with warnings" if record.warnings else ""
         )
+        committed = set()
         if "commit" in node.roles and record.completed_uids:
-            _commit(cache.home, node, config, items, record)
+            committed = _commit(cache.home, node, config, items, record)
         if record.failures:
             raise SendFailed(
                 f"{len(record.failures)} of {record.result['total']} instances "
                 f"were refused by {node.name}"
             )
+        return committed
 
     def run_retrieve(ctx: JobContext) -> None:
         record = ctx.record
@@ -179,6 +209,10 @@ def make_runners(config: Config | Callable[[], Config], cache) -> dict[str, Runn
             "warning": result.warning,
             "status": result.message,
         }
+        audit.append(cache.home, "retrieve", node=node.name, study_uid=params["study_uid"],
+                     series_uid=params.get("series_uid") or "", job=record.id,
+                     completed=result.completed, failed=result.failed,
+                     cancelled=result.cancelled)
         if result.cancelled:
             raise Cancelled("retrieve cancelled")
         record.message = f"{result.completed} instances received"
@@ -191,8 +225,48 @@ def make_runners(config: Config | Callable[[], Config], cache) -> dict[str, Runn
     return {SEND: run_send, RETRIEVE: run_retrieve}
 
 
-def _commit(home, node, config: Config, items, record) -> None:
-    """Storage Commitment for what reached the node; the answer is shown with the job."""
+def _study_of(cache, items) -> dict[str, str]:
+    """SOP Instance UID -> cached study, for the items that are cached instances."""
+    uids = json.dumps([i.sop_uid for i in items])
+    rows = cache.conn.execute(
+        "SELECT sop_instance_uid, study_instance_uid FROM instance WHERE sop_instance_uid IN "
+        "(SELECT value FROM json_each(?))", (uids,))
+    return {row[0]: row[1] for row in rows}
+
+
+def _per_study(sop_uids, study_of: dict[str, str]) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for uid in sop_uids:
+        if uid in study_of:
+            counts[study_of[uid]] = counts.get(study_of[uid], 0) + 1
+    return counts
+
+
+def _record_send(cache, node: str, record, study_of: dict[str, str], items, error: str) -> None:
+    """Where each study stands after this send (ledger), and one audit line."""
+    sent = _per_study(record.completed_uids, study_of)
+    if error:  # nothing more reached the node: what is not sent failed
+        failed = _per_study({i.sop_uid for i in items} - set(record.completed_uids), study_of)
+    else:
+        failed = _per_study(record.failures, study_of)
+    studies = sorted(set(study_of.values()))
+    now = time.time()
+    cache.ledger.record_send(
+        Send(uid, node, now, sent.get(uid, 0), failed.get(uid, 0), job=record.id)
+        for uid in studies
+    )
+    override = record.params.get("override") or {}
+    audit.append(cache.home, "send", node=node, job=record.id, studies=studies,
+                 sent=len(record.completed_uids), failed=sum(failed.values()),
+                 warnings=len(record.warnings), error=error,
+                 override_reason=override.get("reason", ""))
+
+
+def _commit(home, node, config: Config, items, record) -> set[str]:
+    """Storage Commitment for what reached the node; the answer is shown with the job.
+
+    Returns the SOP Instance UIDs the node committed.
+    """
     from gearview.net.commitment import request_commitment
 
     classes = {i.sop_uid: i.sop_class for i in items}
@@ -211,6 +285,7 @@ def _commit(home, node, config: Config, items, record) -> None:
     for uid, reason in result.failed.items():
         record.warnings[uid] = f"not committed by {node.name} (reason 0x{reason:04X})"
     record.message += f"; {record.result['commitment']}"
+    return set(result.committed)
 
 
 def open_queue(home, config: Config | Callable[[], Config], cache) -> JobQueue:

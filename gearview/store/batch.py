@@ -50,6 +50,7 @@ from gearview.changes import Changes
 from gearview.errors import NotFoundError, StoreError
 from gearview.platform.locks import exclusive_lock
 from gearview.store.atomic import atomic_write_bytes, fsync_dir, os_error_to_store_error, spool_path
+from gearview.store.conflicts import same_content
 from gearview.store.header import read_instance_info
 from gearview.store.index import Transaction, upsert_instance
 from gearview.store.paths import instance_relpath
@@ -536,23 +537,28 @@ def undo(cache: Cache, undo_id: str, description: str = "") -> Changes:
     try:
         for number, entry in enumerate(manifest["entries"]):
             current = cache.files_dir / entry["new_rel"]
+            kept = folder / "old" / f"{number}.dcm"
             try:
-                unchanged = tuple(file_stat(current)) == tuple(entry["new_stat"])
+                stat = tuple(file_stat(current))
             except OSError:
-                unchanged = False
-            if not unchanged:
+                stat = None
+            # a file replaced since by the same instance again (a modality re-sending it,
+            # the correction re-applied) goes back to its pre-edit copy too
+            if stat != tuple(entry["new_stat"]) and (
+                stat is None or not same_content(current, kept)
+            ):
                 raise StoreError(
-                    "the study changed after this edit (new files arrived or it was edited "
+                    "the study changed after this edit (other files arrived or it was edited "
                     "again); undo refused, nothing changed"
                 )
             spool = spool_path(cache.spool_dir)
-            _link_or_copy(folder / "old" / f"{number}.dcm", spool)
+            _link_or_copy(kept, spool)
             replacements.append(
                 Replacement(
                     spool=spool,
                     info=read_instance_info(spool),
                     old_sop_uid=entry["sop_uid"],
-                    old_stat=tuple(entry["new_stat"]),
+                    old_stat=stat,
                 )
             )
     except BaseException:

@@ -1,10 +1,11 @@
 """Burn dialog: selected studies, medium with a capacity bar, profile, viewer on/off,
 label, ISO file or drive, progress and the read-back verification result.
 
-Planning (sizes after conversion), writing and burning run on the dialog's
-worker pool; the capacity bar refuses (Burn disabled, red message) a
-selection that does not fit unless splitting across discs is ticked. The
-De-identify box burns a de-identified copy instead.
+Planning (sizes after conversion), the safety checks, writing and burning
+run on the dialog's worker pool; the capacity bar refuses (Burn disabled, red
+message) a selection that does not fit unless splitting across discs is
+ticked, and safety findings turn Burn into "Burn anyway…", which needs a
+reason (audited). The De-identify box burns a de-identified copy instead.
 """
 
 from __future__ import annotations
@@ -45,8 +46,10 @@ from gearview.media.export import (
     viewer_files,
 )
 from gearview.media.fileset import DEFAULT_PROFILE, PROFILES, PlannedInstance, plan_instances
+from gearview.qc.checks import check_studies, guard
 from gearview.store import Cache
 from gearview.ui.deid_options import DeidentifyBox
+from gearview.ui.findings_panel import FindingsPanel
 from gearview.ui.workers import WorkerPool
 
 OVER_STYLE = "QProgressBar::chunk { background: #c62828; }"
@@ -80,6 +83,9 @@ class BurnDialog(QDialog):
             on_error=self._failed,
         )
         self.pool.submit(list_burners, on_result=self._fill_drives, on_error=lambda e: None)
+        self.pool.submit(check_studies, self.cache, self.study_uids,
+                         on_result=self.checks.show_findings,
+                         on_error=lambda exc: self.checks.show_error(describe_error(exc)))
         self.replan()
 
     def _build(self) -> None:
@@ -117,6 +123,9 @@ class BurnDialog(QDialog):
         self.deid = DeidentifyBox(self.cache, self.study_uids, parent=self)
         self.deid.changed.connect(self._update_bar)
         layout.addWidget(self.deid)
+        self.checks = FindingsPanel("burned", self)
+        self.checks.changed.connect(self._update_bar)
+        layout.addWidget(self.checks)
 
         self.capacity_bar = QProgressBar()
         self.capacity_bar.setRange(0, 1000)
@@ -193,6 +202,7 @@ class BurnDialog(QDialog):
             viewer_dir=viewer,
             split=self.split.isChecked() and self.to_iso.isChecked(),
             deidentify=self.deid.options(),
+            keep_original_attributes=self.config.media.keep_original_attributes,
         )
 
     # ---- capacity -----------------------------------------------------------
@@ -240,6 +250,7 @@ class BurnDialog(QDialog):
             self.capacity_bar.setStyleSheet(OVER_STYLE)
             text += " — does not fit: choose a larger medium, fewer studies or split (ISO)"
         self.capacity_label.setText(text)
+        self.burn_button.setText("Burn anyway…" if self.checks.findings else "Burn")
         self.burn_button.setEnabled(self.can_burn())
 
     def can_burn(self) -> bool:
@@ -248,6 +259,7 @@ class BurnDialog(QDialog):
             and bool(self.planned)
             and (self.fits or self.options().split)
             and self.deid.ready()
+            and (self.checks.allows or (self.deid.options() is not None and self.checks.checked))
         )
 
     # ---- burning ------------------------------------------------------------
@@ -277,8 +289,13 @@ class BurnDialog(QDialog):
             self.status.setText("Choose a drive.")
             return
         self._busy(True)
+        reason = self.checks.override_reason
+        where = str(target) if target is not None else device
 
         def job(progress: Any, token: CancelToken) -> str:
+            if options.deidentify is None:  # a de-identified copy has no identity to mix up
+                guard(self.cache, self.study_uids, "burn", target=where, force=bool(reason),
+                      reason=reason)
             if target is not None:
                 result = export_iso(self.cache, self.study_uids, target, options, progress, token)
                 return (

@@ -1,9 +1,11 @@
 """ "Send to…": pick a destination for the selected local studies and queue the send.
 
 The destination list holds the nodes with the `send` role, the configured
-default destination preselected. The send itself is a persistent job (the
-Activity panel shows its per-instance results and offers Retry). With the
-De-identify box ticked the node receives a de-identified copy.
+default destination preselected. The studies are checked first (`qc.checks`,
+on a worker): with findings the button is "Send anyway…" and needs a reason,
+which is audited. The send itself is a persistent job (the Activity panel
+shows its per-instance results and offers Retry). With the De-identify box
+ticked the node receives a de-identified copy.
 """
 
 from __future__ import annotations
@@ -14,10 +16,14 @@ from PySide6.QtWidgets import QComboBox, QDialog, QDialogButtonBox, QFormLayout,
 
 from gearview.config import Config, Node
 from gearview.deid import DeidOptions
+from gearview.errors import describe_error
 from gearview.jobqueue import SEND
 from gearview.net.tasks import send_params
+from gearview.qc.checks import check_studies, guard
 from gearview.store import Cache
 from gearview.ui.deid_options import DeidentifyBox
+from gearview.ui.findings_panel import FindingsPanel
+from gearview.ui.workers import WorkerPool
 
 
 def send_nodes(config: Config) -> list[Node]:
@@ -33,6 +39,7 @@ class SendDialog(QDialog):
         study_uids: list[str],
         parent: QWidget | None = None,
         cache: Cache | None = None,
+        pool: WorkerPool | None = None,
     ) -> None:
         super().__init__(parent)
         self.setWindowTitle("Send to")
@@ -64,13 +71,32 @@ class SendDialog(QDialog):
         if self.deid is not None:
             layout.addRow(self.deid)
             self.deid.changed.connect(self._update_ok)
+        self.checks = FindingsPanel("sent", self)
+        layout.addRow(self.checks)
         layout.addRow(self.buttons)
+        self.checks.changed.connect(self._update_ok)
+        if cache is not None and pool is not None:
+            pool.submit(check_studies, cache, self.study_uids,
+                        on_result=self.checks.show_findings,
+                        on_error=lambda exc: self.checks.show_error(describe_error(exc)))
+        else:
+            self.checks.show_findings([])
         self._update_ok()
 
+    @property
+    def send_button(self) -> Any:
+        return self.buttons.button(QDialogButtonBox.StandardButton.Ok)
+
     def _update_ok(self) -> None:
-        ok = self.buttons.button(QDialogButtonBox.StandardButton.Ok)
-        ready = self.deid is None or self.deid.ready()
-        ok.setEnabled(bool(self.destination.count() and self.study_uids and ready))
+        deidentified = self.deid is not None and self.deid.options() is not None
+        ready = (self.deid is None or self.deid.ready()) and (
+            self.checks.allows or (deidentified and self.checks.checked))
+        self.send_button.setText("Send anyway…" if self.checks.findings else "Send")
+        self.send_button.setEnabled(bool(self.destination.count() and self.study_uids and ready))
+
+    def accept(self) -> None:  # noqa: D401 - Qt override
+        if self.send_button.isEnabled():  # never without a reason when there are findings
+            super().accept()
 
     def deidentify(self) -> DeidOptions | None:
         return self.deid.options() if self.deid is not None else None
@@ -85,12 +111,17 @@ class SendDialog(QDialog):
 
 
 def queue_send(
-    window: Any, node: str, study_uids: list[str], deidentify: DeidOptions | None = None
+    window: Any,
+    node: str,
+    study_uids: list[str],
+    deidentify: DeidOptions | None = None,
+    override_reason: str = "",
 ) -> str:
     """Queue a send job for the studies (a de-identified copy when asked); returns the job id."""
     what = f"{len(study_uids)} stud{'y' if len(study_uids) == 1 else 'ies'}"
     title = f"Send {what}{' de-identified' if deidentify else ''} to {node}"
-    return window.station.jobs.submit(SEND, title, send_params(node, study_uids, deidentify)).id
+    params = send_params(node, study_uids, deidentify, override_reason)
+    return window.station.jobs.submit(SEND, title, params).id
 
 
 def open_send_dialog(window: Any, study_uids: list[str]) -> SendDialog | None:
@@ -98,13 +129,27 @@ def open_send_dialog(window: Any, study_uids: list[str]) -> SendDialog | None:
     if not study_uids:
         window.statusBar().showMessage("Select one or more studies to send", 5000)
         return None
-    dialog = SendDialog(window.config, study_uids, window, cache=window.cache)
+    dialog = SendDialog(window.config, study_uids, window, cache=window.cache, pool=window.pool)
+
+    def queued(node: str, deidentify: DeidOptions | None, reason: str) -> None:
+        queue_send(window, node, dialog.study_uids, deidentify, reason)
+        window.statusBar().showMessage(f"Send to {node} queued - see Activity", 5000)
 
     def accepted() -> None:
         node = dialog.chosen_node()
-        if node:
-            queue_send(window, node, dialog.study_uids, dialog.deidentify())
-            window.statusBar().showMessage(f"Send to {node} queued - see Activity", 5000)
+        deidentify, reason = dialog.deidentify(), dialog.checks.override_reason
+        if not node:
+            return
+        if not reason or deidentify is not None:
+            queued(node, deidentify, "")
+            return
+        window.pool.submit(
+            lambda: guard(window.cache, dialog.study_uids, "send", target=node, force=True,
+                          reason=reason),
+            on_result=lambda _findings: queued(node, deidentify, reason),
+            on_error=lambda exc: window.statusBar().showMessage(
+                f"Not sent: {describe_error(exc)}", 8000),
+        )
 
     dialog.accepted.connect(accepted)
     dialog.open()

@@ -22,12 +22,14 @@ from PySide6.QtCore import (
     QModelIndex,
     QObject,
     QPersistentModelIndex,
+    QPoint,
+    QRect,
     QSortFilterProxyModel,
     Qt,
     QTimer,
     Signal,
 )
-from PySide6.QtGui import QKeyEvent, QResizeEvent
+from PySide6.QtGui import QKeyEvent, QMouseEvent, QResizeEvent
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QComboBox,
@@ -42,9 +44,11 @@ from PySide6.QtWidgets import (
 )
 
 from gearview.events import CacheChanged
+from gearview.qc.status import listed_studies
 from gearview.store import Cache
 from gearview.store.records import StudyRecord
 from gearview.ui.bridge import Bridge
+from gearview.ui.mismatch_view import MismatchView
 from gearview.ui.workers import WorkerPool
 
 log = logging.getLogger(__name__)
@@ -62,6 +66,19 @@ MISMATCH_TOOLTIP = (
     "The instances of this study disagree on patient name, ID, birth date or sex: "
     "check the demographics before sending it on."
 )
+
+
+def flagged(record: StudyRecord) -> bool:
+    """Whether the study shows the warning sign (instances disagree, or a safety finding)."""
+    return record.mismatch or bool(getattr(record, "findings", ()))
+
+
+def warning_text(record: StudyRecord) -> str:
+    findings = getattr(record, "findings", ())
+    text = MISMATCH_TOOLTIP if record.mismatch else ""
+    if findings:
+        text = (text + "\n" if text else "") + "Safety findings: " + ", ".join(findings)
+    return text + "\nClick the sign to see the values."
 
 
 def format_person_name(value: str) -> str:
@@ -100,6 +117,7 @@ COLUMNS = (
     Column("Accession", "accession_number", chars=13),
     Column("Series", "number_of_study_related_series", numeric=True, chars=7),
     Column("Instances", "number_of_study_related_instances", numeric=True, chars=9),
+    Column("Status", "status", chars=11),
 )
 COL_NAME = 0
 COL_STUDY_DATE = 4
@@ -142,7 +160,7 @@ class StudyTableModel(QAbstractTableModel):
         if role == Qt.ItemDataRole.DisplayRole:
             return self._display(record, column)
         if role == SORT_ROLE:
-            value = getattr(record, column.attr)
+            value = getattr(record, column.attr, "")
             if column.numeric:
                 return int(value)
             if isinstance(value, list):
@@ -152,16 +170,16 @@ class StudyTableModel(QAbstractTableModel):
             return record.study_instance_uid
         if role == Qt.ItemDataRole.TextAlignmentRole and column.numeric:
             return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
-        if index.column() == COL_NAME and record.mismatch:
+        if index.column() == COL_NAME and flagged(record):
             if role == Qt.ItemDataRole.DecorationRole:
                 return self._warning_icon
             if role == Qt.ItemDataRole.ToolTipRole:
-                return MISMATCH_TOOLTIP
+                return warning_text(record)
         return None
 
     @staticmethod
     def _display(record: StudyRecord, column: Column) -> str:
-        value = getattr(record, column.attr)
+        value = getattr(record, column.attr, "")
         if column.attr == "patient_name":
             return format_person_name(value)
         if column.attr in ("patient_birth_date", "study_date"):
@@ -294,6 +312,8 @@ class StudyTableView(QTableView):
     """The table; Enter or double-click activates the current study."""
 
     activated_study = Signal(str)
+    #: the warning sign of a study was clicked (Study Instance UID)
+    warning_clicked = Signal(str)
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -309,6 +329,8 @@ class StudyTableView(QTableView):
         header.setStretchLastSection(False)
         header.setHighlightSections(False)
         self.doubleClicked.connect(self._activate_index)
+        self.clicked.connect(self._maybe_warning)
+        self._last_click = QPoint()
 
     def setModel(self, model: QAbstractItemModel | None) -> None:  # noqa: N802
         """Apply the column widths once the header has sections."""
@@ -327,6 +349,25 @@ class StudyTableView(QTableView):
             self._activate_index(self.currentIndex())
             return
         super().keyPressEvent(event)
+
+    def mousePressEvent(self, event: QMouseEvent) -> None:  # noqa: N802
+        self._last_click = event.position().toPoint()
+        super().mousePressEvent(event)
+
+    def warning_rect(self, index: QModelIndex) -> QRect:
+        """Where a row's warning sign is drawn (the left of its name cell)."""
+        cell = self.visualRect(index.siblingAtColumn(COL_NAME))
+        size = self.iconSize().width() if self.iconSize().isValid() else 16
+        return QRect(cell.left(), cell.top(), max(size, 16) + 8, cell.height())
+
+    def _maybe_warning(self, index: QModelIndex) -> None:
+        name = index.siblingAtColumn(COL_NAME)
+        if name.data(Qt.ItemDataRole.DecorationRole) is None:
+            return
+        if self.warning_rect(index).contains(self._last_click):
+            uid = name.data(UID_ROLE)
+            if uid:
+                self.warning_clicked.emit(uid)
 
     def _activate_index(self, index: QModelIndex) -> None:
         uid = index.siblingAtColumn(0).data(UID_ROLE)
@@ -366,6 +407,8 @@ class StudyListWidget(QWidget):
         #: how many partial (changed-studies) and full reloads ran; tests watch these.
         self.partial_loads = 0
         self.full_loads = 0
+        #: the last "why is this study flagged" view opened from the list
+        self.mismatch_view: MismatchView | None = None
 
         self.model = StudyTableModel(self)
         self.proxy = StudyFilterProxy(self)
@@ -374,6 +417,7 @@ class StudyListWidget(QWidget):
         self.view.setModel(self.proxy)
         self.view.sortByColumn(COL_STUDY_DATE, Qt.SortOrder.DescendingOrder)
         self.view.activated_study.connect(self.study_activated)
+        self.view.warning_clicked.connect(self.show_warning)
 
         self._build_filter_bar()
         layout = QVBoxLayout(self)
@@ -538,6 +582,14 @@ class StudyListWidget(QWidget):
         """True while a load runs or changes wait to be read."""
         return self._loading or self._timer.isActive() or bool(self._pending) or self._pending_full
 
+    def show_warning(self, study_uid: str) -> MismatchView:
+        """The findings and per-instance values behind a study's warning sign."""
+        view = MismatchView(self.cache, study_uid, self._pool, self)
+        view.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        view.open()
+        self.mismatch_view = view
+        return view
+
     def refresh(self) -> None:
         """Re-read every study (F5); serialised with the partial loads."""
         self._pending_full = True
@@ -560,7 +612,8 @@ class StudyListWidget(QWidget):
             self._loading = True
             self.full_loads += 1
             self._pool.submit(
-                self.cache.studies, on_result=self._on_full_loaded, on_error=self._on_load_error
+                listed_studies, self.cache, on_result=self._on_full_loaded,
+                on_error=self._on_load_error,
             )
         elif self._pending:
             uids, self._pending = self._pending, set()
@@ -577,7 +630,7 @@ class StudyListWidget(QWidget):
         """Worker thread: read the named studies (missing ones were removed)."""
         records: list[StudyRecord] = []
         for start in range(0, len(uids), FETCH_CHUNK):
-            records.extend(self.cache.studies_by_uid(uids[start : start + FETCH_CHUNK]))
+            records.extend(listed_studies(self.cache, uids[start : start + FETCH_CHUNK]))
         return uids, records
 
     def _on_full_loaded(self, records: list[StudyRecord]) -> None:

@@ -48,7 +48,10 @@ def test_ls_json_has_the_spec_shape(filled: Cache, capsys: pytest.CaptureFixture
     assert main(["ls", "--json"]) == 0
     studies = json.loads(capsys.readouterr().out)
     assert len(studies) == 2
-    assert all(set(s) == STUDY_KEYS for s in studies)
+    assert all(set(s) == STUDY_KEYS | {"status", "sent", "findings"} for s in studies)
+    assert {(s["status"], tuple(s["sent"]), tuple(s["findings"])) for s in studies} == {
+        ("received", (), ())
+    }
     by_id = {s["patient_id"]: s for s in studies}
     assert by_id["MRN1"]["patient_name"] == "Doe^Jane"
     assert by_id["MRN1"]["instances"] == 3 and by_id["MRN1"]["series"] == 1

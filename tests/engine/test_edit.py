@@ -423,11 +423,28 @@ def test_undo_refused_when_the_study_changed_since(cache: Cache, tmp_path: Path)
     for path in paths:
         cache.add_file(path)
     edit_study(cache, study, {"PatientID": "NEW"})
-    cache.add_file(paths[0])  # the modality resends the original
+    victim = cache.instances(study_uid=study)[0].path
+    ds = pydicom.dcmread(victim)
+    ds.PixelData = bytes(len(ds.PixelData))  # another image under this name
+    ds.save_as(victim)
     before = snapshot(cache)
     with pytest.raises(StoreError, match="changed after this edit"):
         undo_last(cache, study)
     assert snapshot(cache) == before
+
+
+def test_undo_after_the_modality_resent_the_study_restores_the_originals(
+    cache: Cache, tmp_path: Path
+) -> None:
+    study = generate_uid()
+    paths = write_series(tmp_path / "src", 2, study_uid=study, patient_id="OLD")
+    for path in paths:
+        cache.add_file(path)
+    edit_study(cache, study, {"PatientID": "NEW"})
+    cache.add_file(paths[0])  # the modality resends: the correction is re-applied
+    undo_last(cache, study)
+    ids = {pydicom.dcmread(r.path).PatientID for r in cache.instances(study_uid=study)}
+    assert ids == {"OLD"}
 
 
 def test_audit_log_is_owner_only_and_records_old_and_new(cache: Cache, tmp_path: Path) -> None:

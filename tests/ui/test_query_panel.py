@@ -116,6 +116,8 @@ def test_send_to_default_destination(window, qtbot, pacs, tmp_path):
 
     dialog = open_send_dialog(window, [study_uid])
     assert dialog.chosen_node() == "PACS"
+    qtbot.waitUntil(lambda: dialog.checks.checked, timeout=10_000)  # checked before sending
+    assert dialog.send_button.text() == "Send" and dialog.send_button.isEnabled()
     dialog.buttons.button(QDialogButtonBox.StandardButton.Ok).click()
     activity = window.activity_panel
     qtbot.waitUntil(
