@@ -253,6 +253,7 @@ class SafetyFindingsError(GearviewError):
     """A send or burn was refused because the studies have findings (CLI exit 4)."""
 
     hint = "fix the studies, or override with --force --reason TEXT"
+    exit_code = 4
 
     def __init__(self, findings: list[Finding], operation: str) -> None:
         codes = sorted({f.code for f in findings})

@@ -148,7 +148,8 @@ def test_second_export_gives_the_same_uids_and_another_key_does_not(cache, tmp_p
     assert {str(d.PatientID) for d in first.values()} == {str(d.PatientID) for d in second.values()}
     key = station_key(cache.home)
     other = KeyedMapping(os.urandom(len(key)))
-    assert {other.uid(r.sop_instance_uid) for r in cache.instances(study_uid=study)}.isdisjoint(first)
+    others = {other.uid(r.sop_instance_uid) for r in cache.instances(study_uid=study)}
+    assert others.isdisjoint(first)
 
 
 def test_station_key_is_private_and_stable(home):

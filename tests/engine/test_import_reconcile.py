@@ -102,7 +102,9 @@ def test_a_mapping_per_patient_reconciles_each_to_its_local_record(cache: Cache,
     assert report.imported == 3
     per_patient: dict[str, int] = {}
     for study in cache.studies():
-        per_patient[study.patient_id] = per_patient.get(study.patient_id, 0) + study.number_of_study_related_instances
+        per_patient[study.patient_id] = (
+            per_patient.get(study.patient_id, 0) + study.number_of_study_related_instances
+        )
     assert per_patient == {"MRN-1": 3, "MRN-2": 2}  # the local instance + the disc's
     for sop in (
         i.sop_instance_uid
