@@ -176,7 +176,7 @@ class Cache:
         self.index.get()
         #: Correction rules, sends and conflicts (`store/ledger.py`).
         self.ledger = Ledger(home.ledger_file)
-        #: Re-applies corrections to arrivals (`gearview.edit.reapply`); without one, an
+        #: Re-applies corrections to arrivals (`edit/corrections.py`); without one, an
         #: arrival of an edited study is stored as it came and the study flagged.
         self.corrector = corrector
         self._write_lock = threading.Lock()

@@ -43,7 +43,7 @@ class Corrected:
 
 
 class Corrector(Protocol):
-    """Applies correction rules to a spool file (`gearview.edit.reapply.Reapplier`)."""
+    """Applies correction rules to a spool file (`gearview.edit.corrections.Reapplier`)."""
 
     def __call__(self, spool: Path, rules: list[Rule], spool_dir: Path,
                  apply: bool = True) -> Corrected | None:

@@ -37,7 +37,9 @@ def test_corners_show_patient_study_place_window_and_view() -> None:
 
 
 def test_corners_fall_back_to_the_study_record_before_a_frame_arrives() -> None:
-    study = StudyRecord("1.2", patient_name="Roe^Rick", patient_id="P9", study_description="MR KNEE")
+    study = StudyRecord(
+        "1.2", patient_name="Roe^Rick", patient_id="P9", study_description="MR KNEE"
+    )
     top_left, top_right, bottom_left, bottom_right = corner_text(
         Dataset(), study, "", None, None, ViewState(zoom=1.0)
     )
