@@ -59,7 +59,8 @@ def _settled(qtbot, window: MainWindow, instances: int) -> None:
     model = window.study_list.model
 
     def shown() -> int:
-        return sum(model.record(row).instances for row in range(model.rowCount()))
+        return sum(model.record(row).number_of_study_related_instances
+                   for row in range(model.rowCount()))
 
     qtbot.waitUntil(lambda: shown() == instances and window.server.state.associations == 0,
                     timeout=60_000)
