@@ -2,21 +2,27 @@
 
 Top left: the patient (name, ID, birth date and sex); top right: the study
 (description, date) and the series; bottom left: where the image is in its
-series and the window applied; bottom right: the view (measurement, zoom,
-rotation). Values come from the instance shown; the study record fills in
-what its header lacks (or everything, before the first frame arrives).
+series and the window applied; bottom right: the view (zoom, rotation). Values
+come from the instance shown; the study record fills in what its header lacks
+(or everything, before the first frame arrives). Window values show as
+integers, as a console shows them, unless the window is narrower than
+`FINE_WIDTH` (SUV, parametric maps).
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from pydicom.dataset import Dataset
 
+from gearview.imaging.luts import Window
 from gearview.imaging.render import RenderedFrame
 from gearview.store.records import StudyRecord
 
 Corners = tuple[str, str, str, str]
+#: Windows narrower than this show two decimals.
+FINE_WIDTH = 10.0
 
 
 @dataclass(frozen=True)
@@ -31,11 +37,10 @@ class Place:
 
 @dataclass(frozen=True)
 class ViewState:
-    """How the image is shown: zoom factor, rotation in degrees, a measurement, inversion."""
+    """How the image is shown: zoom factor, rotation in degrees, inversion."""
 
     zoom: float
     rotation: int = 0
-    measurement: str = ""
     inverted: bool = False
 
 
@@ -90,7 +95,7 @@ def _image(place: Place | None, rendered: RenderedFrame | None, inverted: bool) 
         if place.frames > 1:
             lines.append(f"Fr: {place.frame + 1}/{place.frames}")
     if rendered is not None and rendered.window is not None:
-        lines.append(f"W: {rendered.window.width:g}  L: {rendered.window.center:g}")
+        lines.append(window_text(rendered.window))
     elif rendered is not None and rendered.voi_label:
         lines.append(rendered.voi_label)
     if inverted:
@@ -98,6 +103,17 @@ def _image(place: Place | None, rendered: RenderedFrame | None, inverted: bool) 
     return _lines(*lines)
 
 
+def window_text(window: Window) -> str:
+    """'W: 400  L: 40': rounded half away from zero, two decimals for fine windows."""
+    if window.width < FINE_WIDTH:
+        return f"W: {window.width:.2f}  L: {window.center:.2f}"
+    return f"W: {_rounded(window.width)}  L: {_rounded(window.center)}"
+
+
+def _rounded(value: float) -> int:
+    return int(math.copysign(math.floor(abs(value) + 0.5), value))
+
+
 def _view(view: ViewState) -> str:
     rotation = f"  Rot: {view.rotation}°" if view.rotation else ""
-    return _lines(view.measurement, f"Zoom: {view.zoom * 100:.0f}%{rotation}")
+    return f"Zoom: {view.zoom * 100:.0f}%{rotation}"

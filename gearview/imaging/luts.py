@@ -53,7 +53,7 @@ class FrameParams:
     inverse: bool = False  # MONOCHROME1 or Presentation LUT Shape INVERSE: low values white
 
 
-def _floats(value: object) -> list[float]:
+def floats(value: object) -> list[float]:
     """A DS value that may be single or multiple, as a list of floats."""
     if value is None or value == "":
         return []
@@ -110,7 +110,7 @@ def parse_lut(item: Dataset, signed: bool = False, data_keyword: str = "LUTData"
     return Lut(first=first, bits=bits, data=data.astype(np.float64), explanation=explanation)
 
 
-def _group_item(ds: Dataset, index: int, keyword: str) -> Dataset | None:
+def group_item(ds: Dataset, index: int, keyword: str) -> Dataset | None:
     """The functional group macro `keyword` for frame `index` (per-frame beats shared)."""
     for groups_kw, idx in (
         ("PerFrameFunctionalGroupsSequence", index),
@@ -127,8 +127,8 @@ def _group_item(ds: Dataset, index: int, keyword: str) -> Dataset | None:
 
 def windows_of(item: Dataset) -> list[Window]:
     """Every window of a dataset or functional group item, with its explanation."""
-    centers = _floats(item.get("WindowCenter"))
-    widths = _floats(item.get("WindowWidth"))
+    centers = floats(item.get("WindowCenter"))
+    widths = floats(item.get("WindowWidth"))
     explanations = _strings(item.get("WindowCenterWidthExplanation"))
     function = str(item.get("VOILUTFunction", "") or "LINEAR").strip().upper()
     if function not in FUNCTIONS:
@@ -155,11 +155,11 @@ def frame_params(ds: Dataset, index: int = 0) -> FrameParams:
     params = FrameParams()
     signed = int(ds.get("PixelRepresentation") or 0) == 1
     params.inverse = display_inverted(ds)
-    transform = _group_item(ds, index, "PixelValueTransformationSequence")
+    transform = group_item(ds, index, "PixelValueTransformationSequence")
     source = transform if transform is not None and "RescaleSlope" in transform else ds
     slopes, intercepts = (
-        _floats(source.get("RescaleSlope")),
-        _floats(source.get("RescaleIntercept")),
+        floats(source.get("RescaleSlope")),
+        floats(source.get("RescaleIntercept")),
     )
     params.slope = slopes[0] if slopes and slopes[0] != 0 else 1.0
     params.intercept = intercepts[0] if intercepts else 0.0
@@ -167,7 +167,7 @@ def frame_params(ds: Dataset, index: int = 0) -> FrameParams:
         mlut_seq = ds.get("ModalityLUTSequence")
         if mlut_seq:
             params.modality_lut = parse_lut(mlut_seq[0], signed)
-    voi = _group_item(ds, index, "FrameVOILUTSequence")
+    voi = group_item(ds, index, "FrameVOILUTSequence")
     params.windows = windows_of(voi) if voi is not None else []
     if not params.windows:
         params.windows = windows_of(ds)

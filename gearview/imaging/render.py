@@ -16,7 +16,7 @@ from pydicom.pixels import apply_color_lut
 
 from gearview.imaging import luts
 from gearview.imaging.decode import ImageGeometry, ImageSource
-from gearview.imaging.errors import DecodeError
+from gearview.imaging.errors import CannotDisplayError, DecodeError
 from gearview.imaging.luts import FrameParams, Window
 
 log = logging.getLogger(__name__)
@@ -156,6 +156,20 @@ def burn_overlays(out: np.ndarray, ds: Dataset, frame: int) -> np.ndarray:
     return out
 
 
+def is_grey(geo: ImageGeometry) -> bool:
+    return geo.samples == 1 and geo.photometric != "PALETTE COLOR"
+
+
+def modality_frame(source: ImageSource, index: int, stored: np.ndarray) -> np.ndarray:
+    """Frame `index` in modality units (float64: HU for CT, the Modality LUT's output...):
+    what ROI statistics and data-driven windows are computed on."""
+    geo = source.geometry
+    if not is_grey(geo):
+        raise CannotDisplayError("no modality values: a colour image")
+    arr = luts.mask_bits_stored(stored, geo.bits_stored, geo.signed)
+    return luts.apply_modality(arr, luts.frame_params(source.ds, index))
+
+
 def render_frame(
     source: ImageSource,
     index: int = 0,
@@ -166,7 +180,7 @@ def render_frame(
     geo = source.geometry
     if stored is None:
         stored = source.decode(index)
-    if geo.samples == 3 or geo.photometric == "PALETTE COLOR":
+    if not is_grey(geo):
         out, window, label = render_color(stored, source.ds, geo, options), None, ""
     else:
         params = luts.frame_params(source.ds, index)

@@ -14,7 +14,6 @@ from pydicom.uid import generate_uid
 from gearview.edit.tags import dataset_tree, element_tree
 from gearview.imaging import RenderedFrame, Window
 from gearview.imaging.corners import Place, ViewState, corner_text
-from gearview.imaging.presets import CT_PRESETS, window_presets
 from gearview.store.records import StudyRecord
 
 
@@ -28,12 +27,12 @@ def test_corners_show_patient_study_place_window_and_view() -> None:
         "#1 CT Axial",
         Place(image=2, images=10, frame=1, frames=3),
         rendered,
-        ViewState(zoom=1.5, rotation=90, measurement="25.0 mm", inverted=True),
+        ViewState(zoom=1.5, rotation=90, inverted=True),
     )
     assert top_left == "Doe^Jane\nMRN1\n19700101 F"
     assert top_right.splitlines()[0] == "CT HEAD" and top_right.endswith("#1 CT Axial")
     assert bottom_left == "Im: 3/10\nFr: 2/3\nW: 80  L: 40\ninverted"
-    assert bottom_right == "25.0 mm\nZoom: 150%  Rot: 90°"
+    assert bottom_right == "Zoom: 150%  Rot: 90°"
 
 
 def test_corners_fall_back_to_the_study_record_before_a_frame_arrives() -> None:
@@ -46,18 +45,6 @@ def test_corners_fall_back_to_the_study_record_before_a_frame_arrives() -> None:
     assert top_left == "Roe^Rick\nP9"
     assert top_right == "MR KNEE"
     assert bottom_left == "" and bottom_right == "Zoom: 100%"
-
-
-def test_presets_are_ct_windows_then_the_files_own() -> None:
-    ds = make_ct(generate_uid(), generate_uid())
-    ds.WindowCenter, ds.WindowWidth, ds.WindowCenterWidthExplanation = [30, 300], [60, 1500], [
-        "SOFT",
-        "BONE",
-    ]
-    presets = window_presets(ds, 0)
-    assert [label for label, _ in presets[: len(CT_PRESETS)]] == [p[0] for p in CT_PRESETS]
-    assert presets[len(CT_PRESETS) :] == [("File: SOFT", 0), ("File: BONE", 1)]
-    assert len(window_presets(None)) == len(CT_PRESETS)
 
 
 def test_the_tree_never_reads_pixel_data(tmp_path: Path) -> None:

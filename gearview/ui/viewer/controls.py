@@ -15,12 +15,28 @@ from PySide6.QtCore import Qt
 from PySide6.QtGui import QAction, QActionGroup, QKeySequence, QShortcut
 from PySide6.QtWidgets import QComboBox, QLabel, QSpinBox, QToolBar
 
-from gearview.ui.viewer.image_view import TOOL_MEASURE, TOOL_PAN, TOOL_WINDOW
+from gearview.ui.viewer.image_view import (
+    TOOL_ANGLE,
+    TOOL_DISTANCE,
+    TOOL_ELLIPSE,
+    TOOL_PAN,
+    TOOL_RECTANGLE,
+    TOOL_WINDOW,
+)
 
 if TYPE_CHECKING:
     from gearview.ui.viewer.window import ViewerWindow
 
 LAYOUTS = {"1×1": (1, 1), "1×2": (1, 2), "2×2": (2, 2)}
+#: (icon, text with its key, tool, key).
+TOOLS = (
+    ("mdi6.contrast-box", "Window/level (W, drag)", TOOL_WINDOW, "W"),
+    ("mdi6.pan", "Pan (P, drag)", TOOL_PAN, "P"),
+    ("mdi6.ruler", "Distance (M, drag)", TOOL_DISTANCE, "M"),
+    ("mdi6.angle-acute", "Angle (N: drag one arm, click the end of the other)", TOOL_ANGLE, "N"),
+    ("mdi6.rectangle-outline", "Rectangle ROI (B, drag)", TOOL_RECTANGLE, "B"),
+    ("mdi6.ellipse-outline", "Ellipse ROI (E, drag)", TOOL_ELLIPSE, "E"),
+)
 
 
 @dataclass
@@ -30,6 +46,9 @@ class Controls:
     play_action: QAction
     fps: QSpinBox
     status: QLabel
+    tools: dict[str, QAction]
+    sync_action: QAction
+    lines_action: QAction
 
 
 def _action(
@@ -60,17 +79,13 @@ def build_toolbar(viewer: ViewerWindow) -> Controls:
     preset_box.setPlaceholderText("W/L presets (1–9)")
     preset_box.activated.connect(lambda i: viewer.apply_preset(i + 1))
     bar.addWidget(preset_box)
-    tools = QActionGroup(viewer)
-    for icon, text, tool in (
-        ("mdi6.contrast-box", "Window/level (drag)", TOOL_WINDOW),
-        ("mdi6.pan", "Pan (drag)", TOOL_PAN),
-        ("mdi6.ruler", "Measure distance (drag)", TOOL_MEASURE),
-    ):
-        action = _action(
-            viewer, bar, icon, text, lambda t=tool: viewer.set_tool(t), checkable=True
-        )
+    group = QActionGroup(viewer)
+    tools = {}
+    for icon, text, tool, _ in TOOLS:
+        action = _action(viewer, bar, icon, text, lambda t=tool: viewer.set_tool(t), checkable=True)
         action.setChecked(tool == TOOL_WINDOW)
-        tools.addAction(action)
+        group.addAction(action)
+        tools[tool] = action
     bar.addSeparator()
     on_view = viewer.on_view
     for icon, text, slot in (
@@ -96,13 +111,33 @@ def build_toolbar(viewer: ViewerWindow) -> Controls:
     fps.valueChanged.connect(viewer.fps_changed)
     bar.addWidget(fps)
     bar.addSeparator()
+    sync_action = _action(
+        viewer,
+        bar,
+        "mdi6.link-variant",
+        "Synchronised scrolling of series in the same frame of reference (S)",
+        viewer.toggle_sync,
+        checkable=True,
+    )
+    lines_action = _action(
+        viewer,
+        bar,
+        "mdi6.vector-line",
+        "Reference lines of the active slice in the other viewports (L)",
+        viewer.toggle_reference_lines,
+        checkable=True,
+    )
+    lines_action.setChecked(True)
     _action(viewer, bar, "mdi6.tag-text", "Tags (T)", viewer.toggle_tags)
     status = QLabel(bar)
     bar.addWidget(status)
-    return Controls(layout_box, preset_box, play_action, fps, status)
+    return Controls(
+        layout_box, preset_box, play_action, fps, status, tools, sync_action, lines_action
+    )
 
 
 def install_shortcuts(viewer: ViewerWindow) -> None:
+    """The viewer's keys (Delete, Backspace and Escape are the image view's own: EDIT_KEYS)."""
     on_view = viewer.on_view
     keys: list[tuple[str, Callable[[], None]]] = [
         ("Down", lambda: viewer.step(1)),
@@ -123,10 +158,12 @@ def install_shortcuts(viewer: ViewerWindow) -> None:
         ("T", viewer.toggle_tags),
         ("Space", viewer.toggle_cine),
         ("0", viewer.reset),
-        ("M", lambda: viewer.set_tool(TOOL_MEASURE)),
+        ("S", viewer.toggle_sync),
+        ("L", viewer.toggle_reference_lines),
         ("Ctrl++", lambda: on_view(lambda v: v.zoom_by(1.25))),
         ("Ctrl+-", lambda: on_view(lambda v: v.zoom_by(0.8))),
     ]
+    keys += [(key, lambda t=tool: viewer.set_tool(t)) for _, _, tool, key in TOOLS]
     keys += [(str(n), lambda n=n: viewer.apply_preset(n)) for n in range(1, 10)]
     for key, slot in keys:
         shortcut = QShortcut(QKeySequence(key), viewer)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -19,9 +20,20 @@ from PySide6.QtCore import Qt
 from PySide6.QtGui import QImage
 
 from gearview.conformance import sop_class_name
-from gearview.imaging import FrameCache, ImageSource, RenderedFrame, RenderOptions, render_frame
+from gearview.imaging import (
+    FrameCache,
+    ImageSource,
+    RenderedFrame,
+    RenderOptions,
+    Window,
+    render_frame,
+)
 from gearview.imaging.errors import ImageError
+from gearview.imaging.geometry import SlicePlane, pixel_spacing, plane_of
 from gearview.imaging.isolate import IsolatedDecoder
+from gearview.imaging.measure import Measurement, RoiStats, frame_roi_stats
+from gearview.imaging.presets import Preset, presets_for, window_for_rule
+from gearview.imaging.render import modality_frame
 from gearview.store import Cache
 from gearview.store.records import InstanceRecord, SeriesRecord, StudyRecord
 
@@ -132,6 +144,21 @@ class SourceCache:
         return src
 
 
+@dataclass(frozen=True)
+class FrameInfo:
+    """What the GUI needs about a frame besides its pixels, read from the header on the
+    worker (enhanced multi-frame headers keep their per-frame groups on disk)."""
+
+    spacing: tuple[float, float] | None = None
+    plane: SlicePlane | None = None
+    presets: tuple[Preset, ...] = ()
+
+
+def frame_info(source: ImageSource, frame: int) -> FrameInfo:
+    ds = source.ds
+    return FrameInfo(pixel_spacing(ds, frame), plane_of(ds, frame), tuple(presets_for(ds, frame)))
+
+
 @dataclass
 class FrameResult:
     """A rendered frame (or the reason it could not be) for one viewport request."""
@@ -142,6 +169,7 @@ class FrameResult:
     image: QImage | None = None
     rendered: RenderedFrame | None = None
     error: str = ""
+    info: FrameInfo = FrameInfo()
 
 
 def to_qimage(pixels: np.ndarray) -> QImage:
@@ -239,7 +267,8 @@ def render_job(
             Qt.AspectRatioMode.KeepAspectRatio,
             Qt.TransformationMode.SmoothTransformation,
         )
-    return FrameResult(record, frame, source, image, rendered)
+        return FrameResult(record, frame, source, image, rendered)
+    return FrameResult(record, frame, source, image, rendered, info=frame_info(source, frame))
 
 
 def prefetch_job(decoder: Decoder, record: InstanceRecord, frame: int) -> None:
@@ -249,3 +278,34 @@ def prefetch_job(decoder: Decoder, record: InstanceRecord, frame: int) -> None:
             decoder.stored(record, frame)
     except ImageError:
         return
+
+
+def roi_job(
+    decoder: Decoder, record: InstanceRecord, frame: int, measurement: Measurement
+) -> RoiStats:
+    """An ROI's statistics on the frame's modality values (the frame is usually cached)."""
+    source, stored = decoder.stored(record, frame)
+    return frame_roi_stats(source, frame, stored, measurement)
+
+
+def rule_window_job(decoder: Decoder, record: InstanceRecord, frame: int, rule: str) -> Window:
+    """The window a computed preset ("Auto", "Full range"...) gives for one frame."""
+    source, stored = decoder.stored(record, frame)
+    return window_for_rule(rule, modality_frame(source, frame, stored))
+
+
+def planes_job(
+    decoder: Decoder, series: SeriesModel, start: int, stop: int, cancelled: Callable[[], bool]
+) -> list[SlicePlane | None]:
+    """The planes of slices `start` to `stop` (headers land in the viewer's header cache, so
+    scrolling there afterwards does not read them again)."""
+    planes: list[SlicePlane | None] = []
+    for position in range(start, stop):
+        if cancelled():
+            break
+        record, frame = series.slice(position)
+        try:
+            planes.append(plane_of(decoder.sources.get(record).ds, frame))
+        except ImageError:
+            planes.append(None)
+    return planes

@@ -16,9 +16,11 @@ import pydicom
 from PySide6.QtCore import QBuffer, QByteArray, QIODevice, Signal
 from PySide6.QtWidgets import QPlainTextEdit, QStackedWidget, QWidget
 
+from gearview.errors import describe_error
 from gearview.imaging import RenderOptions, Window
 from gearview.imaging import gsps as gsps_mod
 from gearview.imaging.decode import ImageSource
+from gearview.imaging.measure import ROI_KINDS, Measurement, Measurements, RoiStats
 from gearview.imaging.sr import content_text
 from gearview.store.records import InstanceRecord
 from gearview.ui.viewer.image_view import Graphic, ImageView
@@ -47,31 +49,9 @@ class ViewerServices:
     render: Callable[..., FrameResult]
     prefetch: Callable[..., None]
     presentation_for: Callable[[ImageSource, int], gsps_mod.ImagePresentation | None]
-
-
-def pixel_spacing(source: ImageSource, frame: int) -> tuple[float, float] | None:
-    """Row and column spacing in mm: per-frame/shared Pixel Measures, Pixel Spacing, else
-    Imager Pixel Spacing."""
-    ds = source.ds
-    candidates = []
-    for groups_kw, idx in (
-        ("PerFrameFunctionalGroupsSequence", frame),
-        ("SharedFunctionalGroupsSequence", 0),
-    ):
-        groups = ds.get(groups_kw)
-        if groups and idx < len(groups):
-            measures = groups[idx].get("PixelMeasuresSequence")
-            if measures:
-                candidates.append(measures[0].get("PixelSpacing"))
-    candidates += [ds.get("PixelSpacing"), ds.get("ImagerPixelSpacing")]
-    for value in candidates:
-        try:
-            row, col = (float(v) for v in list(value)[:2])
-        except (TypeError, ValueError):
-            continue
-        if row > 0 and col > 0:
-            return row, col
-    return None
+    #: An ROI's statistics on a worker: (record, frame, measurement) -> RoiStats.
+    roi_stats: Callable[[InstanceRecord, int, Measurement], RoiStats]
+    measurements: Measurements
 
 
 def load_document(path: str, kind: str) -> tuple[str, bytes]:
@@ -111,6 +91,7 @@ class Viewport(QStackedWidget):
         self.position = 0
         self.window_override: Window | None = None
         self.window_index = 0
+        self.lut_index: int | None = None  # the file's VOI LUT chosen over its windows
         self.invert = False
         self.overlays = True
         self.last: FrameResult | None = None
@@ -120,6 +101,7 @@ class Viewport(QStackedWidget):
         self.view.scrolled.connect(self.step)
         self.view.activated.connect(self.activated)
         self.view.view_changed.connect(self.refresh_corners)
+        self.view.measurement_added.connect(self._measured)
 
     # ---- series and position ---------------------------------------------------------
 
@@ -131,8 +113,8 @@ class Viewport(QStackedWidget):
         self.series = series
         self.window_override = None
         self.window_index = 0
+        self.lut_index = None
         self.last = None
-        self.view.measure = None
         self.view.graphics = []
         kind = series.kind
         if kind == KIND_IMAGE:
@@ -212,6 +194,8 @@ class Viewport(QStackedWidget):
         return RenderOptions(
             window=self.window_override,
             window_index=self.window_index,
+            voi_lut_index=self.lut_index or 0,
+            use_voi_lut=self.lut_index is not None,
             invert=self.invert,
             overlays=self.overlays,
         )
@@ -241,8 +225,8 @@ class Viewport(QStackedWidget):
             return
         self.last = result
         presentation = None
+        self.view.pixel_spacing = result.info.spacing
         if result.source is not None and result.source.displayable:
-            self.view.pixel_spacing = pixel_spacing(result.source, result.frame)
             presentation = self.services.presentation_for(result.source, result.frame)
         self.view.graphics = [
             Graphic(a.points, a.closed, a.text)
@@ -258,7 +242,12 @@ class Viewport(QStackedWidget):
             self.window_override = presentation.window
             self.request()
             return
-        self.view.set_image(result.image, placeholder=result.error)
+        measurements = (
+            self.services.measurements.on((result.record.sop_uid, result.frame))
+            if result.image is not None
+            else None
+        )
+        self.view.set_image(result.image, result.error, measurements)
         self.refresh_corners()
         self.frame_shown.emit(result)
         self._prefetch()
@@ -283,6 +272,26 @@ class Viewport(QStackedWidget):
         if abs(self.position - anchor) <= PREFETCH:
             self.services.prefetch(record, frame)
 
+    # ---- measurements ------------------------------------------------------------------
+
+    def _measured(self, measurement: Measurement) -> None:
+        """An ROI was drawn on the frame shown: its statistics come from a worker."""
+        if measurement.kind not in ROI_KINDS or self.last is None:
+            return
+        record, frame = self.last.record, self.last.frame
+
+        def done(stats: RoiStats) -> None:
+            measurement.stats = stats
+            self.view.update()
+
+        def failed(exc: BaseException) -> None:
+            measurement.note = f"no statistics: {describe_error(exc)}"
+            self.view.update()
+
+        self.services.submit(
+            self.services.roi_stats, record, frame, measurement, on_result=done, on_error=failed
+        )
+
     # ---- window / level ---------------------------------------------------------------
 
     def current_window(self) -> Window | None:
@@ -297,6 +306,12 @@ class Viewport(QStackedWidget):
     def use_file_window(self, index: int) -> None:
         self.window_override = None
         self.window_index = index
+        self.lut_index = None
+        self.request()
+
+    def use_file_lut(self, index: int) -> None:
+        self.window_override = None
+        self.lut_index = index
         self.request()
 
     def toggle_overlays(self) -> None:

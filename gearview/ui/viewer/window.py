@@ -1,11 +1,14 @@
 """The study viewer: series thumbnails, 1×1 / 1×2 / 2×2 viewports, W/L presets, cine,
-tools, corner text and the tag view of the current instance.
+tools and measurements, synchronised scrolling, reference lines, corner text and the
+tag view of the current instance.
 
 `ViewerWindow(cache, study_uid)` works standalone (tests, `python -m`) and as a
 tab of the main window (`install(window)` in `gearview.ui.viewer`). What it
 shows is computed by the engine (corner text in `imaging.corners`, presets in
-`imaging.presets`, the element tree in `edit.tags`); the toolbar and keys live
-in `controls.py`, the series strip in `series_list.py`.
+`imaging.presets`, measurements in `imaging.measure`, slice planes, the nearest
+slice and reference lines in `imaging.geometry`, the element tree in
+`edit.tags`); the toolbar and keys live in `controls.py`, the series strip in
+`series_list.py`.
 """
 
 from __future__ import annotations
@@ -33,15 +36,18 @@ from PySide6.QtWidgets import (
 from gearview.changes import Changes
 from gearview.config import Config, ViewerConfig
 from gearview.edit.tags import dataset_tree
-from gearview.imaging import FrameCache, RenderOptions, Window
+from gearview.imaging import FrameCache, RenderOptions
 from gearview.imaging import gsps as gsps_mod
 from gearview.imaging.corners import Corners, Place, ViewState, corner_text
 from gearview.imaging.decode import ImageSource
+from gearview.imaging.geometry import reference_line
 from gearview.imaging.isolate import IsolatedDecoder
-from gearview.imaging.presets import CT_PRESETS, window_presets
+from gearview.imaging.measure import Measurements
+from gearview.imaging.presets import Preset, presets_for
 from gearview.store import Cache
 from gearview.ui.tag_tree import TagTree
 from gearview.ui.viewer.controls import LAYOUTS, build_toolbar, install_shortcuts
+from gearview.ui.viewer.geometry_reader import GeometryReader
 from gearview.ui.viewer.model import (
     KIND_GSPS,
     KIND_IMAGE,
@@ -53,6 +59,8 @@ from gearview.ui.viewer.model import (
     needs_isolation,
     prefetch_job,
     render_job,
+    roi_job,
+    rule_window_job,
 )
 from gearview.ui.viewer.series_list import THUMB, SeriesList
 from gearview.ui.viewer.viewport import ViewerServices, Viewport
@@ -90,12 +98,22 @@ class ViewerWindow(QMainWindow):
         self.isolated = isolated or IsolatedDecoder(workers=DECODE_THREADS)
         self.decoder = Decoder(self.frames, isolated=self.isolated)
         self._presentations: list[Dataset] = []
+        self.measurements = Measurements()
         self.services = ViewerServices(
             submit=self._submit,
             render=lambda record, frame, options: render_job(self.decoder, record, frame, options),
             prefetch=lambda record, frame: prefetch_job(self.decoder, record, frame),
             presentation_for=self._presentation_for,
+            roi_stats=lambda record, frame, m: roi_job(self.decoder, record, frame, m),
+            measurements=self.measurements,
         )
+        self.sync = False
+        self.reference_lines = True
+        #: Slice planes of the shown series (read when sync is turned on).
+        self.geometry = GeometryReader(
+            self._submit, self.decoder, lambda: self._closed, self._geometry_read
+        )
+        self._shown_presets: list[str] = []
         self.viewports: list[Viewport] = []
         self.active: Viewport | None = None
         self.cine = QTimer(self)
@@ -161,6 +179,8 @@ class ViewerWindow(QMainWindow):
         self.layout_box, self.preset_box = controls.layout_box, controls.preset_box
         self.play_action, self.fps = controls.play_action, controls.fps
         self.status = controls.status
+        self.tool_actions = controls.tools
+        self.sync_action, self.lines_action = controls.sync_action, controls.lines_action
         install_shortcuts(self)
 
     # ---- study loading ---------------------------------------------------------------------
@@ -177,6 +197,7 @@ class ViewerWindow(QMainWindow):
         if any(needs_isolation(i.transfer_syntax_uid) for i in firsts):
             self.isolated.start()  # spawn the decoder processes while the header is read
         self.thumbs.fill(model)
+        self.geometry.clear()
         if first_load:
             self._presentations.clear()
             for series in (s for s in model.series if s.kind == KIND_GSPS):
@@ -192,6 +213,7 @@ class ViewerWindow(QMainWindow):
         else:
             self._keep_viewports(model)
         self._sync_slider()
+        self._want_geometry()
         self.study_loaded.emit()
 
     def _keep_viewports(self, model: StudyModel) -> None:
@@ -224,6 +246,7 @@ class ViewerWindow(QMainWindow):
         if self.study_uid not in changes.studies:
             return
         stale = changes.instances_updated | changes.instances_removed
+        self.measurements.forget(changes.instances_removed)
         if stale:
             self.decoder.forget(stale)
             if self._tags_of in stale:
@@ -294,6 +317,7 @@ class ViewerWindow(QMainWindow):
             self.set_active(self.active)  # the highlight depends on how many are shown
         if self.layout_box.currentText() != name:
             self.layout_box.setCurrentText(name)
+        self._want_geometry()
 
     def set_active(self, viewport: Viewport) -> None:
         if self.active is not None:
@@ -304,8 +328,12 @@ class ViewerWindow(QMainWindow):
         viewport.view.update()
         self._sync_slider()
         self._refresh_presets()
+        self._update_reference_lines()
         if viewport.last is not None:
             self._show_tags(viewport.last)
+
+    def shown_viewports(self) -> list[Viewport]:
+        return self.viewports[: self._shown]
 
     def on_view(self, fn: Callable[[Any], None]) -> None:
         """Apply `fn` to the active viewport's image view (the view tools)."""
@@ -313,8 +341,11 @@ class ViewerWindow(QMainWindow):
             fn(self.active.view)
 
     def set_tool(self, tool: str) -> None:
+        """Every viewport's mouse tool; the toolbar shows which one is on."""
         for viewport in self.viewports:
+            viewport.view.cancel_drawing()
             viewport.view.tool = tool
+        self.tool_actions[tool].setChecked(True)
 
     def toggle_overlays(self) -> None:
         if self.active is not None:
@@ -359,6 +390,71 @@ class ViewerWindow(QMainWindow):
     def _position_changed(self, viewport: Viewport, position: int) -> None:
         if viewport is self.active:
             self._sync_slider()
+            if self.sync:
+                self._sync_from(viewport)
+
+    # ---- synchronised scrolling and reference lines ----------------------------------------------
+
+    def toggle_sync(self) -> None:
+        """Scroll the other viewports' series with the active one, slice by slice position."""
+        self.sync = not self.sync
+        self.sync_action.setChecked(self.sync)
+        self._want_geometry()
+        if self.sync and self.active is not None:
+            self._sync_from(self.active)
+
+    def _want_geometry(self) -> None:
+        """Read the slice planes of the shown series (on workers) when sync needs them."""
+        if not self.sync:
+            return
+        for viewport in self.shown_viewports():
+            if viewport.series is not None and viewport.series.kind == KIND_IMAGE:
+                self.geometry.want(viewport.series)
+
+    def _geometry_read(self, series: SeriesModel) -> None:
+        if self.sync and self.active is not None:
+            self._sync_from(self.active)
+
+    def _sync_from(self, source: Viewport) -> None:
+        """Each other shown viewport goes to its slice nearest the source's slice plane."""
+        geometry = self.geometry.get(source.series)
+        plane = geometry.plane(source.position) if geometry else None
+        if plane is None:
+            return
+        for viewport in self.shown_viewports():
+            target = self.geometry.get(viewport.series)
+            if viewport is source or target is None:
+                continue
+            nearest = target.nearest(plane)
+            if nearest is not None and nearest != viewport.position:
+                viewport.show_position(nearest)
+
+    def toggle_reference_lines(self) -> None:
+        self.reference_lines = not self.reference_lines
+        self.lines_action.setChecked(self.reference_lines)
+        self._update_reference_lines()
+
+    def _update_reference_lines(self) -> None:
+        """Where the active viewport's slice cuts each other shown image (same frame of
+        reference, not parallel), from the planes of the frames on screen."""
+        active = self.active
+        plane = active.last.info.plane if active is not None and active.last else None
+        for viewport in self.viewports:
+            lines = []
+            other = viewport.last.info.plane if viewport.last is not None else None
+            if (
+                self.reference_lines
+                and self._shown > 1
+                and viewport is not active
+                and viewport in self.shown_viewports()
+                and plane is not None
+                and other is not None
+            ):
+                line = reference_line(plane, other)
+                lines = [line] if line is not None else []
+            if lines != viewport.view.reference_lines:
+                viewport.view.reference_lines = lines
+                viewport.view.update()
 
     def toggle_cine(self) -> None:
         if self.cine.isActive():
@@ -389,29 +485,52 @@ class ViewerWindow(QMainWindow):
 
     # ---- presets ------------------------------------------------------------------------------
 
-    def presets(self) -> list[tuple[str, Window | int]]:
-        """Keys 1..: CT presets, then the file's own windows (as indices into them)."""
+    def presets(self) -> list[Preset]:
+        """Keys 1..: the presets of the active viewport's frame, by modality (imaging.presets)."""
         viewport = self.active
         last = viewport.last if viewport is not None else None
-        if last is not None and last.source is not None and last.source.displayable:
-            return window_presets(last.source.ds, last.frame)
-        return window_presets(None)
+        if last is not None and last.info.presets:
+            return list(last.info.presets)
+        if last is not None and last.rendered is not None:
+            return []  # a frame without presets: a colour image
+        series = viewport.series if viewport is not None else None
+        return presets_for(None, modality=series.record.modality if series else "")
 
     def apply_preset(self, number: int) -> None:
         """Preset `number` (1-based, as the keys 1–9)."""
         presets = self.presets()
-        if self.active is None or not 1 <= number <= len(presets):
+        viewport = self.active
+        if viewport is None or not 1 <= number <= len(presets):
             return
-        value = presets[number - 1][1]
-        if isinstance(value, Window):
-            self.active.set_window(value)
-        else:
-            self.active.use_file_window(value)
+        preset = presets[number - 1]
+        if preset.window is not None:
+            viewport.set_window(preset.window)
+        elif preset.file_window is not None:
+            viewport.use_file_window(preset.file_window)
+        elif preset.file_lut is not None:
+            viewport.use_file_lut(preset.file_lut)
+        elif viewport.last is not None and viewport.last.rendered is not None:
+            last = viewport.last
+            self._submit(
+                rule_window_job,
+                self.decoder,
+                last.record,
+                last.frame,
+                preset.rule,
+                on_result=lambda window: (
+                    viewport.set_window(window) if viewport.last is not None else None
+                ),
+            )
 
     def _refresh_presets(self) -> None:
+        """The preset box lists the active frame's presets (rebuilt only when they differ)."""
+        labels = [preset.label for preset in self.presets()]
+        if labels == self._shown_presets:
+            return
+        self._shown_presets = labels
         self.preset_box.blockSignals(True)
         self.preset_box.clear()
-        for i, (label, _) in enumerate(self.presets(), 1):
+        for i, label in enumerate(labels, 1):
             self.preset_box.addItem(f"{i}  {label}" if i <= 9 else label)
         self.preset_box.setCurrentIndex(-1)  # shows the placeholder: no preset is applied
         self.preset_box.blockSignals(False)
@@ -422,13 +541,17 @@ class ViewerWindow(QMainWindow):
         if self.active is not None:
             self.active.set_series(series)
             self._sync_slider()
+            self._want_geometry()
+            if self.sync:
+                self._sync_from(self.active)
 
     def _frame_shown(self, viewport: Viewport, result: FrameResult) -> None:
+        if self._shown > 1:
+            self._update_reference_lines()
         if viewport is not self.active:
             return
         self._sync_slider()
-        if self.preset_box.count() == len(CT_PRESETS) or result.frame == 0:
-            self._refresh_presets()
+        self._refresh_presets()
         if self.tags_dock.isVisible():
             self._show_tags(result)
 
@@ -448,8 +571,7 @@ class ViewerWindow(QMainWindow):
             series.title if series else "",
             place,
             result.rendered if result else None,
-            ViewState(view.effective_zoom(), view.rotation, view.measurement_text(),
-                      viewport.invert),
+            ViewState(view.effective_zoom(), view.rotation, viewport.invert),
         )
 
     def _show_tags(self, result: FrameResult) -> None:
