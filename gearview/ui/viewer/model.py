@@ -11,6 +11,7 @@ import threading
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -73,8 +74,9 @@ class SeriesModel:
                 for frame in range(max(inst.number_of_frames or 1, 1)):
                     self.slices.append((i, frame))
 
-    @property
+    @cached_property
     def kind(self) -> str:
+        """Asked for every frame shown: worked out once (a reload makes a new model)."""
         kinds = {kind_of(inst) for inst in self.instances}
         return kinds.pop() if len(kinds) == 1 else KIND_IMAGE if KIND_IMAGE in kinds else KIND_OTHER
 
@@ -113,6 +115,25 @@ def load_study(cache: Cache, study_uid: str) -> StudyModel:
     return StudyModel(study, series)
 
 
+@dataclass(frozen=True)
+class FrameInfo:
+    """What the GUI needs about a frame besides its pixels, read from the header on the
+    worker (enhanced multi-frame headers keep their per-frame groups on disk)."""
+
+    spacing: tuple[float, float] | None = None
+    plane: SlicePlane | None = None
+    presets: tuple[Preset, ...] = ()
+
+
+def frame_info(source: ImageSource, frame: int) -> FrameInfo:
+    ds = source.ds
+    return FrameInfo(pixel_spacing(ds, frame), plane_of(ds, frame), tuple(presets_for(ds, frame)))
+
+
+#: Frame infos kept (a few hundred bytes each).
+INFO_LIMIT = 16384
+
+
 class SourceCache:
     """Opened instance headers by SOP Instance UID (LRU, thread-safe)."""
 
@@ -142,21 +163,6 @@ class SourceCache:
             while len(self._items) > self.limit:
                 self._items.popitem(last=False)
         return src
-
-
-@dataclass(frozen=True)
-class FrameInfo:
-    """What the GUI needs about a frame besides its pixels, read from the header on the
-    worker (enhanced multi-frame headers keep their per-frame groups on disk)."""
-
-    spacing: tuple[float, float] | None = None
-    plane: SlicePlane | None = None
-    presets: tuple[Preset, ...] = ()
-
-
-def frame_info(source: ImageSource, frame: int) -> FrameInfo:
-    ds = source.ds
-    return FrameInfo(pixel_spacing(ds, frame), plane_of(ds, frame), tuple(presets_for(ds, frame)))
 
 
 @dataclass
@@ -206,12 +212,29 @@ class Decoder:
         self.sources = sources or SourceCache()
         self.isolated = isolated
         self._inflight: dict[tuple[str, int], threading.Event] = {}
+        self._infos: OrderedDict[tuple[str, int], FrameInfo] = OrderedDict()
         self._lock = threading.Lock()
 
     def forget(self, sop_uids: set[str]) -> None:
         """Drop headers and frames of instances that changed on disk."""
         self.sources.forget(sop_uids)
         self.frames.discard(lambda key: key[0] in sop_uids)
+        with self._lock:
+            for key in [k for k in self._infos if k[0] in sop_uids]:
+                del self._infos[key]
+
+    def info(self, source: ImageSource, frame: int) -> FrameInfo:
+        """A frame's FrameInfo, usually worked out by read-ahead before it is shown."""
+        key = (source.sop_uid, frame)
+        with self._lock:
+            found = self._infos.get(key)
+        if found is None:
+            found = frame_info(source, frame)
+            with self._lock:
+                self._infos[key] = found
+                while len(self._infos) > INFO_LIMIT:
+                    self._infos.popitem(last=False)
+        return found
 
     def stored(self, record: InstanceRecord, frame: int) -> tuple[ImageSource, np.ndarray]:
         """Stored values of one frame, from the cache, another thread's decode, or decoded here."""
@@ -268,14 +291,16 @@ def render_job(
             Qt.TransformationMode.SmoothTransformation,
         )
         return FrameResult(record, frame, source, image, rendered)
-    return FrameResult(record, frame, source, image, rendered, info=frame_info(source, frame))
+    return FrameResult(record, frame, source, image, rendered, info=decoder.info(source, frame))
 
 
 def prefetch_job(decoder: Decoder, record: InstanceRecord, frame: int) -> None:
     """Decode a frame into the cache ahead of the user (errors show when it is displayed)."""
     try:
-        if decoder.sources.get(record).displayable:
+        source = decoder.sources.get(record)
+        if source.displayable:
             decoder.stored(record, frame)
+            decoder.info(source, frame)
     except ImageError:
         return
 

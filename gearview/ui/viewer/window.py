@@ -108,6 +108,7 @@ class ViewerWindow(QMainWindow):
             measurements=self.measurements,
         )
         self.sync = False
+        self._syncing = False
         self.reference_lines = True
         #: Slice planes of the shown series (read when sync is turned on).
         self.geometry = GeometryReader(
@@ -390,8 +391,8 @@ class ViewerWindow(QMainWindow):
     def _position_changed(self, viewport: Viewport, position: int) -> None:
         if viewport is self.active:
             self._sync_slider()
-            if self.sync:
-                self._sync_from(viewport)
+        if self.sync and not self._syncing:
+            self._sync_from(viewport)  # whichever viewport the user scrolls leads
 
     # ---- synchronised scrolling and reference lines ----------------------------------------------
 
@@ -421,13 +422,17 @@ class ViewerWindow(QMainWindow):
         plane = geometry.plane(source.position) if geometry else None
         if plane is None:
             return
-        for viewport in self.shown_viewports():
-            target = self.geometry.get(viewport.series)
-            if viewport is source or target is None:
-                continue
-            nearest = target.nearest(plane)
-            if nearest is not None and nearest != viewport.position:
-                viewport.show_position(nearest)
+        self._syncing = True  # the followers' position changes lead nowhere
+        try:
+            for viewport in self.shown_viewports():
+                target = self.geometry.get(viewport.series)
+                if viewport is source or target is None:
+                    continue
+                nearest = target.nearest(plane)
+                if nearest is not None and nearest != viewport.position:
+                    viewport.show_position(nearest)
+        finally:
+            self._syncing = False
 
     def toggle_reference_lines(self) -> None:
         self.reference_lines = not self.reference_lines
