@@ -1,4 +1,5 @@
-"""GUI fixtures: a main window over a fresh home with the real server on a free port."""
+"""GUI fixtures: a main window over a fresh home with the real server on a free port; a
+standalone study viewer."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from gearview.config import load_config, save_config
 from gearview.home import Home
 from gearview.station import Station
 from gearview.ui.main_window import MainWindow
+from gearview.ui.viewer import ViewerWindow
 
 
 @pytest.fixture
@@ -37,3 +39,24 @@ def window(qtbot, home: Home, gui_config) -> Iterator[MainWindow]:
     yield win
     win.close()  # closes the station
     station.close()
+
+
+@pytest.fixture
+def viewer_for(qtbot, cache):
+    """`viewer_for(study_uid, layout="1×1")`: a shown viewer of a cached study, once loaded."""
+    made = []
+
+    def make(study_uid: str, layout: str = "1×1") -> ViewerWindow:
+        viewer = ViewerWindow(cache, study_uid)
+        qtbot.addWidget(viewer)
+        viewer.resize(900, 600)
+        viewer.show()
+        made.append(viewer)
+        with qtbot.waitSignal(viewer.study_loaded, timeout=10000):
+            pass
+        viewer.set_layout(layout)
+        return viewer
+
+    yield make
+    for viewer in made:
+        viewer.shutdown()

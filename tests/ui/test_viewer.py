@@ -21,25 +21,6 @@ from gearview.ui.viewer import ViewerWindow
 pytestmark = pytest.mark.timeout(60)
 
 
-@pytest.fixture
-def viewer_for(qtbot, cache):
-    made = []
-
-    def make(study_uid: str) -> ViewerWindow:
-        viewer = ViewerWindow(cache, study_uid)
-        qtbot.addWidget(viewer)
-        viewer.resize(800, 600)
-        viewer.show()
-        made.append(viewer)
-        with qtbot.waitSignal(viewer.study_loaded, timeout=10000):
-            pass
-        return viewer
-
-    yield make
-    for viewer in made:
-        viewer.shutdown()
-
-
 def _add_series(cache, tmp_path: Path, n: int = 5, **kw) -> str:
     study_uid = kw.pop("study_uid", None) or generate_uid()
     for path in write_series(tmp_path / generate_uid(), n, study_uid=study_uid, **kw):

@@ -17,7 +17,6 @@ from PySide6.QtGui import QAction, QKeySequence
 
 from gearview.imaging.geometry import reference_line
 from gearview.imaging.measure import ANGLE, DISTANCE, ELLIPSE, RECTANGLE, labels
-from gearview.ui.viewer import ViewerWindow
 from gearview.ui.viewer.controls import TOOLS
 from gearview.ui.viewer.image_view import MEASURE_COLOUR, REFERENCE_COLOUR
 
@@ -25,26 +24,6 @@ pytestmark = pytest.mark.timeout(60)
 
 AXIAL = [1.0, 0.0, 0.0, 0.0, 1.0, 0.0]
 SAGITTAL = [0.0, 1.0, 0.0, 0.0, 0.0, -1.0]
-
-
-@pytest.fixture
-def open_viewer(qtbot, cache):
-    made = []
-
-    def make(study_uid: str, layout: str = "1×1") -> ViewerWindow:
-        viewer = ViewerWindow(cache, study_uid)
-        qtbot.addWidget(viewer)
-        viewer.resize(900, 600)
-        viewer.show()
-        made.append(viewer)
-        with qtbot.waitSignal(viewer.study_loaded, timeout=10000):
-            pass
-        viewer.set_layout(layout)
-        return viewer
-
-    yield make
-    for viewer in made:
-        viewer.shutdown()
 
 
 def _series(
@@ -73,6 +52,15 @@ def _series(
 
 def _axial(cache, tmp_path, study, n=5, **kw) -> str:
     return _series(cache, tmp_path, study, [(-16.0, -16.0, float(z)) for z in range(n)], **kw)
+
+
+def _one_series(qtbot, viewer_for, cache, tmp_path, n: int):
+    """A viewer of one axial series of `n` slices, its middle slice shown."""
+    study = generate_uid()
+    _axial(cache, tmp_path, study, n)
+    viewer = viewer_for(study)
+    _shown(qtbot, viewer.active, n // 2)
+    return viewer, viewer.active.view
 
 
 def _shown(qtbot, viewport, position: int):
@@ -105,12 +93,9 @@ def _colour_pixels(view, colour) -> int:
     )
 
 
-def test_a_distance_stays_on_the_frame_it_was_drawn_on(qtbot, open_viewer, cache, tmp_path):
-    study = generate_uid()
-    _axial(cache, tmp_path, study, 5)
-    viewer = open_viewer(study)
-    vp, view = viewer.active, viewer.active.view
-    _shown(qtbot, vp, 2)
+def test_a_distance_stays_on_the_frame_it_was_drawn_on(qtbot, viewer_for, cache, tmp_path):
+    viewer, view = _one_series(qtbot, viewer_for, cache, tmp_path, 5)
+    vp = viewer.active
     qtbot.keyClick(view, Qt.Key.Key_M)
     assert view.tool == DISTANCE
     centre = view.rect().center()
@@ -140,12 +125,8 @@ def test_a_distance_stays_on_the_frame_it_was_drawn_on(qtbot, open_viewer, cache
     assert view.measurements == []  # deleted for good
 
 
-def test_each_tool_key_checks_its_toolbar_button(qtbot, open_viewer, cache, tmp_path):
-    study = generate_uid()
-    _axial(cache, tmp_path, study, 2)
-    viewer = open_viewer(study)
-    view = viewer.active.view
-    _shown(qtbot, viewer.active, 1)
+def test_each_tool_key_checks_its_toolbar_button(qtbot, viewer_for, cache, tmp_path):
+    viewer, view = _one_series(qtbot, viewer_for, cache, tmp_path, 2)
     for _, _, tool, key in reversed(TOOLS):
         qtbot.keyClick(view, getattr(Qt.Key, f"Key_{key}"))
         checked = [t for t, action in viewer.tool_actions.items() if action.isChecked()]
@@ -153,14 +134,10 @@ def test_each_tool_key_checks_its_toolbar_button(qtbot, open_viewer, cache, tmp_
 
 
 def test_rectangle_and_ellipse_rois_give_mean_sd_and_area_in_hu(
-    qtbot, open_viewer, cache, tmp_path
+    qtbot, viewer_for, cache, tmp_path
 ):
-    study = generate_uid()
-    _axial(cache, tmp_path, study, 1, rows=64, cols=64)
-    viewer = open_viewer(study)
-    vp, view = viewer.active, viewer.active.view
-    result = _shown(qtbot, vp, 0)
-    hu = pydicom.dcmread(result.record.path).pixel_array.astype(np.float64) - 1024
+    viewer, view = _one_series(qtbot, viewer_for, cache, tmp_path, 1)
+    hu = pydicom.dcmread(viewer.active.last.record.path).pixel_array.astype(np.float64) - 1024
     for key, kind in ((Qt.Key.Key_B, RECTANGLE), (Qt.Key.Key_E, ELLIPSE)):
         qtbot.keyClick(view, key)
         start, end = view.rect().center() - QPoint(80, 60), view.rect().center() + QPoint(80, 60)
@@ -185,12 +162,8 @@ def test_rectangle_and_ellipse_rois_give_mean_sd_and_area_in_hu(
     assert lines[1] == f"area {width * height:.1f} mm²"
 
 
-def test_an_angle_is_one_drag_and_one_click(qtbot, open_viewer, cache, tmp_path):
-    study = generate_uid()
-    _axial(cache, tmp_path, study, 1)
-    viewer = open_viewer(study)
-    view = viewer.active.view
-    _shown(qtbot, viewer.active, 0)
+def test_an_angle_is_one_drag_and_one_click(qtbot, viewer_for, cache, tmp_path):
+    viewer, view = _one_series(qtbot, viewer_for, cache, tmp_path, 1)
     qtbot.keyClick(view, Qt.Key.Key_N)
     vertex = view.rect().center()
     _drag(qtbot, view, vertex + QPoint(100, 0), vertex)
@@ -206,10 +179,10 @@ def test_an_angle_is_one_drag_and_one_click(qtbot, open_viewer, cache, tmp_path)
     assert view.drawing is None and len(view.measurements) == 1
 
 
-def test_presets_follow_the_modality_and_wl_shows_integers(qtbot, open_viewer, cache, tmp_path):
+def test_presets_follow_the_modality_and_wl_shows_integers(qtbot, viewer_for, cache, tmp_path):
     study = generate_uid()
     _axial(cache, tmp_path, study, 3, modality="MR")
-    viewer = open_viewer(study)
+    viewer = viewer_for(study)
     vp = viewer.active
     _shown(qtbot, vp, 1)
     offered = [viewer.preset_box.itemText(i) for i in range(viewer.preset_box.count())]
@@ -232,12 +205,12 @@ def test_presets_follow_the_modality_and_wl_shows_integers(qtbot, open_viewer, c
     assert re.search(r"^W: \d+  L: -?\d+$", vp.view.corners[2], re.MULTILINE)
 
 
-def test_sync_scrolls_the_other_series_to_the_nearest_position(qtbot, open_viewer, cache, tmp_path):
+def test_sync_scrolls_the_other_series_to_the_nearest_position(qtbot, viewer_for, cache, tmp_path):
     study = generate_uid()
     _axial(cache, tmp_path, study, 10)  # z 0 ... 9
     reverse = [(-16.0, -16.0, 9.0 - 1.5 * i) for i in range(7)]  # z 9, 7.5 ... 0
     _series(cache, tmp_path, study, reverse, number=2)
-    viewer = open_viewer(study, "1×2")
+    viewer = viewer_for(study, "1×2")
     first, second = viewer.viewports[:2]
     assert len(first.series.slices) == 10 and len(second.series.slices) == 7
     qtbot.keyClick(first.view, Qt.Key.Key_S)
@@ -255,11 +228,11 @@ def test_sync_scrolls_the_other_series_to_the_nearest_position(qtbot, open_viewe
     assert second.position == 2  # sync off: stays
 
 
-def test_sync_leaves_a_series_of_another_frame_of_reference(qtbot, open_viewer, cache, tmp_path):
+def test_sync_leaves_a_series_of_another_frame_of_reference(qtbot, viewer_for, cache, tmp_path):
     study = generate_uid()
     _axial(cache, tmp_path, study, 6)
     _axial(cache, tmp_path, study, 6, number=2, frame_of_reference="1.2.3.999")
-    viewer = open_viewer(study, "1×2")
+    viewer = viewer_for(study, "1×2")
     first, second = viewer.viewports[:2]
     _shown(qtbot, second, 3)
     viewer.toggle_sync()
@@ -272,12 +245,12 @@ def test_sync_leaves_a_series_of_another_frame_of_reference(qtbot, open_viewer, 
     assert second.position == 3
 
 
-def test_reference_lines_between_axial_and_sagittal(qtbot, open_viewer, cache, tmp_path):
+def test_reference_lines_between_axial_and_sagittal(qtbot, viewer_for, cache, tmp_path):
     study = generate_uid()
     _axial(cache, tmp_path, study, 5)  # z 0 ... 4
     sagittal = [(x, -16.0, 16.0) for x in (-8.0, 0.0, 8.0)]
     _series(cache, tmp_path, study, sagittal, orientation=SAGITTAL, number=2)
-    viewer = open_viewer(study, "1×2")
+    viewer = viewer_for(study, "1×2")
     axial, side = viewer.viewports[:2]
     viewer.set_active(axial)
     _shown(qtbot, axial, 2)
