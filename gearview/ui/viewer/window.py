@@ -36,7 +36,7 @@ from PySide6.QtWidgets import (
 from gearview.changes import Changes
 from gearview.config import Config, ViewerConfig
 from gearview.edit.tags import dataset_tree
-from gearview.imaging import FrameCache, RenderOptions
+from gearview.imaging import FrameCache, RenderOptions, Window
 from gearview.imaging import gsps as gsps_mod
 from gearview.imaging.corners import Corners, Place, ViewState, corner_text
 from gearview.imaging.decode import ImageSource
@@ -397,7 +397,8 @@ class ViewerWindow(QMainWindow):
     # ---- synchronised scrolling and reference lines ----------------------------------------------
 
     def toggle_sync(self) -> None:
-        """Scroll the other viewports' series with the active one, slice by slice position."""
+        """Scroll the shown series together: the one scrolled leads, the others go to the
+        slice nearest in position."""
         self.sync = not self.sync
         self.sync_action.setChecked(self.sync)
         self._want_geometry()
@@ -515,17 +516,19 @@ class ViewerWindow(QMainWindow):
         elif preset.file_lut is not None:
             viewport.use_file_lut(preset.file_lut)
         elif viewport.last is not None and viewport.last.rendered is not None:
-            last = viewport.last
-            self._submit(
-                rule_window_job,
-                self.decoder,
-                last.record,
-                last.frame,
-                preset.rule,
-                on_result=lambda window: (
-                    viewport.set_window(window) if viewport.last is not None else None
-                ),
-            )
+            self._apply_rule(viewport, preset.rule)
+
+    def _apply_rule(self, viewport: Viewport, rule: str) -> None:
+        """A computed preset: the window comes from the shown frame's values, on a worker."""
+        last, series = viewport.last, viewport.series
+
+        def computed(window: Window) -> None:
+            if viewport.series is series:  # not meanwhile replaced by another series
+                viewport.set_window(window)
+
+        self._submit(
+            rule_window_job, self.decoder, last.record, last.frame, rule, on_result=computed
+        )
 
     def _refresh_presets(self) -> None:
         """The preset box lists the active frame's presets (rebuilt only when they differ)."""
