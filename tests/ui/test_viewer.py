@@ -1,5 +1,5 @@
 """The study viewer under pytest-qt (offscreen): open, scroll, W/L, presets, cine, placeholder,
-SR text, PDF, presentation state, tags, layouts and measurement."""
+SR text, PDF, presentation state, tags and layouts (tools: test_viewer_tools.py)."""
 
 from __future__ import annotations
 
