@@ -69,7 +69,8 @@ def _shown(qtbot, viewport, position: int):
     def ready():
         assert viewport.last is not None
         record, frame = viewport.series.slice(position)
-        assert (viewport.last.record.sop_uid, viewport.last.frame) == (record.sop_uid, frame)
+        shown = viewport.last
+        assert (shown.record.sop_instance_uid, shown.frame) == (record.sop_instance_uid, frame)
         assert viewport.view.image is not None
 
     qtbot.waitUntil(ready, timeout=10000)

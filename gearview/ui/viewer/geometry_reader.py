@@ -34,7 +34,7 @@ class GeometryReader:
         self._pending: dict[str, tuple[SeriesModel, dict[int, list[SlicePlane | None]]]] = {}
 
     def get(self, series: SeriesModel | None) -> SeriesGeometry | None:
-        return self._read.get(series.record.series_uid) if series is not None else None
+        return self._read.get(series.record.series_instance_uid) if series is not None else None
 
     def clear(self) -> None:
         """Forget everything (the study was reloaded); chunks still on their way are dropped."""
@@ -42,7 +42,7 @@ class GeometryReader:
         self._pending.clear()
 
     def want(self, series: SeriesModel) -> None:
-        uid = series.record.series_uid
+        uid = series.record.series_instance_uid
         if uid in self._read or uid in self._pending:
             return
         parts: dict[int, list[SlicePlane | None]] = {}
@@ -62,7 +62,7 @@ class GeometryReader:
             )
 
     def _current(self, series: SeriesModel, parts: dict[int, Any]) -> bool:
-        found = self._pending.get(series.record.series_uid)
+        found = self._pending.get(series.record.series_instance_uid)
         return found is not None and found[1] is parts
 
     def _arrived(
@@ -77,12 +77,12 @@ class GeometryReader:
         parts[start] = planes
         if sum(len(p) for p in parts.values()) < len(series.slices):
             return
-        del self._pending[series.record.series_uid]
+        del self._pending[series.record.series_instance_uid]
         ordered = [plane for _, chunk in sorted(parts.items()) for plane in chunk]
-        self._read[series.record.series_uid] = SeriesGeometry(ordered)
+        self._read[series.record.series_instance_uid] = SeriesGeometry(ordered)
         self._ready(series)
 
     def _failed(self, series: SeriesModel, parts: dict[int, Any], exc: BaseException) -> None:
         """An unexpected failure: nothing is kept, the next `want` tries again."""
         if self._current(series, parts):
-            del self._pending[series.record.series_uid]
+            del self._pending[series.record.series_instance_uid]

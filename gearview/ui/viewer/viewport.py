@@ -243,7 +243,7 @@ class Viewport(QStackedWidget):
             self.request()
             return
         measurements = (
-            self.services.measurements.on((result.record.sop_uid, result.frame))
+            self.services.measurements.on((result.record.sop_instance_uid, result.frame))
             if result.image is not None
             else None
         )
