@@ -43,6 +43,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from gearview.display import format_date, format_person_name
 from gearview.events import CacheChanged
 from gearview.qc.status import listed_studies
 from gearview.store import Cache
@@ -81,22 +82,6 @@ def warning_text(record: StudyRecord) -> str:
     return text + "\nClick the sign to see the values."
 
 
-def format_person_name(value: str) -> str:
-    """DICOM PN `Family^Given^Middle^Prefix^Suffix` as 'Family, Given Middle'."""
-    alphabetic = value.split("=")[0]
-    parts = [p.strip() for p in alphabetic.split("^")]
-    family = parts[0] if parts else ""
-    rest = " ".join(p for p in parts[1:3] if p)
-    return f"{family}, {rest}" if family and rest else family or rest
-
-
-def format_date(value: str) -> str:
-    """DICOM DA `YYYYMMDD` as ISO `YYYY-MM-DD`; anything else is shown as found."""
-    if len(value) == 8 and value.isdigit():
-        return f"{value[:4]}-{value[4:6]}-{value[6:]}"
-    return value
-
-
 @dataclass(frozen=True)
 class Column:
     title: str
@@ -121,6 +106,12 @@ COLUMNS = (
 )
 COL_NAME = 0
 COL_STUDY_DATE = 4
+#: Columns shown formatted (the raw DICOM value is the cell's tooltip).
+FORMATTED = {
+    "patient_name": format_person_name,
+    "patient_birth_date": format_date,
+    "study_date": format_date,
+}
 
 
 class StudyTableModel(QAbstractTableModel):
@@ -175,15 +166,16 @@ class StudyTableModel(QAbstractTableModel):
                 return self._warning_icon
             if role == Qt.ItemDataRole.ToolTipRole:
                 return warning_text(record)
+        if role == Qt.ItemDataRole.ToolTipRole and column.attr in FORMATTED:
+            return getattr(record, column.attr, "") or None
         return None
 
     @staticmethod
     def _display(record: StudyRecord, column: Column) -> str:
         value = getattr(record, column.attr, "")
-        if column.attr == "patient_name":
-            return format_person_name(value)
-        if column.attr in ("patient_birth_date", "study_date"):
-            return format_date(value)
+        formatter = FORMATTED.get(column.attr)
+        if formatter is not None:
+            return formatter(value)
         if isinstance(value, list):
             return ", ".join(value)
         return str(value)

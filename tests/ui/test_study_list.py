@@ -19,8 +19,6 @@ from gearview.ui.study_list import (
     StudyFilterProxy,
     StudyListWidget,
     StudyTableModel,
-    format_date,
-    format_person_name,
 )
 from gearview.ui.workers import WorkerPool
 
@@ -71,13 +69,15 @@ def visible_uids(proxy: StudyFilterProxy) -> list[str]:
     return [proxy.index(r, 0).data(Qt.ItemDataRole.UserRole + 2) for r in range(proxy.rowCount())]
 
 
-def test_formatting():
-    assert format_person_name("Doe^Jane^Q") == "Doe, Jane Q"
-    assert format_person_name("Doe") == "Doe"
-    assert format_person_name("^Jane") == "Jane"
-    assert format_person_name("Yamada^Tarou=山田^太郎") == "Yamada, Tarou"
-    assert format_date("20240102") == "2024-01-02"
-    assert format_date("2024") == "2024"
+def test_names_and_dates_formatted_with_the_raw_value_in_the_tooltip(qtbot):
+    model = StudyTableModel()
+    model.reset([rec("1", "JONES^MARY", date="19800101")])
+    name = model.index(0, COL["patient_name"])
+    date = model.index(0, COL["study_date"])
+    assert name.data() == "JONES, MARY"
+    assert name.data(Qt.ItemDataRole.ToolTipRole) == "JONES^MARY"
+    assert date.data() == "1980-01-01"
+    assert date.data(Qt.ItemDataRole.ToolTipRole) == "19800101"
 
 
 def test_text_filter_matches_name_id_accession_description(proxy):
@@ -127,7 +127,7 @@ def test_mismatch_shows_a_warning_icon_with_tooltip(qtbot):
     assert not model.data(bad, Qt.ItemDataRole.DecorationRole).isNull()
     assert MISMATCH_TOOLTIP in model.data(bad, Qt.ItemDataRole.ToolTipRole)
     assert model.data(good, Qt.ItemDataRole.DecorationRole) is None
-    assert model.data(good, Qt.ItemDataRole.ToolTipRole) is None
+    assert model.data(good, Qt.ItemDataRole.ToolTipRole) != MISMATCH_TOOLTIP
 
 
 def test_upsert_and_remove_keep_the_uid_index(qtbot):
