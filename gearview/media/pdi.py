@@ -18,6 +18,7 @@ import numpy as np
 import pydicom
 
 from gearview import __version__
+from gearview.display import format_date, format_person_name
 from gearview.media.fileset import DiscLayout, MediaFile, PlannedInstance
 
 log = logging.getLogger(__name__)
@@ -140,11 +141,11 @@ def index_html(layout: DiscLayout, label: str, series: dict[str, list[_SeriesEnt
     ]
     for study in studies.values():
         parts.append(
-            f"<h2>{esc(study.patient_name.replace('^', ' '))} ({esc(study.patient_id)})</h2>"
+            f"<h2>{esc(format_person_name(study.patient_name))} ({esc(study.patient_id)})</h2>"
         )
         parts.append(
-            f"<p>Birth date {esc(study.patient_birth_date)}, sex {esc(study.patient_sex)}<br>"
-            f"Study {esc(study.study_date)} {esc(study.study_description)}, "
+            f"<p>Birth date {esc(format_date(study.patient_birth_date))}, sex {esc(study.patient_sex)}<br>"
+            f"Study {esc(format_date(study.study_date))} {esc(study.study_description)}, "
             f"accession {esc(study.accession_number)}</p>"
         )
         parts.append(

@@ -34,6 +34,7 @@ from PySide6.QtWidgets import (
 )
 
 from gearview.config import Config, Node
+from gearview.display import format_date, format_person_name
 from gearview.errors import GearviewError, describe_error
 from gearview.events import CacheChanged
 from gearview.jobqueue import RETRIEVE
@@ -65,6 +66,26 @@ COLUMNS = (
 )
 QUERY_ROLES = ("query", "retrieve", "get")
 IN_CACHE = "\N{CHECK MARK}"
+NO_NODE = "No query node configured: add one in Settings."
+#: Result columns shown formatted; the raw DICOM value is the cell's tooltip.
+FORMATTED = {1: format_person_name, 3: format_date, 4: format_date}
+
+
+def local_mark(local: int, remote: int) -> tuple[str, str]:
+    """The Local column's text and tooltip: a tick only when every instance is here."""
+    if not local:
+        return "", ""
+    if not remote:
+        return (
+            f"{local}",
+            f"{local} instance(s) in the local cache; the node did not say how many it holds",
+        )
+    if local >= remote:
+        return IN_CACHE, f"all {remote} instance(s) are in the local cache"
+    return (
+        f"{local}/{remote}",
+        f"only {local} of {remote} instances are in the local cache: Retrieve fetches the rest",
+    )
 
 
 def query_nodes(config: Config) -> list[Node]:
@@ -110,6 +131,8 @@ class QueryPanel(QWidget):
         for edit in (self.date_from, self.date_to):
             edit.setCalendarPopup(True)
             edit.setDisplayFormat("yyyy-MM-dd")
+            edit.setMinimumDate(QDate(1900, 1, 1))
+            edit.setSpecialValueText("any")  # shown at the minimum date: "Any date"
         self.date_preset.currentIndexChanged.connect(self._preset_changed)
         dates = QHBoxLayout()
         dates.addWidget(self.date_preset)
@@ -177,16 +200,33 @@ class QueryPanel(QWidget):
             state = node.name in checked or not checked
             item.setCheckState(Qt.CheckState.Checked if state else Qt.CheckState.Unchecked)
         if not self.nodes.count():
-            self.status.setText("No query node configured: add one in Settings.")
+            self.status.setText(NO_NODE)
+        elif self.status.text() == NO_NODE:
+            self.status.clear()
 
     def _config_applied(self, config: Config) -> None:
         self.config = config
         self.reload_nodes()
 
     def _preset_changed(self) -> None:
-        custom = self.date_preset.currentData() == "custom"
+        """Grey the date fields unless the range is custom; they show the preset's range."""
+        key = self.date_preset.currentData()
+        custom = key == "custom"
         self.date_from.setEnabled(custom)
         self.date_to.setEnabled(custom)
+        if custom:
+            for edit in (self.date_from, self.date_to):
+                if edit.date() == edit.minimumDate():
+                    edit.setDate(QDate.currentDate())
+            return
+        if not key:
+            start = end = self.date_from.minimumDate()
+        else:
+            first, _, last = date_preset(key, dt.date.today()).partition("-")
+            start = QDate.fromString(first, "yyyyMMdd")
+            end = QDate.fromString(last or first, "yyyyMMdd")
+        self.date_from.setDate(start)
+        self.date_to.setDate(end)
 
     def _update_buttons(self) -> None:
         self.retrieve_button.setEnabled(bool(self.selected_rows()) and not self.searching)
@@ -277,7 +317,10 @@ class QueryPanel(QWidget):
                 ",".join(study.sources),
             )
             for column, value in enumerate(values):
-                item = QTableWidgetItem(value)
+                formatter = FORMATTED.get(column)
+                item = QTableWidgetItem(formatter(value) if formatter else value)
+                if formatter is not None and value:
+                    item.setToolTip(value)
                 item.setData(Qt.ItemDataRole.UserRole, study.study_instance_uid)
                 self.table.setItem(row, column, item)
         self._mark_cached()
@@ -295,19 +338,26 @@ class QueryPanel(QWidget):
             on_result=self._apply_marks,
         )
 
-    def _cached_uids(self, uids: list[str]) -> set[str]:
-        return {s.study_instance_uid for s in self.window.cache.studies_by_uid(uids)}
+    def _cached_uids(self, uids: list[str]) -> dict[str, int]:
+        """Worker: Study Instance UID -> instances the local cache holds of it."""
+        return {
+            s.study_instance_uid: s.number_of_study_related_instances
+            for s in self.window.cache.studies_by_uid(uids)
+        }
 
-    def _apply_marks(self, cached: set[str]) -> None:
+    def _apply_marks(self, cached: dict[str, int]) -> None:
+        remote = {s.study_instance_uid: s.number_of_study_related_instances for s in self.results}
         for row in range(self.table.rowCount()):
             item = self.table.item(row, 0)
             if item is None:
                 continue
-            local = item.data(Qt.ItemDataRole.UserRole) in cached
-            item.setText(IN_CACHE if local else "")
-            item.setToolTip("already in the local cache" if local else "")
+            uid = item.data(Qt.ItemDataRole.UserRole)
+            text, tip = local_mark(cached.get(uid, 0), remote.get(uid, 0))
+            item.setText(text)
+            item.setToolTip(tip)
 
     def cached_rows(self) -> list[int]:
+        """Rows whose study is completely in the local cache."""
         return [
             r
             for r in range(self.table.rowCount())
@@ -337,7 +387,8 @@ class QueryPanel(QWidget):
             node = self._source_node(study)
             if node is None:
                 continue
-            title = f"Retrieve {study.patient_name or study.patient_id or uid} from {node}"
+            who = format_person_name(study.patient_name) or study.patient_id or uid
+            title = f"Retrieve {who} from {node}"
             job_ids.append(queue.submit(RETRIEVE, title, retrieve_params(node, uid)).id)
         if job_ids:
             self.status.setText(f"{len(job_ids)} retrieve job(s) queued - see Activity")

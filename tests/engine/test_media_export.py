@@ -152,6 +152,18 @@ def test_html_index_escapes_dicom_values_and_empty_study_id(cache, tmp_path):
     assert "<script>" not in page and "&lt;script&gt;" in page
 
 
+def test_html_index_shows_names_and_dates_as_the_study_list_does(cache, tmp_path):
+    for ds_path in write_series(tmp_path / "s", 1, patient_name="JONES^MARY"):
+        ds = pydicom.dcmread(ds_path)
+        ds.PatientBirthDate, ds.StudyDate = "19800101", "20240302"
+        ds.save_as(ds_path)
+        cache.add_file(ds_path)
+    export_iso(cache, [s.study_instance_uid for s in cache.studies()], tmp_path / "o.iso")
+    page = _read(tmp_path / "o.iso", "/INDEX.HTM").decode()
+    assert "JONES, MARY" in page and "1980-01-01" in page and "2024-03-02" in page
+    assert "19800101" not in page and "JONES^MARY" not in page
+
+
 def test_portable_viewer_folder_is_copied(cache, tmp_path):
     uids = _two_studies(cache, tmp_path)
     viewer = tmp_path / "viewer"

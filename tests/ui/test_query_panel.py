@@ -58,7 +58,7 @@ def test_query_fills_table_and_lists_the_down_node(window, qtbot):
     panel.patient_name.setText("remote*")
     _search(qtbot, panel)
     assert panel.table.rowCount() == 1
-    assert panel.table.item(0, 1).text() == "Remote^Rita"
+    assert panel.table.item(0, 1).text() == "Remote, Rita"
     assert panel.table.item(0, 9).text() == "PACS"
     assert "DOWN" in panel.status.text() and "refused" in panel.status.text()
     assert panel.cached_rows() == []
