@@ -20,8 +20,8 @@ from gearview.config import Config
 from gearview.deid import BurnedInRefused, DeidOptions, deidentify_files, find_burned_in
 from gearview.errors import Cancelled, GearviewError, PartlyDoneError
 from gearview.jobqueue import RETRIEVE, SEND, JobContext, JobQueue, Runner
-from gearview.net.client import retrieve_to_cache
 from gearview.net.nodes import resolve_node
+from gearview.net.resume import retrieve_missing
 from gearview.net.send import (
     FAILED,
     SUCCESS,
@@ -194,7 +194,7 @@ def make_runners(config: Config | Callable[[], Config], cache) -> dict[str, Runn
         config = current()
         params = record.params
         node = resolve_node(config, params["node"])
-        result = retrieve_to_cache(
+        result, plan = retrieve_missing(
             node,
             config,
             cache,
@@ -207,6 +207,7 @@ def make_runners(config: Config | Callable[[], Config], cache) -> dict[str, Runn
             "completed": result.completed,
             "failed": result.failed,
             "warning": result.warning,
+            "already_local": plan.already_local,
             "status": result.message,
         }
         audit.append(cache.home, "retrieve", node=node.name, study_uid=params["study_uid"],
@@ -215,7 +216,9 @@ def make_runners(config: Config | Callable[[], Config], cache) -> dict[str, Runn
                      cancelled=result.cancelled)
         if result.cancelled:
             raise Cancelled("retrieve cancelled")
-        record.message = f"{result.completed} instances received"
+        record.message = f"{result.completed} instances received" + (
+            f", {plan.already_local} were already here" if plan.already_local else ""
+        )
         if result.failed:
             raise RetrieveIncomplete(
                 f"{result.failed} instances failed to arrive from {node.name} "
