@@ -247,6 +247,13 @@ class Config:
             raise ConfigError("client.default_send_destination", "no node has this name")
         return self
 
+    def server_differs(self, other: Config) -> bool:
+        """True when `other` changes what a listening server was started with ([server]).
+
+        Everything else (nodes, client, media) the server reads as it needs it.
+        """
+        return self.server != other.server
+
     def storage_dir(self, home: Home) -> Path:
         return (
             Path(self.storage.folder).expanduser()

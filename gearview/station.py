@@ -161,15 +161,22 @@ class Station:
             server.stop()
 
     def apply_config(self, config: Config) -> GearviewError | None:
-        """Save `config` and restart the server with it; a save failure raises and applies nothing.
+        """Save `config`; restart the server only when its own settings changed.
 
-        Returns the error that kept the server from restarting, if any. A new
-        storage folder is only used once the station is opened again.
+        A save failure raises and applies nothing. Other changes (nodes,
+        client timeouts, media) reach the running server without a restart,
+        so associations in progress go on. Returns the error that kept the
+        server from restarting, if any. A new storage folder is only used once
+        the station is opened again.
         """
         save_config(self.home, config)
+        restart = self.config.server_differs(config)
         self.config = config
         server = self._server
         if server is None:
+            return None
+        if not restart:
+            server.config = config
             return None
         try:
             server.restart(config)

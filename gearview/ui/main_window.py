@@ -360,15 +360,18 @@ class MainWindow(QMainWindow):
     def apply_config(self, config: Config) -> None:
         """Save the config and restart the server with it, on a worker (no app restart)."""
         storage_changed = config.storage.folder != self.config.storage.folder
+        restart = self.config.server_differs(config)
         self.statusBar().showMessage("Saving settings…")
         self.pool.submit(
             self.station.apply_config,
             config,
-            on_result=lambda error: self._applied(config, error, storage_changed),
+            on_result=lambda error: self._applied(config, error, storage_changed, restart),
             on_error=self._save_failed,
         )
 
-    def _applied(self, config: Config, error: GearviewError | None, storage_changed: bool) -> None:
+    def _applied(
+        self, config: Config, error: GearviewError | None, storage_changed: bool, restart: bool
+    ) -> None:
         message = "Settings saved"
         state = self.station.server_state
         if state is not None:
@@ -376,8 +379,10 @@ class MainWindow(QMainWindow):
         if error is not None:
             self.server_status.set_error(error.one_line())
             message += f", but the DICOM server did not restart: {error.one_line()}"
-        elif state is not None:
+        elif state is not None and restart:
             message += f"; DICOM server restarted as {state.ae_title}@{state.port}"
+        elif state is not None:
+            message += "; the DICOM server kept running (none of its settings changed)"
         if storage_changed:
             message += "; the new storage folder is used after gearview is restarted"
         self.statusBar().showMessage(message, 0 if error else STATUS_MESSAGE_MS)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import socket
 from pathlib import Path
 
@@ -12,7 +13,7 @@ from pynetdicom import AE
 from pynetdicom.sop_class import Verification
 
 from gearview import events as ev
-from gearview.config import load_config
+from gearview.config import Node, load_config
 from gearview.errors import ConfigError, IndexCorruptError, NetworkError, StoreError
 from gearview.home import Home
 from gearview.jobqueue import DONE
@@ -129,6 +130,19 @@ def test_apply_config_saves_and_restarts_the_server(home: Home) -> None:
         assert station.config is config
         assert station.server_state.running and station.server_state.ae_title == "QCSTATION"
         assert load_config(home).server.port == config.server.port
+
+
+def test_apply_config_without_server_changes_keeps_it_listening(home: Home) -> None:
+    with _station(home, free_port()).open() as station:
+        station.start_server()
+        server, listening = station.server, station.server._server
+        config = copy.deepcopy(station.config)
+        config.nodes = [Node("PACS", "PACS", "127.0.0.1", 104)]
+        config.client.dimse_timeout = 12
+        assert station.apply_config(config) is None
+        assert station.server is server and server._server is listening
+        assert server.config is config  # C-MOVE destinations come from the new node list
+        assert load_config(home).nodes[0].name == "PACS"
 
 
 def test_apply_config_onto_a_busy_port_saves_and_returns_why(home: Home) -> None:

@@ -7,6 +7,7 @@ import socket
 import sqlite3
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -102,6 +103,42 @@ def test_settings_apply_saves_and_restarts_the_server(qtbot, window: MainWindow)
     assert "restarted as QCSTATION@" in window.statusBar().currentMessage()
     assert f"QCSTATION@{new_port}" in window.server_status.text
     dialog.close()
+
+
+def test_apply_without_server_changes_keeps_storing(qtbot, window: MainWindow, tmp_path: Path):
+    """A modality sending one image per association while Apply saves a client change: every
+    store succeeds and the listening server is the same one."""
+    storescu = require("storescu")
+    files = write_series(tmp_path / "in", 30, patient_id="APPLY1", rows=16, cols=16)
+    state, listening = window.server.state, window.server._server
+    results: list[int] = []
+
+    def modality() -> None:
+        for path in files:
+            run = subprocess.run(
+                [storescu, "-aec", state.ae_title, "127.0.0.1", str(state.port), str(path)],
+                env=DCMTK_ENV, capture_output=True, timeout=60,
+            )
+            results.append(run.returncode)
+
+    sender = threading.Thread(target=modality)
+    sender.start()
+    try:
+        qtbot.waitUntil(lambda: len(results) >= 3, timeout=30_000)
+        dialog = window.open_settings()
+        dialog.field("client.dimse_timeout").setText("45")
+        with qtbot.waitSignal(window.config_applied, timeout=15_000):
+            dialog.apply_button.click()
+        assert len(results) < len(files), "the modality finished before Apply: no overlap"
+    finally:
+        sender.join(120)
+    dialog.close()
+    assert results == [0] * len(files)
+    assert window.server._server is listening and window.server.state.running
+    assert window.config.client.dimse_timeout == 45
+    assert "kept running" in window.statusBar().currentMessage()
+    model = window.study_list.model
+    qtbot.waitUntil(lambda: model.rowCount() == 1 and model.record(0).instances == 30)
 
 
 def test_shortcuts(qtbot, window: MainWindow):
