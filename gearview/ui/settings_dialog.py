@@ -293,6 +293,15 @@ class SettingsDialog(QDialog):
         self.node_error.setStyleSheet(ERROR_STYLE)
         self.node_error.setWordWrap(True)
         self.node_error.setVisible(False)
+        # The result column is too narrow for a failure's reason and hint: the whole text of
+        # the last test (or of the selected node's) shows here, wrapped.
+        self.echo_detail = QLabel(page)
+        self.echo_detail.setObjectName("echo_detail")
+        self.echo_detail.setTextFormat(Qt.TextFormat.PlainText)
+        self.echo_detail.setWordWrap(True)
+        self.echo_detail.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.echo_detail.setVisible(False)
+        self.node_table.currentCellChanged.connect(lambda row, *_: self._show_echo_detail(row))
         hint = QLabel(
             "Double-click a cell to edit. Roles: query, retrieve, send, get, commit.", page
         )
@@ -300,6 +309,7 @@ class SettingsDialog(QDialog):
         layout = QVBoxLayout(page)
         layout.addWidget(self.node_table)
         layout.addWidget(self.node_error)
+        layout.addWidget(self.echo_detail)
         layout.addLayout(buttons)
         layout.addWidget(hint)
         return page
@@ -438,7 +448,22 @@ class SettingsDialog(QDialog):
         item.setIcon(icon)
         if ok is not None:
             item.setForeground(QColor("#2e8b57" if ok else "#c0392b"))
+        item.setData(Qt.ItemDataRole.UserRole, ok)
         self.node_table.blockSignals(False)
+        self._show_echo_detail(row)
+
+    def _show_echo_detail(self, row: int) -> None:
+        """The full C-ECHO result of `row` under the table (none when it was not tested)."""
+        item = self.node_table.item(row, NodeColumns.RESULT) if row >= 0 else None
+        text = item.text() if item is not None else ""
+        self.echo_detail.setVisible(bool(text))
+        if not text:
+            return
+        ok = item.data(Qt.ItemDataRole.UserRole)
+        self.echo_detail.setStyleSheet(
+            "" if ok is None else (OK_STYLE if ok else ERROR_STYLE)
+        )
+        self.echo_detail.setText(f"C-ECHO {self._cell(row, NodeColumns.NAME)}: {text}")
 
     def node_result(self, row: int) -> str:
         return self._cell(row, NodeColumns.RESULT)

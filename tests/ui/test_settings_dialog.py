@@ -129,6 +129,9 @@ def test_echo_against_a_closed_port_shows_the_error(qtbot, pool):
     result = dlg.node_result(0)
     assert not result.startswith("OK")
     assert "nobody" in result.lower() or "refused" in result.lower() or "127.0.0.1" in result
+    # The cell elides a long reason; the whole of it (with its hint) is shown under the table.
+    assert not dlg.echo_detail.isHidden() and dlg.echo_detail.text() == f"C-ECHO nobody: {result}"
+    assert dlg.echo_detail.wordWrap()
 
 
 def test_echo_of_an_invalid_row_is_not_sent(qtbot, dialog: SettingsDialog):
