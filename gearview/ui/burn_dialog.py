@@ -33,6 +33,7 @@ from PySide6.QtWidgets import (
 )
 
 from gearview.config import Config
+from gearview.display import format_date, format_person_name
 from gearview.errors import Cancelled, describe_error
 from gearview.jobs import CancelToken, Progress
 from gearview.media.burn import list_burners
@@ -53,6 +54,10 @@ from gearview.ui.findings_panel import FindingsPanel
 from gearview.ui.workers import WorkerPool
 
 OVER_STYLE = "QProgressBar::chunk { background: #c62828; }"
+NO_VIEWER = (
+    "No portable viewer is configured: an administrator sets media.portable_viewer "
+    "(a folder holding the viewer) in config.toml; see the admin guide."
+)
 
 
 class BurnDialog(QDialog):
@@ -109,6 +114,9 @@ class BurnDialog(QDialog):
         self.viewer = QCheckBox("Copy the portable viewer")
         self.viewer.setEnabled(bool(self.config.media.portable_viewer))
         self.viewer.setChecked(bool(self.config.media.portable_viewer))
+        if not self.config.media.portable_viewer:
+            self.viewer.setText("Copy the portable viewer (none is set up on this station)")
+            self.viewer.setToolTip(NO_VIEWER)
         self.viewer.toggled.connect(lambda _b: self.replan())
         self.split = QCheckBox("Split across several discs when it does not fit (ISO files only)")
         self.split.toggled.connect(lambda _b: self._update_bar())
@@ -173,8 +181,9 @@ class BurnDialog(QDialog):
     def _fill_studies(self, studies: list[Any]) -> None:
         for study in studies:
             self.studies.addItem(
-                f"{study.patient_name} ({study.patient_id}) — {study.study_date} "
-                f"{study.study_description} — {study.number_of_study_related_instances} image(s)"
+                f"{format_person_name(study.patient_name)} ({study.patient_id}) — "
+                f"{format_date(study.study_date)} {study.study_description} — "
+                f"{study.number_of_study_related_instances} image(s)"
             )
 
     def _fill_drives(self, drives: list[str]) -> None:
@@ -237,10 +246,12 @@ class BurnDialog(QDialog):
             return
         limit = capacity(self.medium.currentText())
         ratio = self.needed / limit
-        self.capacity_bar.setValue(min(1000, int(ratio * 1000)))
+        percent = f"{ratio:.0%}"  # the bar and the label show the same rounded figure
+        self.capacity_bar.setValue(min(1000, round(ratio * 1000)))
+        self.capacity_bar.setFormat(percent)
         self.fits = ratio <= 1.0
         discs = -(-self.needed // limit)
-        text = f"{self.needed / 1e6:.0f} MB of {limit / 1e6:.0f} MB ({ratio:.0%})"
+        text = f"{self.needed / 1e6:.0f} MB of {limit / 1e6:.0f} MB ({percent})"
         if self.fits:
             self.capacity_bar.setStyleSheet("")
         elif self.options().split:

@@ -38,6 +38,26 @@ def test_capacity_bar_refuses_oversized_selection(qtbot, cache, study_uids, monk
     dialog.reject()
 
 
+def test_capacity_bar_and_label_show_the_same_percentage(qtbot, cache, study_uids, monkeypatch):
+    dialog = BurnDialog(cache, study_uids)
+    qtbot.addWidget(dialog)
+    qtbot.waitUntil(lambda: dialog.planned is not None, timeout=10_000)
+    monkeypatch.setitem(export_mod.MEDIA_CAPACITY, "CD", round(dialog.needed / 0.146))
+    dialog._update_bar()  # 14.6 %: the bar used to truncate to 14 % while the label said 15 %
+    assert dialog.capacity_bar.text() == "15%"
+    assert "(15%)" in dialog.capacity_label.text()
+    dialog.reject()
+
+
+def test_greyed_portable_viewer_option_says_why(qtbot, cache, study_uids):
+    dialog = BurnDialog(cache, study_uids)
+    qtbot.addWidget(dialog)
+    assert not dialog.viewer.isEnabled()
+    assert "none is set up" in dialog.viewer.text()
+    assert "media.portable_viewer" in dialog.viewer.toolTip()
+    dialog.reject()
+
+
 def test_burn_to_iso_file(qtbot, cache, study_uids, tmp_path: Path) -> None:
     dialog = BurnDialog(cache, study_uids)
     qtbot.addWidget(dialog)
