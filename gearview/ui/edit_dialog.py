@@ -1,9 +1,12 @@
 """The "Edit study…" form: common patient/study fields, inline VR validation, reason.
 
-The form only validates (pure functions, no disk); the edit itself runs as a
-job on a worker with progress and Cancel in the status bar
-(`MainWindow.run_job`), and the study list refreshes from the cache's
-CACHE_CHANGED event.
+Sex is a choice and dates have a calendar (`edit_fields`); a changed field
+is tinted, an invalid one framed red with its message in one fixed-height
+line under the form, so validating as the user types never moves a field.
+A reason is required; the last ones used are offered. The form only
+validates (pure functions, no disk); the edit itself runs as a job on a
+worker with progress and Cancel in the status bar (`MainWindow.run_job`),
+and the study list refreshes from the cache's CACHE_CHANGED event.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from gearview.display import format_date, format_person_name
 from gearview.edit.structure import merge_studies, move_series, split_study
 from gearview.edit.study_edit import edit_study
 from gearview.edit.undo import undo_last
@@ -37,6 +41,8 @@ from gearview.errors import GearviewError, describe_error
 from gearview.identity.lookup import PatientIdentity
 from gearview.store.attributes import field_for
 from gearview.store.records import SeriesRecord, StudyRecord
+from gearview.ui.edit_fields import FIELD_STYLE, FieldEditor, field_editor, mark
+from gearview.ui.gui_settings import recent_reasons, remember_reason
 from gearview.ui.reconcile_panel import CandidatePicker, form_values
 
 if TYPE_CHECKING:
@@ -45,9 +51,11 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 PATIENT_KEYWORDS = ("PatientName", "PatientID", "PatientBirthDate", "PatientSex")
+PERSON_NAMES = ("PatientName", "ReferringPhysicianName")
 ERROR_STYLE = "color: #d32f2f;"
-#: Wide enough for a field's error message ("PatientBirthDate (0010,0030): ...") on two lines.
 FIELD_WIDTH = 340
+#: Lines kept for the validation message: room for the longest one, reserved even when valid.
+MESSAGE_LINES = 2
 
 
 class EditStudyDialog(QDialog):
@@ -58,25 +66,35 @@ class EditStudyDialog(QDialog):
         record: StudyRecord,
         parent: QWidget | None = None,
         pick: Callable[[EditStudyDialog], None] | None = None,
+        reasons: list[str] | None = None,
     ) -> None:
         super().__init__(parent)
         self.record = record
-        self.setWindowTitle("Edit study")
-        self.edits: dict[str, QLineEdit] = {}
-        self.errors: dict[str, QLabel] = {}
+        self.setWindowTitle(f"Edit study — {format_person_name(record.patient_name)}")
+        self.setStyleSheet(FIELD_STYLE)
+        self.edits: dict[str, FieldEditor] = {}
+        self.errors: dict[str, str] = {}
         self.initial: dict[str, str] = {}
         layout = QVBoxLayout(self)
         self.summary = QLabel(
-            f"{record.number_of_study_related_instances} instance(s) in "
-            f"{record.number_of_study_related_series} series will be rewritten; "
-            "the previous values are kept in each instance and in the audit log."
+            f"{format_person_name(record.patient_name)}, {format_date(record.study_date)} "
+            f"{record.study_description}: {record.number_of_study_related_instances} instance(s) "
+            f"in {record.number_of_study_related_series} series will be rewritten; the previous "
+            "values are kept in each instance and in the audit log."
         )
         self.summary.setWordWrap(True)
         layout.addWidget(self.summary)
-        form = QFormLayout()
+        self.form = QFormLayout()
         for keyword, label in COMMON_FIELDS:
-            self._add_field(form, keyword, label)
-        layout.addLayout(form)
+            self._add_field(self.form, keyword, label)
+        layout.addLayout(self.form)
+        self.message = QLabel()
+        self.message.setObjectName("validation")
+        self.message.setStyleSheet(ERROR_STYLE)
+        self.message.setWordWrap(True)
+        self.message.setAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignTop)
+        self.message.setFixedHeight(self.fontMetrics().lineSpacing() * MESSAGE_LINES + 4)
+        layout.addWidget(self.message)
         if pick is not None:
             self.pick_button = QPushButton("Fill from a worklist order or the local patient…")
             self.pick_button.clicked.connect(lambda: pick(self))
@@ -86,10 +104,17 @@ class EditStudyDialog(QDialog):
         self.consistent.setChecked(record.mismatch)
         self.consistent.toggled.connect(self._revalidate)
         layout.addWidget(self.consistent)
-        self.reason = QLineEdit()
-        self.reason.setPlaceholderText("why (e.g. wrong patient selected at the modality)")
+        self.reason = QComboBox()
+        self.reason.setEditable(True)
+        self.reason.setInsertPolicy(QComboBox.InsertPolicy.NoInsert)
+        self.reason.addItems(reasons or [])
+        self.reason.setCurrentIndex(-1)
+        self.reason.setToolTip("Required: it is written to the audit log with the edit")
+        line = self.reason.lineEdit()
+        line.setPlaceholderText("required: why (e.g. wrong patient selected at the modality)")
+        line.textChanged.connect(self._revalidate)
         reason_form = QFormLayout()
-        reason_form.addRow("Reason", self.reason)
+        reason_form.addRow("Reason *", self.reason)
         layout.addLayout(reason_form)
         self.buttons = QDialogButtonBox(
             QDialogButtonBox.StandardButton.Save | QDialogButtonBox.StandardButton.Cancel
@@ -106,70 +131,73 @@ class EditStudyDialog(QDialog):
     def _add_field(self, form: QFormLayout, keyword: str, label: str) -> None:
         attr = field_for(keyword)
         value = str(getattr(self.record, attr, "") or "") if attr else ""
-        edit = QLineEdit(value)
+        edit = field_editor(keyword, value)
         edit.setObjectName(keyword)
         edit.setMinimumWidth(FIELD_WIDTH)
-        if attr is None:
+        if attr is None and isinstance(edit, QLineEdit):
             edit.setPlaceholderText("unchanged unless filled in")
-        edit.textChanged.connect(self._revalidate)
-        error = QLabel()
-        error.setStyleSheet(ERROR_STYLE)
-        error.setWordWrap(True)
-        error.setVisible(False)
-        column = QVBoxLayout()
-        column.setContentsMargins(0, 0, 0, 0)
-        column.addWidget(edit)
-        column.addWidget(error)
-        holder = QWidget()
-        holder.setLayout(column)
-        form.addRow(label, holder)
+        edit.changed.connect(self._revalidate)
+        form.addRow(label, edit)
         self.edits[keyword] = edit
-        self.errors[keyword] = error
         self.initial[keyword] = value
 
     def error_for(self, keyword: str) -> str:
-        """The inline message shown under a field ('' when valid)."""
-        label = self.errors[keyword]
-        return label.text() if not label.isHidden() else ""
+        """The validation message of a field ('' when valid)."""
+        return self.errors.get(keyword, "")
 
     def _revalidate(self) -> None:
-        valid = True
-        shown_before = {k for k, label in self.errors.items() if not label.isHidden()}
+        self.errors = {}
         for keyword, edit in self.edits.items():
-            label = self.errors[keyword]
             try:
-                validate(resolve_field(keyword), edit.text())
-                label.clear()
-                label.setVisible(False)
+                validate(resolve_field(keyword), edit.value())
             except GearviewError as exc:
-                label.setText(exc.message)
-                label.setVisible(True)
-                valid = False
-        if {k for k, label in self.errors.items() if not label.isHidden()} != shown_before:
-            # A wrapped message needs more height than the layout's minimum knows of.
-            self.adjustSize()
-        self.save_button.setEnabled(valid and bool(self.values()))
+                self.errors[keyword] = exc.message
+            changed = edit.value() != self.initial[keyword]
+            mark(edit, "invalid", keyword in self.errors)
+            mark(edit, "changed", changed)
+            edit.setToolTip(self._tooltip(keyword, changed))
+            label = self.form.labelForField(edit)
+            if label is not None:
+                font = label.font()
+                font.setBold(changed)
+                label.setFont(font)
+        focused = next((k for k, e in self.edits.items() if e.hasFocus()), None)
+        shown = focused if focused in self.errors else next(iter(self.errors), None)
+        self.message.setText(self.errors[shown] if shown else "")
+        self.save_button.setEnabled(
+            not self.errors and bool(self.values()) and bool(self.reason_text())
+        )
+        self.save_button.setToolTip("" if self.reason_text() else "Give a reason first")
+
+    def _tooltip(self, keyword: str, changed: bool) -> str:
+        lines = [self.errors[keyword]] if keyword in self.errors else []
+        value = self.edits[keyword].value()
+        if keyword in PERSON_NAMES and value:
+            lines.append(f"shown as: {format_person_name(value)}  (Family^Given^Middle)")
+        if changed:
+            lines.append(f"was: {self.initial[keyword] or '(empty)'}")
+        return "\n".join(lines)
 
     def values(self) -> dict[str, str]:
         """Keyword -> new value for every field that changes (all patient fields when forced)."""
         changed = {
-            keyword: edit.text()
+            keyword: edit.value()
             for keyword, edit in self.edits.items()
-            if edit.text() != self.initial[keyword]
+            if edit.value() != self.initial[keyword]
         }
         if self.consistent.isChecked():
             for keyword in PATIENT_KEYWORDS:
-                changed.setdefault(keyword, self.edits[keyword].text())
+                changed.setdefault(keyword, self.edits[keyword].value())
         return changed
 
     def reason_text(self) -> str:
-        return self.reason.text().strip()
+        return self.reason.currentText().strip()
 
     def fill(self, values: dict[str, str]) -> None:
         """Put a picked order's or local patient's values into the fields (still editable)."""
         for keyword, value in values.items():
             if keyword in self.edits:
-                self.edits[keyword].setText(value)
+                self.edits[keyword].set_value(value)
 
 
 def _selected(window: MainWindow, uids: list[str]) -> str | None:
@@ -194,11 +222,19 @@ def open_edit_dialog(window: MainWindow, uids: list[str]) -> None:
         if record is None:
             window.statusBar().showMessage("The study is no longer in the cache", 5000)
             return
-        dialog = EditStudyDialog(record, window, pick=lambda form: _pick(window, record, form))
-        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
-        dialog.accepted.connect(
-            lambda: _run_edit(window, record, dialog.values(), dialog.reason_text())
+        dialog = EditStudyDialog(
+            record,
+            window,
+            pick=lambda form: _pick(window, record, form),
+            reasons=recent_reasons(window.home),
         )
+        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+
+        def save() -> None:
+            remember_reason(window.home, dialog.reason_text())
+            _run_edit(window, record, dialog.values(), dialog.reason_text())
+
+        dialog.accepted.connect(save)
         window._edit_dialog = dialog  # noqa: SLF001 - reachable for tests and to keep it alive
         dialog.open()
 
@@ -293,8 +329,8 @@ class SeriesDialog(QDialog):
         self.target = QComboBox()
         for study in targets or []:
             self.target.addItem(
-                f"{study.patient_name} ({study.patient_id}) {study.study_date} "
-                f"{study.study_description}",
+                f"{format_person_name(study.patient_name)} ({study.patient_id}) "
+                f"{format_date(study.study_date)} {study.study_description}",
                 study.study_instance_uid,
             )
         if targets is not None:

@@ -6,7 +6,8 @@ from pathlib import Path
 
 from factory import write_series
 from pydicom.uid import generate_uid
-from PySide6.QtCore import Qt
+from PySide6.QtCore import QDate, Qt
+from PySide6.QtWidgets import QComboBox
 
 from gearview.store.records import StudyRecord
 from gearview.ui.edit_dialog import EditStudyDialog
@@ -26,37 +27,95 @@ def _record(**kw: object) -> StudyRecord:
     return StudyRecord(**base)
 
 
-def test_form_refuses_invalid_birth_date_with_visible_message(qtbot) -> None:
+def _geometry(dialog: EditStudyDialog) -> dict[str, object]:
+    shown = {k: e.geometry() for k, e in dialog.edits.items()}
+    return {"dialog": dialog.size(), "reason": dialog.reason.geometry(), **shown}
+
+
+def test_invalid_date_is_refused_and_the_form_does_not_move(qtbot) -> None:
     dialog = EditStudyDialog(_record())
     qtbot.addWidget(dialog)
     dialog.show()
+    qtbot.waitExposed(dialog)
     assert "12 instance(s)" in dialog.summary.text()
     assert not dialog.save_button.isEnabled()  # nothing changed yet
+    before = _geometry(dialog)
     birth = dialog.edits["PatientBirthDate"]
-    birth.setText("19700231")
+    birth.setFocus()
+    birth.selectAll()
+    qtbot.keyClick(birth, Qt.Key.Key_Backspace)
+    for key in "19700231":  # every keystroke validates: incomplete, then not a calendar date
+        qtbot.keyClicks(birth, key)
+        qtbot.wait(10)
+        assert _geometry(dialog) == before
+    assert birth.text() == "1970-02-31" and birth.value() == "19700231"
     assert "PatientBirthDate" in dialog.error_for("PatientBirthDate")
-    error = dialog.errors["PatientBirthDate"]
-    assert error.isVisible()
-
-    def readable() -> bool:  # the dialog grew: whole message shown, field not squeezed
-        return (
-            error.height() >= error.heightForWidth(error.width())
-            and birth.height() >= birth.sizeHint().height()
-        )
-
-    qtbot.waitUntil(readable, timeout=2_000)
+    assert dialog.message.text() == dialog.error_for("PatientBirthDate")
+    assert birth.property("invalid") is True
     assert not dialog.save_button.isEnabled()
-    birth.setText("19700131")
-    assert dialog.error_for("PatientBirthDate") == ""
-    assert not dialog.errors["PatientBirthDate"].isVisible()
-    assert dialog.save_button.isEnabled()
+    birth.set_value("19700131")
+    assert dialog.error_for("PatientBirthDate") == "" and dialog.message.text() == ""
+    assert birth.property("invalid") is False
+    assert _geometry(dialog) == before
     assert dialog.values() == {"PatientBirthDate": "19700131"}
+    assert not dialog.save_button.isEnabled()  # no reason yet
+    dialog.reason.setEditText("wrong date at the modality")
+    assert dialog.save_button.isEnabled()
+
+
+def test_sex_is_a_choice_and_changed_fields_are_marked(qtbot) -> None:
+    dialog = EditStudyDialog(_record())
+    qtbot.addWidget(dialog)
+    sex = dialog.edits["PatientSex"]
+    assert isinstance(sex, QComboBox)
+    assert [sex.itemData(i) for i in range(sex.count())] == ["", "F", "M", "O"]
+    assert sex.value() == "M" and sex.property("changed") is not True
+    sex.setCurrentIndex(sex.findData("F"))
+    assert dialog.values() == {"PatientSex": "F"}
+    assert sex.property("changed") is True and "was: M" in sex.toolTip()
+    assert dialog.form.labelForField(sex).font().bold()
+    name = dialog.edits["PatientName"]
+    assert name.property("changed") is not True
+    assert "shown as: Doe, Jon" in name.toolTip()
+    assert not dialog.form.labelForField(name).font().bold()
+
+
+def test_an_odd_stored_sex_is_kept_until_changed(qtbot) -> None:
+    dialog = EditStudyDialog(_record(patient_sex="X"))
+    qtbot.addWidget(dialog)
+    assert dialog.edits["PatientSex"].value() == "X" and dialog.values() == {}
+
+
+def test_date_picked_from_the_calendar(qtbot) -> None:
+    dialog = EditStudyDialog(_record(patient_birth_date=""))
+    qtbot.addWidget(dialog)
+    birth = dialog.edits["PatientBirthDate"]
+    assert birth.value() == ""
+    birth.show_calendar()
+    birth.calendar.clicked.emit(QDate(1981, 2, 3))
+    assert birth.value() == "19810203" and birth.text() == "1981-02-03"
+    assert dialog.values() == {"PatientBirthDate": "19810203"}
+
+
+def test_reason_is_required_and_recent_reasons_are_offered(qtbot) -> None:
+    dialog = EditStudyDialog(_record(), reasons=["typo at the modality", "wrong patient"])
+    qtbot.addWidget(dialog)
+    dialog.edits["PatientName"].set_value("Doe^John")
+    assert not dialog.save_button.isEnabled() and dialog.reason_text() == ""
+    assert [dialog.reason.itemText(i) for i in range(dialog.reason.count())] == [
+        "typo at the modality",
+        "wrong patient",
+    ]
+    dialog.reason.setCurrentIndex(1)
+    assert dialog.reason_text() == "wrong patient" and dialog.save_button.isEnabled()
 
 
 def test_mismatch_forces_patient_fields(qtbot) -> None:
     dialog = EditStudyDialog(_record(mismatch=True))
     qtbot.addWidget(dialog)
-    assert dialog.consistent.isChecked() and dialog.save_button.isEnabled()
+    assert dialog.consistent.isChecked() and not dialog.save_button.isEnabled()
+    dialog.reason.setEditText("demographics disagree")
+    assert dialog.save_button.isEnabled()
     assert set(dialog.values()) == {"PatientName", "PatientID", "PatientBirthDate", "PatientSex"}
 
 
@@ -71,8 +130,8 @@ def test_successful_edit_updates_the_list(qtbot, window, tmp_path: Path) -> None
     action.trigger()
     qtbot.waitUntil(lambda: getattr(window, "_edit_dialog", None) is not None, timeout=10_000)
     dialog = window._edit_dialog
-    dialog.edits["PatientName"].setText("Doe^John")
-    dialog.reason.setText("typo")
+    dialog.edits["PatientName"].set_value("Doe^John")
+    dialog.reason.setEditText("typo")
     qtbot.mouseClick(dialog.save_button, Qt.MouseButton.LeftButton)
 
     def renamed() -> bool:
@@ -83,6 +142,9 @@ def test_successful_edit_updates_the_list(qtbot, window, tmp_path: Path) -> None
     qtbot.waitUntil(lambda: not window.running_jobs, timeout=10_000)
     assert window.cache.study(study).patient_name == "Doe^John"
 
+    from gearview.ui.gui_settings import recent_reasons
+
+    assert recent_reasons(window.home) == ["typo"]
     undo = next(a for a in window._study_actions if a.text() == "Undo last edit")
     undo.trigger()
     qtbot.waitUntil(

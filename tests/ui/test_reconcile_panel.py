@@ -129,5 +129,6 @@ def test_edit_form_fills_from_a_worklist_order(qtbot, cache: Cache, ris, tmp_pat
     values = dialog.values()
     assert values["PatientID"] == "MRN-1" and values["PatientName"] == LOCAL_NAME
     assert values["AccessionNumber"] == "ACC-1" and values["PatientSex"] == "M"
+    dialog.reason.setEditText("matched to the order")
     assert dialog.save_button.isEnabled()
     pool.shutdown()
