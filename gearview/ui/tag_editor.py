@@ -1,9 +1,13 @@
 """Tag editor: every element of an instance as a tree; edit one value for the
 instance, its series or the whole study.
 
-Reading the file and writing the edit run on workers; private elements show
-their creator and are read-only; values are validated per VR inline before
-anything is written (the same rules as the Edit study form and the CLI).
+"Show tags…" on a study lists its series and, for the chosen series, its
+instances: the editor opens on the first image of the first series that has
+images (not on a report or PDF that happens to sort first), and any other
+instance is two clicks away. Reading the file and writing the edit run on
+workers; private elements show their creator and are read-only; values are
+validated per VR inline before anything is written (the same rules as the
+Edit study form and the CLI).
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from pydicom.uid import UID
 from PySide6.QtWidgets import (
     QComboBox,
     QHBoxLayout,
@@ -27,7 +32,7 @@ from gearview.edit.tags import TagNode, element_tree
 from gearview.edit.values import resolve_field, validate
 from gearview.errors import GearviewError, NotFoundError, describe_error
 from gearview.store import Cache
-from gearview.store.records import InstanceRecord
+from gearview.store.records import InstanceRecord, SeriesRecord
 from gearview.ui.tag_tree import TagTree
 
 if TYPE_CHECKING:
@@ -44,6 +49,47 @@ def load_instance(cache: Cache, sop_uid: str) -> tuple[InstanceRecord, list[TagN
     if record is None:
         raise NotFoundError("the instance is no longer in the cache")
     return record, element_tree(record.path)
+
+
+def study_contents(
+    cache: Cache, study_uid: str
+) -> tuple[list[SeriesRecord], dict[str, list[InstanceRecord]]]:
+    """Worker side: the study's series and each series' instances (display order)."""
+    series = cache.series(study_uid)
+    if not series:
+        raise NotFoundError("the study is no longer in the cache")
+    by_series: dict[str, list[InstanceRecord]] = {s.series_instance_uid: [] for s in series}
+    for record in cache.instances(study_uid=study_uid):
+        by_series.setdefault(record.series_instance_uid, []).append(record)
+    return series, by_series
+
+
+def first_image_series(
+    series: list[SeriesRecord], by_series: dict[str, list[InstanceRecord]]
+) -> SeriesRecord:
+    """The first series holding an image (rows set), else the first series."""
+    return next(
+        (s for s in series if any(i.rows for i in by_series.get(s.series_instance_uid, []))),
+        series[0],
+    )
+
+
+def instance_label(record: InstanceRecord) -> str:
+    kind = UID(record.sop_class_uid).name if record.sop_class_uid else "instance"
+    frames = (
+        f", {record.number_of_frames} frames" if (record.number_of_frames or 1) > 1 else ""
+    )
+    number = record.instance_number if record.instance_number is not None else "-"
+    return f"#{number}  {kind}{frames}"
+
+
+def series_label(record: SeriesRecord) -> str:
+    number = record.series_number if record.series_number is not None else "-"
+    count = record.number_of_series_related_instances
+    return (
+        f"{number}  {record.modality} {record.series_description}".rstrip()
+        + f"  ({count} instance{'s' if count != 1 else ''})"
+    )
 
 
 def scope_records(cache: Cache, record: InstanceRecord, scope: str) -> list[InstanceRecord]:
@@ -68,7 +114,29 @@ class TagEditor(QWidget):
         self.run_job = run_job
         self.record: InstanceRecord | None = None
         self.loading = False
+        self._instances: dict[str, list[InstanceRecord]] = {}
+        self._wanted = ""
         layout = QVBoxLayout(self)
+        pick = QHBoxLayout()
+        self.series_combo = QComboBox()
+        self.series_combo.setToolTip("The series whose instances are listed beside")
+        self.series_combo.setSizeAdjustPolicy(
+            QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon
+        )
+        self.series_combo.setMinimumContentsLength(18)
+        self.instance_combo = QComboBox()
+        self.instance_combo.setToolTip("The instance shown below")
+        self.instance_combo.setSizeAdjustPolicy(
+            QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon
+        )
+        self.instance_combo.setMinimumContentsLength(18)
+        pick.addWidget(QLabel("Series"))
+        pick.addWidget(self.series_combo, 1)
+        pick.addWidget(QLabel("Instance"))
+        pick.addWidget(self.instance_combo, 1)
+        layout.addLayout(pick)
+        self.series_combo.currentIndexChanged.connect(self._series_chosen)
+        self.instance_combo.currentIndexChanged.connect(self._instance_chosen)
         self.search = QLineEdit()
         self.search.setPlaceholderText("Search keyword or tag (e.g. PatientName, 0010,0020)")
         self.search.textChanged.connect(self.apply_filter)
@@ -101,15 +169,56 @@ class TagEditor(QWidget):
 
     # ---- loading -----------------------------------------------------------------
 
+    def show_study(self, study_uid: str) -> None:
+        """List the study's series and instances, then show its first image."""
+        self.loading = True
+        self.status.setText("Reading…")
+        self.pool.submit(
+            study_contents, self.cache, study_uid, on_result=self._listed, on_error=self._failed
+        )
+
+    def _listed(
+        self, result: tuple[list[SeriesRecord], dict[str, list[InstanceRecord]]]
+    ) -> None:
+        series, self._instances = result
+        chosen = first_image_series(series, self._instances)
+        self.series_combo.blockSignals(True)
+        self.series_combo.clear()
+        for record in series:
+            self.series_combo.addItem(series_label(record), record.series_instance_uid)
+        self.series_combo.setCurrentIndex(self.series_combo.findData(chosen.series_instance_uid))
+        self.series_combo.blockSignals(False)
+        self._series_chosen()
+
+    def _series_chosen(self, *_: Any) -> None:
+        records = self._instances.get(self.series_combo.currentData(), [])
+        self.instance_combo.blockSignals(True)
+        self.instance_combo.clear()
+        for record in records:
+            self.instance_combo.addItem(instance_label(record), record.sop_instance_uid)
+        self.instance_combo.blockSignals(False)
+        if records:
+            self.instance_combo.setCurrentIndex(0)
+            self._instance_chosen()
+
+    def _instance_chosen(self, *_: Any) -> None:
+        sop_uid = self.instance_combo.currentData()
+        if sop_uid:
+            self.load(sop_uid)
+
     def load(self, sop_uid: str) -> None:
         self.loading = True
+        self._wanted = sop_uid
         self.status.setText("Reading…")
         self.pool.submit(
             load_instance, self.cache, sop_uid, on_result=self._loaded, on_error=self._failed
         )
 
     def _loaded(self, result: tuple[InstanceRecord, list[TagNode]]) -> None:
-        self.record, nodes = result
+        record, nodes = result
+        if record.sop_instance_uid != self._wanted:  # another instance was picked meanwhile
+            return
+        self.record = record
         self.tree.show_nodes(nodes)
         self.status.setText(f"{sum(1 for _ in self._items())} elements")
         self.loading = False
@@ -216,7 +325,8 @@ class TagEditor(QWidget):
 
 
 def install(window: MainWindow) -> None:
-    """A "Tags" dock, filled by "Show tags…" on a study (its first instance)."""
+    """A "Tags" dock, filled by "Show tags…" on a study (its first image; series and instance
+    pickers above the tree)."""
     editor = TagEditor(window.cache, window.pool, window.run_job, window)
     dock = window.add_dock(editor, "Tags")
     dock.hide()
@@ -225,14 +335,8 @@ def install(window: MainWindow) -> None:
     def show_tags(uids: list[str]) -> None:
         if not uids:
             return
-
-        def first(study_uid: str) -> str:
-            records = window.cache.instances(study_uid=study_uid)
-            if not records:
-                raise NotFoundError("the study is no longer in the cache")
-            return records[0].sop_instance_uid
-
         dock.show()
-        window.pool.submit(first, uids[0], on_result=editor.load, on_error=editor._failed)
+        dock.raise_()
+        editor.show_study(uids[0])
 
     window.add_study_action("Show tags…", show_tags)

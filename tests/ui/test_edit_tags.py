@@ -74,3 +74,46 @@ def test_edit_value_validated_then_applied_to_series(qtbot, window, tmp_path: Pa
         timeout=10_000,
     )
     shutil.rmtree(tmp_path / "a")
+
+
+def _pdf_first_study(window, tmp_path: Path) -> tuple[str, str, str]:
+    """A study whose first series (number 1) is an encapsulated PDF, then a 3-image CT series."""
+    from pydicom.uid import EncapsulatedPDFStorage
+
+    study, ct_series = generate_uid(), generate_uid()
+    (pdf_path,) = write_series(tmp_path / "pdf", 1, study_uid=study, series_number=1)
+    ds = pydicom.dcmread(pdf_path)
+    for keyword in ("PixelData", "Rows", "Columns", "BitsAllocated", "BitsStored", "HighBit",
+                    "PixelRepresentation", "SamplesPerPixel", "PhotometricInterpretation"):
+        delattr(ds, keyword)
+    ds.SOPClassUID = ds.file_meta.MediaStorageSOPClassUID = EncapsulatedPDFStorage
+    ds.Modality = "DOC"
+    ds.EncapsulatedDocument = b"%PDF-1.4\n%%EOF\n"
+    ds.MIMETypeOfEncapsulatedDocument = "application/pdf"
+    ds.save_as(pdf_path)
+    window.cache.add_file(pdf_path)
+    for path in write_series(tmp_path / "ct", 3, study_uid=study, series_uid=ct_series,
+                             series_number=2):
+        window.cache.add_file(path)
+    return study, ct_series, ds.SeriesInstanceUID
+
+
+def test_show_tags_opens_the_first_image_and_any_instance_can_be_picked(qtbot, window, tmp_path):
+    study, ct_series, pdf_series = _pdf_first_study(window, tmp_path)
+    editor = window.tag_editor
+    window.study_list.refresh()
+    qtbot.waitUntil(lambda: window.study_list.select_study(study), timeout=10_000)
+    next(a for a in window._study_actions if a.text() == "Show tags…").trigger()
+    qtbot.waitUntil(lambda: editor.record is not None and not editor.loading, timeout=10_000)
+    assert editor.record.series_instance_uid == ct_series  # not the PDF that sorts first
+    assert editor.series_combo.count() == 2 and editor.instance_combo.count() == 3
+    assert editor.instance_combo.itemText(0).startswith("#1  CT Image Storage")
+    editor.instance_combo.setCurrentIndex(2)
+    qtbot.waitUntil(lambda: editor.record.instance_number == 3 and not editor.loading,
+                    timeout=10_000)
+    assert editor.node(editor.find_item("InstanceNumber")).full == "3"
+    editor.series_combo.setCurrentIndex(editor.series_combo.findData(pdf_series))
+    qtbot.waitUntil(lambda: editor.record.series_instance_uid == pdf_series and not editor.loading,
+                    timeout=10_000)
+    assert editor.instance_combo.count() == 1
+    assert "Encapsulated PDF" in editor.instance_combo.itemText(0)
