@@ -1,8 +1,10 @@
 """The Activity panel: retrieve and send jobs from the persistent queue.
 
-Shows every job with its progress, state and message; Cancel, Retry (a send
-resends only what is missing) and Remove act on the selected job; the
-per-instance failures and warnings of a job are listed below the table.
+Shows every job, newest on top, with its progress, state and message;
+Cancel, Retry (a send resends only what is missing, a retrieve fetches only
+what is not here yet) and Remove act on the selected job, and Cancel with
+nothing selected stops the running one; the per-instance failures and
+warnings of a job are listed below the table.
 Updates arrive as engine events through the bridge (queued to the GUI
 thread); the station's queue runs the jobs on its own thread, so nothing here
 blocks, and the station stops it when it closes (interrupted jobs stay queued
@@ -15,11 +17,12 @@ import datetime as dt
 import logging
 from typing import Any
 
-from PySide6.QtCore import QSize, Qt
+from PySide6.QtCore import QPoint, QSize, Qt
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QHBoxLayout,
     QHeaderView,
+    QMenu,
     QPlainTextEdit,
     QProgressBar,
     QPushButton,
@@ -35,6 +38,9 @@ from gearview.jobqueue import DONE, FAILED, FINISHED, QUEUED, RUNNING, JobQueue,
 
 log = logging.getLogger(__name__)
 COLUMNS = ("Job", "State", "Progress", "Message", "Started")
+#: Job rows the dock shows without scrolling when it first opens.
+VISIBLE_ROWS = 6
+ACTIVE = (QUEUED, RUNNING)
 
 
 class ActivityPanel(QWidget):
@@ -50,6 +56,8 @@ class ActivityPanel(QWidget):
         self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.table.verticalHeader().hide()
         self.table.horizontalHeader().setSectionResizeMode(3, QHeaderView.ResizeMode.Stretch)
+        self.table.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
+        self.table.customContextMenuRequested.connect(self._context_menu)
         self.details = QPlainTextEdit(self)
         self.details.setReadOnly(True)
         self.details.setPlaceholderText("Per-instance failures and warnings of the selected job")
@@ -68,7 +76,7 @@ class ActivityPanel(QWidget):
         layout.addWidget(splitter)
         self._rows: dict[str, int] = {}
         self._records: dict[str, JobRecord] = {}
-        self.cancel_button.clicked.connect(lambda: self._act(self.queue.cancel))
+        self.cancel_button.clicked.connect(self.cancel)
         self.retry_button.clicked.connect(lambda: self._act(self.queue.retry))
         self.remove_button.clicked.connect(self._remove)
         self.table.itemSelectionChanged.connect(self._selection_changed)
@@ -78,8 +86,11 @@ class ActivityPanel(QWidget):
             self.show_job(record.snapshot())
         self._selection_changed()
 
-    def sizeHint(self) -> QSize:  # noqa: N802 - a short dock; the query results need the room
-        return QSize(800, 180)
+    def sizeHint(self) -> QSize:  # noqa: N802 - room for the recent jobs, newest on top
+        header = self.table.horizontalHeader().sizeHint().height()
+        rows = self.table.verticalHeader().defaultSectionSize() * VISIBLE_ROWS
+        buttons = self.cancel_button.sizeHint().height()
+        return QSize(800, header + rows + buttons + 24)
 
     def _on_job(self, record: JobRecord) -> None:
         self.show_job(record)
@@ -89,8 +100,9 @@ class ActivityPanel(QWidget):
         self._records[record.id] = record
         row = self._rows.get(record.id)
         if row is None:
-            row = self.table.rowCount()
+            row = 0  # newest on top
             self.table.insertRow(row)
+            self._rows = {job_id: r + 1 for job_id, r in self._rows.items()}
             self._rows[record.id] = row
             bar = QProgressBar(self.table)
             bar.setTextVisible(True)
@@ -116,6 +128,8 @@ class ActivityPanel(QWidget):
             bar.setFormat(f"{record.done}/{record.total}" if record.total else "%p%")
         if record.id == self.selected_job_id():
             self._selection_changed()
+        else:
+            self._update_buttons()
 
     def selected_job_id(self) -> str | None:
         rows = {index.row() for index in self.table.selectionModel().selectedRows()}
@@ -127,8 +141,40 @@ class ActivityPanel(QWidget):
     def job_state(self, job_id: str) -> str:
         return self._records[job_id].state
 
-    def _act(self, action: Any) -> None:
+    def select_job(self, job_id: str) -> None:
+        """Select a job's row and scroll to it ("Show" of a notification)."""
+        row = self._rows.get(job_id)
+        if row is not None:
+            self.table.selectRow(row)
+            self.table.scrollToItem(self.table.item(row, 0))
+
+    def cancel_target(self) -> str | None:
+        """The job Cancel acts on: the selected one, or else the one running."""
         job_id = self.selected_job_id()
+        if job_id is not None:
+            return job_id
+        running = [j for j, r in self._records.items() if r.state == RUNNING]
+        return running[0] if running else None
+
+    def cancel(self) -> None:
+        job_id = self.cancel_target()
+        if job_id is not None:
+            self._act(self.queue.cancel, job_id)
+
+    def _context_menu(self, pos: QPoint) -> None:
+        item = self.table.itemAt(pos)
+        if item is None:
+            return
+        self.table.selectRow(item.row())
+        self._selection_changed()
+        menu = QMenu(self)
+        for button in (self.cancel_button, self.retry_button, self.remove_button):
+            action = menu.addAction(button.text(), button.click)
+            action.setEnabled(button.isEnabled())
+        menu.exec(self.table.viewport().mapToGlobal(pos))
+
+    def _act(self, action: Any, job_id: str | None = None) -> None:
+        job_id = job_id or self.selected_job_id()
         if job_id is None:
             return
         try:
@@ -153,14 +199,23 @@ class ActivityPanel(QWidget):
         self.table.removeRow(row)
         self._rows = {j: (r - 1 if r > row else r) for j, r in self._rows.items()}
 
-    def _selection_changed(self) -> None:
+    def _update_buttons(self) -> None:
         job_id = self.selected_job_id()
         record = self._records.get(job_id) if job_id else None
-        self.cancel_button.setEnabled(record is not None and record.state in (QUEUED, RUNNING))
+        target = self._records.get(self.cancel_target() or "")
+        self.cancel_button.setEnabled(target is not None and target.state in ACTIVE)
+        self.cancel_button.setToolTip(
+            f"Cancel {target.title}" if target is not None and target.state in ACTIVE else ""
+        )
         self.retry_button.setEnabled(
             record is not None and record.state in FINISHED and record.state != DONE
         )
         self.remove_button.setEnabled(record is not None and record.state != RUNNING)
+
+    def _selection_changed(self) -> None:
+        self._update_buttons()
+        job_id = self.selected_job_id()
+        record = self._records.get(job_id) if job_id else None
         if record is None:
             self.details.clear()
             return
@@ -176,4 +231,6 @@ def install(window: Any) -> None:
     """Dock the Activity panel (bottom) over the station's job queue."""
     panel = ActivityPanel(window.station.jobs, window.bridge, window)
     window.activity_panel = panel
-    window.add_dock(panel, "Activity", Qt.DockWidgetArea.BottomDockWidgetArea)
+    dock = window.add_dock(panel, "Activity", Qt.DockWidgetArea.BottomDockWidgetArea)
+    window.resizeDocks([dock], [panel.sizeHint().height()], Qt.Orientation.Vertical)
+    window.activity_dock = dock

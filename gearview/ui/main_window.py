@@ -214,6 +214,7 @@ class MainWindow(QMainWindow):
         from gearview.ui.edit_dialog import install as install_edit
         from gearview.ui.export_dialog import install as install_export
         from gearview.ui.import_dialog import install as install_import
+        from gearview.ui.notifications import install as install_notifications
         from gearview.ui.query_panel import install as install_query
         from gearview.ui.send_dialog import install as install_send
         from gearview.ui.tag_editor import install as install_tags
@@ -226,6 +227,7 @@ class MainWindow(QMainWindow):
         install_export(self)
         install_tags(self)
         install_activity(self)
+        install_notifications(self)
         install_query(self)
         install_send(self)
 
