@@ -7,14 +7,18 @@ through its `bridge`. Closing the window closes the station.
 
 Features (viewer, query, edit, import, burn…) never edit this file beyond one
 line in `_install_features()`: each provides `install(window)` and uses
-`add_tab`, `add_dock`, `add_study_action`, `add_menu_action`,
+`add_tab`, `add_dock`, `add_study_action`, `add_menu_action`, `action`,
 `selected_study_uids`, the `study_activated` and `closing` signals, `run_job`,
 `pool`, `bridge` and the `station` (with the shortcuts `cache`, `home`, `config`).
+Actions added through `add_study_action` / `add_menu_action` are named after
+their text ("Edit study…" -> `edit-study`), so the toolbar and the shortcut
+list find them without the feature knowing about either.
 """
 
 from __future__ import annotations
 
 import logging
+import re
 import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -51,6 +55,7 @@ from gearview.ui.workers import WorkerPool
 log = logging.getLogger(__name__)
 
 STATUS_MESSAGE_MS = 10_000
+_NOT_WORD = re.compile(r"[^a-z0-9]+")
 JobFn = Callable[[Callable[[Progress], None], CancelToken], Any]
 
 
@@ -97,8 +102,7 @@ class MainWindow(QMainWindow):
         self.study_list = StudyListWidget(station.cache, self.bridge, self.pool, self)
         self.study_list.study_activated.connect(self.study_activated)
         self.study_list.load_failed.connect(self._on_load_failed)
-        self.study_list.view.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
-        self.study_list.view.customContextMenuRequested.connect(self._study_context_menu)
+        self.study_list.context_menu_requested.connect(self._study_context_menu)
         self.add_tab(self.study_list, "Local studies", qta.icon("mdi6.database"))
 
         self.server_status = ServerStatus(self.bridge, self)
@@ -198,12 +202,12 @@ class MainWindow(QMainWindow):
             "they bundle pylibjpeg-libjpeg.",
         )
 
-    def _study_context_menu(self, pos: Any) -> None:
+    def _study_context_menu(self, global_pos: Any) -> None:
         if not self._study_actions:
             return
         menu = QMenu(self)
         menu.addActions(self._study_actions)
-        menu.exec(self.study_list.view.viewport().mapToGlobal(pos))
+        menu.exec(global_pos)
 
     # ---- extension points -------------------------------------------------------
 
@@ -258,6 +262,7 @@ class MainWindow(QMainWindow):
     ) -> QAction:
         """An action on the selected studies: Study menu + study-list context menu."""
         action = QAction(icon or QIcon(), text, self)
+        _name(action)
         if shortcut:
             action.setShortcut(QKeySequence(shortcut))
             action.setShortcutContext(Qt.ShortcutContext.WindowShortcut)
@@ -268,8 +273,17 @@ class MainWindow(QMainWindow):
 
     def add_menu_action(self, menu_title: str, action: QAction) -> QAction:
         """Put an action in a top-level menu (created when new, e.g. "&Tools")."""
+        _name(action)
         self._menu(menu_title).addAction(action)
         return action
+
+    def action(self, name: str) -> QAction | None:
+        """The action named `name` or `name-…` (e.g. "edit-study", "import"), if installed."""
+        for action in self.findChildren(QAction):
+            found = action.objectName()
+            if found == name or found.startswith(f"{name}-"):
+                return action
+        return None
 
     def selected_study_uids(self) -> list[str]:
         return self.study_list.selected_study_uids()
@@ -457,3 +471,10 @@ class MainWindow(QMainWindow):
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802
         self.shutdown()
         super().closeEvent(event)
+
+
+def _name(action: QAction) -> None:
+    """Name an unnamed action after its text: "&Import from disc…" -> "import-from-disc"."""
+    if not action.objectName():
+        slug = _NOT_WORD.sub("-", action.text().replace("&", "").lower()).strip("-")
+        action.setObjectName(slug)

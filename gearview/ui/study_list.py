@@ -6,13 +6,18 @@ worker at a time re-reads only the pending studies with
 `Cache.studies_by_uid`. A study the cache no longer has is removed from the
 model. 500 instances arriving therefore cause a handful of small queries,
 never 500 full reloads, and the GUI thread never touches the database.
+
+"Group by patient" shows the same filtered rows as a patient ▸ study ▸ series
+tree (`patient_tree`); the table and the tree share the filter bar, the
+selection API and the context menu.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import qtawesome as qta
 from PySide6.QtCore import (
@@ -32,13 +37,16 @@ from PySide6.QtCore import (
 from PySide6.QtGui import QKeyEvent, QMouseEvent, QResizeEvent
 from PySide6.QtWidgets import (
     QAbstractItemView,
+    QAbstractScrollArea,
     QComboBox,
     QDateEdit,
     QHBoxLayout,
     QHeaderView,
     QLabel,
     QLineEdit,
+    QStackedWidget,
     QTableView,
+    QToolButton,
     QVBoxLayout,
     QWidget,
 )
@@ -47,10 +55,13 @@ from gearview.display import format_date, format_person_name
 from gearview.events import CacheChanged
 from gearview.qc.status import listed_studies
 from gearview.store import Cache
-from gearview.store.records import StudyRecord
+from gearview.store.records import SeriesRecord, StudyRecord
 from gearview.ui.bridge import Bridge
 from gearview.ui.mismatch_view import MismatchView
 from gearview.ui.workers import WorkerPool
+
+if TYPE_CHECKING:
+    from gearview.ui.patient_tree import PatientTreeView
 
 log = logging.getLogger(__name__)
 
@@ -381,6 +392,10 @@ class StudyListWidget(QWidget):
     """Filter bar + table of the local cache, kept current from CACHE_CHANGED."""
 
     study_activated = Signal(str)
+    #: the context menu of a study row was asked for (global position).
+    context_menu_requested = Signal(object)
+    #: the list switched between the table and the patient tree (grouped or not).
+    grouping_changed = Signal(bool)
     #: (visible, total) after every load or filter change.
     counts_changed = Signal(int, int)
     #: an error while reading the index (message).
@@ -410,12 +425,16 @@ class StudyListWidget(QWidget):
         self.view.sortByColumn(COL_STUDY_DATE, Qt.SortOrder.DescendingOrder)
         self.view.activated_study.connect(self.study_activated)
         self.view.warning_clicked.connect(self.show_warning)
+        self._menu_on(self.view)
+        self.tree: PatientTreeView | None = None
+        self.stack = QStackedWidget(self)
+        self.stack.addWidget(self.view)
 
         self._build_filter_bar()
         layout = QVBoxLayout(self)
         layout.setContentsMargins(4, 4, 4, 4)
         layout.addLayout(self._filter_bar)
-        layout.addWidget(self.view)
+        layout.addWidget(self.stack)
         self._empty_text = "No studies in the local cache yet."
         self.empty_hint = QLabel(self.view.viewport())
         self.empty_hint.setAlignment(Qt.AlignmentFlag.AlignCenter)
@@ -476,6 +495,14 @@ class StudyListWidget(QWidget):
             edit.dateChanged.connect(self._apply_date_filter)
         self.date_combo.currentIndexChanged.connect(self._apply_date_filter)
 
+        self.group_button = QToolButton(self)
+        self.group_button.setIcon(qta.icon("mdi6.file-tree"))
+        self.group_button.setText("Group by patient")
+        self.group_button.setToolTip("Show the list as patient ▸ study ▸ series")
+        self.group_button.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
+        self.group_button.setCheckable(True)
+        self.group_button.toggled.connect(self.set_grouped)
+
         self.count_label = QLabel(self)
         self._filter_bar = QHBoxLayout()
         self._filter_bar.addWidget(self.filter_edit, 3)
@@ -483,7 +510,47 @@ class StudyListWidget(QWidget):
         self._filter_bar.addWidget(self.date_combo)
         self._filter_bar.addWidget(self.date_from)
         self._filter_bar.addWidget(self.date_to)
+        self._filter_bar.addWidget(self.group_button)
         self._filter_bar.addWidget(self.count_label)
+
+    # ---- grouping ------------------------------------------------------------
+
+    @property
+    def grouped(self) -> bool:
+        return self.tree is not None and self.stack.currentWidget() is self.tree
+
+    def set_grouped(self, on: bool) -> None:
+        """Show the patient ▸ study ▸ series tree (on) or the flat table (off)."""
+        if on == self.grouped:
+            return
+        if on and self.tree is None:
+            from gearview.ui.patient_tree import PatientTreeModel, PatientTreeView
+
+            model = PatientTreeModel(self.proxy, self._load_series, self)
+            self.tree = PatientTreeView(model, self)
+            self.tree.activated_study.connect(self.study_activated)
+            self._menu_on(self.tree)
+            self.stack.addWidget(self.tree)
+        if self.tree is not None:
+            self.tree.tree_model.follow(on)
+        current: QAbstractScrollArea = self.tree if on and self.tree is not None else self.view
+        self.stack.setCurrentWidget(current)
+        self.empty_hint.setParent(current.viewport())
+        self._update_empty_hint()
+        self.group_button.blockSignals(True)
+        self.group_button.setChecked(on)
+        self.group_button.blockSignals(False)
+        self.grouping_changed.emit(on)
+
+    def _load_series(self, study_uid: str, done: Callable[[list[SeriesRecord]], None]) -> None:
+        self._pool.submit(self.cache.series, study_uid, on_result=done,
+                          on_error=self._on_load_error)
+
+    def _menu_on(self, view: QAbstractItemView) -> None:
+        view.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
+        view.customContextMenuRequested.connect(
+            lambda pos: self.context_menu_requested.emit(view.viewport().mapToGlobal(pos))
+        )
 
     def _apply_date_filter(self) -> None:
         days = self.date_combo.currentData()
@@ -540,11 +607,11 @@ class StudyListWidget(QWidget):
         else:
             self.empty_hint.setText("No study matches the filter.")
         self.empty_hint.setVisible(self.proxy.rowCount() == 0 and not self._loading)
-        self.empty_hint.resize(self.view.viewport().size())
+        self.empty_hint.resize(self.empty_hint.parentWidget().size())
 
     def resizeEvent(self, event: QResizeEvent) -> None:  # noqa: N802
         super().resizeEvent(event)
-        self.empty_hint.resize(self.view.viewport().size())
+        self.empty_hint.resize(self.empty_hint.parentWidget().size())
 
     def focus_filter(self) -> None:
         self.filter_edit.setFocus(Qt.FocusReason.ShortcutFocusReason)
@@ -553,10 +620,14 @@ class StudyListWidget(QWidget):
     # ---- selection -----------------------------------------------------------
 
     def selected_study_uids(self) -> list[str]:
+        if self.grouped and self.tree is not None:
+            return self.tree.selected_study_uids()
         rows = self.view.selectionModel().selectedRows() if self.view.selectionModel() else []
         return [index.data(UID_ROLE) for index in sorted(rows, key=lambda i: i.row())]
 
     def select_study(self, study_uid: str) -> bool:
+        if self.grouped and self.tree is not None:
+            return self.tree.select_study(study_uid)
         row = self.model.row_of(study_uid)
         if row is None:
             return False
@@ -655,4 +726,6 @@ class StudyListWidget(QWidget):
     def shutdown(self) -> None:
         """Stop following the cache (the window is closing)."""
         self._timer.stop()
+        if self.tree is not None:
+            self.tree.tree_model.follow(False)
         self._bridge.cache_changed.disconnect(self._on_cache_changed)
