@@ -71,6 +71,8 @@ class ActivityPanel(QWidget):
         splitter = QSplitter(Qt.Orientation.Vertical, self)
         splitter.addWidget(self.table)
         splitter.addWidget(self.details)
+        splitter.setStretchFactor(0, 4)  # the jobs get the room; the details a few lines
+        splitter.setStretchFactor(1, 1)
         layout = QVBoxLayout(self)
         layout.addLayout(buttons)
         layout.addWidget(splitter)
@@ -90,7 +92,8 @@ class ActivityPanel(QWidget):
         header = self.table.horizontalHeader().sizeHint().height()
         rows = self.table.verticalHeader().defaultSectionSize() * VISIBLE_ROWS
         buttons = self.cancel_button.sizeHint().height()
-        return QSize(800, header + rows + buttons + 24)
+        details = self.details.fontMetrics().lineSpacing() * 3
+        return QSize(800, header + rows + buttons + details + 40)
 
     def _on_job(self, record: JobRecord) -> None:
         self.show_job(record)

@@ -362,10 +362,14 @@ class ImportDialog(QDialog):
         super().done(result)
 
 
-def open_import_dialog(window: Any) -> ImportDialog:
+def open_import_dialog(window: Any, path: str = "") -> ImportDialog:
+    """The import dialog; with `path` (a dropped folder, ISO or zip) it starts scanning it."""
     dialog = ImportDialog(window.cache, parent=window, config=window.config)
     dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
     dialog.show()
+    if path:
+        dialog.path_edit.setText(path)
+        dialog.start_scan()
     return dialog
 
 

@@ -7,7 +7,7 @@ through its `bridge`. Closing the window closes the station.
 
 Features (viewer, query, edit, import, burn…) never edit this file beyond one
 line in `_install_features()`: each provides `install(window)` and uses
-`add_tab`, `add_dock`, `add_study_action`, `add_menu_action`, `action`,
+`add_tab`, `add_dock`, `add_study_action`, `add_menu_action`, `menu`, `action`,
 `selected_study_uids`, the `study_activated` and `closing` signals, `run_job`,
 `pool`, `bridge` and the `station` (with the shortcuts `cache`, `home`, `config`).
 Actions added through `add_study_action` / `add_menu_action` are named after
@@ -215,13 +215,18 @@ class MainWindow(QMainWindow):
         """Each feature registers itself here with one import and one `install(self)` call."""
         from gearview.ui.activity_panel import install as install_activity
         from gearview.ui.burn_dialog import install as install_burn
+        from gearview.ui.drop import install as install_drop
         from gearview.ui.edit_dialog import install as install_edit
         from gearview.ui.export_dialog import install as install_export
+        from gearview.ui.help_menu import install as install_help
         from gearview.ui.import_dialog import install as install_import
+        from gearview.ui.layout_state import install as install_layout
         from gearview.ui.notifications import install as install_notifications
         from gearview.ui.query_panel import install as install_query
         from gearview.ui.send_dialog import install as install_send
         from gearview.ui.tag_editor import install as install_tags
+        from gearview.ui.theme import install as install_theme
+        from gearview.ui.toolbar import install as install_toolbar
         from gearview.ui.viewer import install as install_viewer
 
         install_viewer(self)
@@ -234,6 +239,11 @@ class MainWindow(QMainWindow):
         install_notifications(self)
         install_query(self)
         install_send(self)
+        install_toolbar(self)  # shows the actions installed above
+        install_drop(self)
+        install_help(self)
+        install_theme(self)
+        install_layout(self)  # last: restores the docks and toolbars made above
 
     def add_tab(self, widget: QWidget, title: str, icon: QIcon | None = None) -> int:
         """Add a main tab (e.g. the viewer or the query page); returns its index."""
@@ -276,6 +286,10 @@ class MainWindow(QMainWindow):
         _name(action)
         self._menu(menu_title).addAction(action)
         return action
+
+    def menu(self, title: str) -> QMenu:
+        """A top-level menu (created when new, before Help) for features that need the menu."""
+        return self._menu(title)
 
     def action(self, name: str) -> QAction | None:
         """The action named `name` or `name-…` (e.g. "edit-study", "import"), if installed."""

@@ -27,7 +27,7 @@ from PySide6.QtCore import (
     Signal,
 )
 from PySide6.QtGui import QKeyEvent
-from PySide6.QtWidgets import QAbstractItemView, QTreeView, QWidget
+from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QTreeView, QWidget
 
 from gearview.display import format_date, format_person_name
 from gearview.store.records import SeriesRecord, StudyRecord
@@ -45,7 +45,10 @@ from gearview.ui.study_list import (
 SERIES_BASE = 1 << 40
 #: Role giving a row's kind: "patient", "study" or "series".
 KIND_ROLE = Qt.ItemDataRole.UserRole + 3
-COLUMN = {c.attr: i for i, c in enumerate(COLUMNS)}
+#: Columns of the patient shown on its row only.
+PATIENT_ATTRS = ("patient_id", "birth_date", "sex")
+#: Width of the first column (patient / study / series), in average character widths.
+TREE_COLUMN_CHARS = 34
 LoadSeries = Callable[[str, Callable[[list[SeriesRecord]], None]], None]
 
 
@@ -277,6 +280,8 @@ class PatientTreeModel(QAbstractItemModel):
             return str(values.get(attr, "")).casefold()
         if role == Qt.ItemDataRole.ToolTipRole and column == 0:
             return first.patient_name or None
+        if role == Qt.ItemDataRole.TextAlignmentRole and COLUMNS[column].numeric:
+            return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
         return None
 
     def _study_data(self, record: StudyRecord, column: int, role: int) -> object:
@@ -291,6 +296,8 @@ class PatientTreeModel(QAbstractItemModel):
             return f"{when}  {record.description or ', '.join(record.modalities)}".rstrip()
         if column == 0 and role == SORT_ROLE:
             return record.study_date
+        if COLUMNS[column].attr in PATIENT_ATTRS:  # said once, on the patient's row
+            return None
         return source.index(row, column).data(role)
 
     @staticmethod
@@ -306,6 +313,8 @@ class PatientTreeModel(QAbstractItemModel):
             text = sort = series.description
         elif attr == "instances":
             text, sort = str(series.instances), series.instances
+            if role == Qt.ItemDataRole.TextAlignmentRole:
+                return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
         else:
             return None
         if role == Qt.ItemDataRole.DisplayRole:
@@ -334,7 +343,16 @@ class PatientTreeView(QTreeView):
         self.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.setUniformRowHeights(True)
         self.setAlternatingRowColors(True)
-        self.header().setStretchLastSection(False)
+        header = self.header()
+        header.setStretchLastSection(False)
+        char = self.fontMetrics().averageCharWidth()
+        for section, column in enumerate(COLUMNS):
+            chars = TREE_COLUMN_CHARS if section == 0 else column.chars
+            if chars:
+                header.setSectionResizeMode(section, QHeaderView.ResizeMode.Interactive)
+                header.resizeSection(section, chars * char + 16)
+            else:
+                header.setSectionResizeMode(section, QHeaderView.ResizeMode.Stretch)
         self.doubleClicked.connect(self._activate_index)
         self._expanded: set[tuple[str, ...]] = set()
         self._selected: list[str] = []
