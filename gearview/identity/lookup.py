@@ -14,6 +14,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 from gearview.config import Config, Node
+from gearview.display import format_date, format_person_name
 from gearview.errors import Cancelled, GearviewError, NetworkError
 from gearview.identity.names import compare_names, fold_name
 from gearview.jobs import CancelToken
@@ -66,8 +67,9 @@ class Candidate:
         who = self.identity
         order = f", order {self.order.accession}" if self.order else ""
         return (
-            f"{who.name} ({who.patient_id}{'@' + who.issuer if who.issuer else ''}) "
-            f"{who.birth_date} {who.sex} — {self.source}{order}: {self.reason}"
+            f"{format_person_name(who.name)} ({who.patient_id}"
+            f"{'@' + who.issuer if who.issuer else ''}) "
+            f"{format_date(who.birth_date)} {who.sex} — {self.source}{order}: {self.reason}"
         )
 
 

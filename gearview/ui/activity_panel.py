@@ -39,7 +39,8 @@ from gearview.jobqueue import DONE, FAILED, FINISHED, QUEUED, RUNNING, JobQueue,
 log = logging.getLogger(__name__)
 COLUMNS = ("Job", "State", "Progress", "Message", "Started")
 #: Job rows the dock shows without scrolling when it first opens.
-VISIBLE_ROWS = 6
+VISIBLE_ROWS = 5
+JOB_COLUMN_CHARS = 36
 ACTIVE = (QUEUED, RUNNING)
 
 
@@ -55,7 +56,9 @@ class ActivityPanel(QWidget):
         self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
         self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.table.verticalHeader().hide()
+        self.table.setWordWrap(False)
         self.table.horizontalHeader().setSectionResizeMode(3, QHeaderView.ResizeMode.Stretch)
+        self.table.setColumnWidth(0, self.fontMetrics().averageCharWidth() * JOB_COLUMN_CHARS)
         self.table.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
         self.table.customContextMenuRequested.connect(self._context_menu)
         self.details = QPlainTextEdit(self)
@@ -68,10 +71,11 @@ class ActivityPanel(QWidget):
         for button in (self.cancel_button, self.retry_button, self.remove_button):
             buttons.addWidget(button)
         buttons.addStretch(1)
-        splitter = QSplitter(Qt.Orientation.Vertical, self)
+        # Details beside the jobs, not under them: the dock's height is all job rows.
+        splitter = QSplitter(Qt.Orientation.Horizontal, self)
         splitter.addWidget(self.table)
         splitter.addWidget(self.details)
-        splitter.setStretchFactor(0, 4)  # the jobs get the room; the details a few lines
+        splitter.setStretchFactor(0, 3)
         splitter.setStretchFactor(1, 1)
         layout = QVBoxLayout(self)
         layout.addLayout(buttons)
@@ -92,8 +96,7 @@ class ActivityPanel(QWidget):
         header = self.table.horizontalHeader().sizeHint().height()
         rows = self.table.verticalHeader().defaultSectionSize() * VISIBLE_ROWS
         buttons = self.cancel_button.sizeHint().height()
-        details = self.details.fontMetrics().lineSpacing() * 3
-        return QSize(800, header + rows + buttons + details + 40)
+        return QSize(800, header + rows + buttons + 24)
 
     def _on_job(self, record: JobRecord) -> None:
         self.show_job(record)

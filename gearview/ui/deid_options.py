@@ -26,6 +26,7 @@ from PySide6.QtWidgets import (
 
 from gearview.deid import DeidOptions, Refusal, find_burned_in
 from gearview.deid.preview import PreviewRow, preview
+from gearview.display import format_date, format_person_name
 from gearview.errors import describe_error
 from gearview.store import Cache
 from gearview.ui.workers import WorkerPool
@@ -134,8 +135,8 @@ class DeidentifyBox(QGroupBox):
         def job() -> tuple[dict[str, str], list[PreviewRow]]:
             studies = self.cache.studies_by_uid(self.study_uids)
             titles = {
-                s.study_instance_uid: f"{s.patient_name}  {s.study_date}  "
-                f"{s.study_description}".strip()
+                s.study_instance_uid: f"{format_person_name(s.patient_name)}  "
+                f"{format_date(s.study_date)}  {s.study_description}".strip()
                 for s in studies
             }
             return titles, preview(self.cache.home, studies, options)

@@ -32,6 +32,7 @@ from PySide6.QtWidgets import (
 )
 
 from gearview.config import Config
+from gearview.display import format_date, format_person_name
 from gearview.errors import Cancelled, GearviewError, describe_error
 from gearview.jobs import CancelToken, Progress
 from gearview.media.drives import list_candidates
@@ -221,8 +222,15 @@ class ImportDialog(QDialog):
         for patient in found.tree():
             p_item = QTreeWidgetItem(
                 self.tree,
-                [f"{patient.name} ({patient.patient_id})", patient.birth_date, "", patient.sex],
+                [
+                    f"{format_person_name(patient.name)} ({patient.patient_id})",
+                    format_date(patient.birth_date),
+                    "",
+                    patient.sex,
+                ],
             )
+            p_item.setToolTip(0, patient.name)
+            p_item.setToolTip(1, patient.birth_date)
             p_item.setFlags(flags)
             p_item.setCheckState(0, Qt.CheckState.Checked)
             for study in patient.studies.values():
@@ -230,7 +238,7 @@ class ImportDialog(QDialog):
                     p_item,
                     [
                         study.description or study.study_uid,
-                        study.date,
+                        format_date(study.date),
                         str(study.instance_count),
                         study.accession,
                     ],

@@ -139,6 +139,7 @@ class QueryPanel(QWidget):
         dates.addWidget(self.date_from)
         dates.addWidget(QLabel("to", self))
         dates.addWidget(self.date_to)
+        dates.addStretch(1)
         form = QFormLayout()
         form.addRow("Patient name", self.patient_name)
         form.addRow("Patient ID", self.patient_id)

@@ -7,6 +7,7 @@ widgets only show what comes back.
 
 from __future__ import annotations
 
+import html
 import logging
 from collections.abc import Callable
 from typing import Any
@@ -29,6 +30,7 @@ from PySide6.QtWidgets import (
 )
 
 from gearview.config import Config
+from gearview.display import format_date, format_person_name
 from gearview.errors import GearviewError, describe_error
 from gearview.identity.lookup import (
     Candidate,
@@ -64,9 +66,12 @@ class ReconcileRow(QWidget):
         layout.setContentsMargins(0, 4, 0, 4)
         who = patient.identity
         self.outside = QLabel(
-            f"<b>{who.name}</b> ({who.patient_id}{' @ ' + who.issuer if who.issuer else ''}) "
-            f"{who.birth_date} {who.sex} — {patient.instances} instance(s)"
+            f"<b>{html.escape(format_person_name(who.name))}</b> ({html.escape(who.patient_id)}"
+            f"{' @ ' + html.escape(who.issuer) if who.issuer else ''}) "
+            f"{format_date(who.birth_date)} {html.escape(who.sex)} — "
+            f"{patient.instances} instance(s)"
         )
+        self.outside.setToolTip(f"{who.name} {who.birth_date}")
         self.choice = QComboBox()
         self.choice.setMinimumWidth(420)
         self.choice.addItem("Keep the outside identity", KEEP)

@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import qtawesome as qta
-from PySide6.QtCore import QSize, Qt
-from PySide6.QtGui import QAction, QKeySequence
+from PySide6.QtCore import QEvent, QObject, QSize, Qt
+from PySide6.QtGui import QAction, QKeySequence, QPalette
 from PySide6.QtWidgets import QToolBar
 
 ICON_SIZE = QSize(32, 32)
@@ -62,9 +62,37 @@ def _query_action(window: Any) -> QAction | None:
     return action
 
 
+class MainToolBar(QToolBar):
+    """The toolbar; its icons are drawn in the palette's text colour (light on dark)."""
+
+    def __init__(self, parent: QObject | None = None) -> None:
+        super().__init__("Main toolbar", parent)
+        self.icons: dict[QAction, str] = {}
+
+    def add(self, action: QAction, icon: str) -> None:
+        self.icons[action] = icon
+        self.addAction(action)
+        self._paint(action, icon)
+
+    def _paint(self, action: QAction, icon: str) -> None:
+        palette = self.palette()
+        action.setIcon(qta.icon(
+            icon,
+            color=palette.color(QPalette.ColorRole.ButtonText),
+            color_disabled=palette.color(QPalette.ColorGroup.Disabled,
+                                         QPalette.ColorRole.ButtonText),
+        ))
+
+    def changeEvent(self, event: QEvent) -> None:  # noqa: N802 - dark mode switched
+        super().changeEvent(event)
+        if event.type() == QEvent.Type.PaletteChange:
+            for action, icon in self.icons.items():
+                self._paint(action, icon)
+
+
 def install(window: Any) -> QToolBar:
     """The "Main" toolbar (after every feature, whose actions it shows)."""
-    bar = QToolBar("Main toolbar", window)
+    bar = MainToolBar(window)
     bar.setObjectName("main-toolbar")
     bar.setIconSize(ICON_SIZE)
     bar.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextUnderIcon)
@@ -74,10 +102,9 @@ def install(window: Any) -> QToolBar:
         action = window.action(slot.name)
         if action is None:
             continue
-        action.setIcon(qta.icon(slot.icon))
         action.setIconText(slot.label)
         action.setToolTip(tooltip(slot.tip, action))
-        bar.addAction(action)
+        bar.add(action, slot.icon)
     window.addToolBar(Qt.ToolBarArea.TopToolBarArea, bar)
     window.add_menu_action("&View", bar.toggleViewAction())
     window.main_toolbar = bar

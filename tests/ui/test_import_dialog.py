@@ -31,7 +31,7 @@ def test_preview_tree_and_selective_import(qtbot, cache, tmp_path: Path) -> None
     dialog.start_scan()
     qtbot.waitUntil(lambda: dialog.preview is not None, timeout=10_000)
     top = [dialog.tree.topLevelItem(i) for i in range(dialog.tree.topLevelItemCount())]
-    assert top[0].text(0) == "Doe^Jane (OUT1)"
+    assert top[0].text(0) == "Doe, Jane (OUT1)" and top[0].toolTip(0) == "Doe^Jane"
     assert sorted(top[0].child(i).text(2) for i in range(top[0].childCount())) == ["2", "3"]
     assert top[1].text(0) == "Not importable (1)" and top[1].child(0).text(3).startswith(
         "not DICOM"
