@@ -5,7 +5,7 @@ screenshots): from the source tree, or the copy a packaged gearview carries
 in `docs/` beside its executable. The file and its images are read on a
 worker. The shortcuts window lists every menu and toolbar action that has a
 key — read from the actions themselves, so it cannot drift from the code —
-followed by the viewer's keys as the guide's "In the viewer" table gives them.
+followed by the viewer's keys as the guide's Viewer section lists them.
 """
 
 from __future__ import annotations
@@ -18,14 +18,17 @@ from pathlib import Path
 from typing import Any
 
 import qtawesome as qta
-from PySide6.QtCore import QUrl
+from PySide6.QtCore import Qt, QUrl
 from PySide6.QtGui import QAction, QImage, QKeySequence, QTextDocument
 from PySide6.QtWidgets import QDialog, QMenu, QMessageBox, QTextBrowser, QVBoxLayout, QWidget
 
 GUIDE_NAME = "user-guide.md"
+#: Screenshots are shown at most this wide (the guide window is ~860 px).
+IMAGE_WIDTH = 800
 _IMAGE = re.compile(r"!\[[^\]]*\]\(([^)\s]+)\)")
 _HEADING = re.compile(r"^#{1,6}\s")
-VIEWER_HEADING = "### In the viewer"
+#: Where the guide lists the viewer's keys.
+VIEWER_SECTION = ("### Keyboard shortcuts", "## Viewer")
 
 
 def guide_candidates() -> list[Path]:
@@ -54,16 +57,22 @@ def read_guide(with_images: bool = True) -> Guide | None:
             for name in dict.fromkeys(_IMAGE.findall(text)):
                 image = QImage(str(path.parent / name))
                 if not image.isNull():
-                    images[name] = image
+                    images[name] = (
+                        image.scaledToWidth(IMAGE_WIDTH, Qt.TransformationMode.SmoothTransformation)
+                        if image.width() > IMAGE_WIDTH
+                        else image
+                    )
         return Guide(path, text, images)
     return None
 
 
-def section(text: str, heading: str) -> str:
-    """The Markdown under `heading` up to the next heading (empty when absent)."""
+def section(text: str, heading: str, within: str = "") -> str:
+    """The Markdown under `heading` (the first after `within`, when given) up to the next
+    heading; empty when absent."""
     lines = text.splitlines()
     try:
-        start = lines.index(heading) + 1
+        start = lines.index(within) if within else 0
+        start = lines.index(heading, start) + 1
     except ValueError:
         return ""
     end = next((i for i in range(start, len(lines)) if _HEADING.match(lines[i])), len(lines))
@@ -158,7 +167,7 @@ def open_shortcuts(window: Any) -> None:
     def show(guide: Guide | None) -> None:
         dialog = TextWindow("Keyboard shortcuts", window)
         dialog.resize(620, 640)
-        viewer = section(guide.text, VIEWER_HEADING) if guide is not None else ""
+        viewer = section(guide.text, *VIEWER_SECTION) if guide is not None else ""
         dialog.browser.setHtml(shortcuts_html(window, viewer))
         window.shortcuts_window = dialog
         dialog.show()
