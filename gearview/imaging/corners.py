@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 from pydicom.dataset import Dataset
 
+from gearview.display import format_date, format_person_name
 from gearview.imaging.luts import Window
 from gearview.imaging.render import RenderedFrame
 from gearview.store.records import StudyRecord
@@ -70,11 +71,10 @@ def _lines(*lines: str) -> str:
 
 
 def _patient(ds: Dataset, study: StudyRecord | None) -> str:
-    birth_and_sex = " ".join(
-        filter(None, (_value(ds, "PatientBirthDate"), _value(ds, "PatientSex")))
-    )
+    birth = format_date(_value(ds, "PatientBirthDate"))
+    birth_and_sex = " ".join(filter(None, (birth, _value(ds, "PatientSex"))))
     return _lines(
-        _value(ds, "PatientName", study.patient_name if study else ""),
+        format_person_name(_value(ds, "PatientName", study.patient_name if study else "")),
         _value(ds, "PatientID", study.patient_id if study else ""),
         birth_and_sex,
     )
@@ -83,7 +83,7 @@ def _patient(ds: Dataset, study: StudyRecord | None) -> str:
 def _study(ds: Dataset, study: StudyRecord | None, series_title: str) -> str:
     return _lines(
         _value(ds, "StudyDescription", study.study_description if study else ""),
-        _value(ds, "StudyDate", study.study_date if study else ""),
+        format_date(_value(ds, "StudyDate", study.study_date if study else "")),
         series_title,
     )
 

@@ -29,7 +29,7 @@ def test_corners_show_patient_study_place_window_and_view() -> None:
         rendered,
         ViewState(zoom=1.5, rotation=90, inverted=True),
     )
-    assert top_left == "Doe^Jane\nMRN1\n19700101 F"
+    assert top_left == "Doe, Jane\nMRN1\n1970-01-01 F"  # as in the study list
     assert top_right.splitlines()[0] == "CT HEAD" and top_right.endswith("#1 CT Axial")
     assert bottom_left == "Im: 3/10\nFr: 2/3\nW: 80  L: 40\ninverted"
     assert bottom_right == "Zoom: 150%  Rot: 90°"
@@ -42,7 +42,7 @@ def test_corners_fall_back_to_the_study_record_before_a_frame_arrives() -> None:
     top_left, top_right, bottom_left, bottom_right = corner_text(
         Dataset(), study, "", None, None, ViewState(zoom=1.0)
     )
-    assert top_left == "Roe^Rick\nP9"
+    assert top_left == "Roe, Rick\nP9"
     assert top_right == "MR KNEE"
     assert bottom_left == "" and bottom_right == "Zoom: 100%"
 

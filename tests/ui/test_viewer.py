@@ -50,7 +50,7 @@ def test_open_scroll_and_window(qtbot, viewer_for, cache, tmp_path):
     assert result.image is not None and result.rendered.window == Window(40.0, 400.0)
     qtbot.waitUntil(lambda: vp.view.paint_count > 0)
     assert "Im: 3/5" in vp.view.corners[2] and "W: 400  L: 40" in vp.view.corners[2]
-    assert "Test^Patient" in vp.view.corners[0]
+    assert "Test, Patient" in vp.view.corners[0]
 
     qtbot.keyClick(vp.view, Qt.Key.Key_Down)
     qtbot.waitUntil(lambda: vp.last.record.instance_number == 4, timeout=10000)
