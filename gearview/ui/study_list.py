@@ -125,6 +125,16 @@ FORMATTED = {
 }
 
 
+def sort_value(record: StudyRecord, column: Column) -> int | str:
+    """What a column sorts by: numbers as numbers, text case-folded."""
+    value = getattr(record, column.attr, "")
+    if column.numeric:
+        return int(value)
+    if isinstance(value, list):
+        return "\\".join(value).casefold()
+    return str(value).casefold()
+
+
 class StudyTableModel(QAbstractTableModel):
     """Rows of `StudyRecord`, keyed by Study Instance UID (no I/O here)."""
 
@@ -162,12 +172,7 @@ class StudyTableModel(QAbstractTableModel):
         if role == Qt.ItemDataRole.DisplayRole:
             return self._display(record, column)
         if role == SORT_ROLE:
-            value = getattr(record, column.attr, "")
-            if column.numeric:
-                return int(value)
-            if isinstance(value, list):
-                return "\\".join(value).casefold()
-            return str(value).casefold()
+            return sort_value(record, column)
         if role == UID_ROLE:
             return record.study_instance_uid
         if role == Qt.ItemDataRole.TextAlignmentRole and column.numeric:
