@@ -144,7 +144,8 @@ def index_html(layout: DiscLayout, label: str, series: dict[str, list[_SeriesEnt
             f"<h2>{esc(format_person_name(study.patient_name))} ({esc(study.patient_id)})</h2>"
         )
         parts.append(
-            f"<p>Birth date {esc(format_date(study.patient_birth_date))}, sex {esc(study.patient_sex)}<br>"
+            f"<p>Birth date {esc(format_date(study.patient_birth_date))}, "
+            f"sex {esc(study.patient_sex)}<br>"
             f"Study {esc(format_date(study.study_date))} {esc(study.study_description)}, "
             f"accession {esc(study.accession_number)}</p>"
         )

@@ -61,7 +61,10 @@ def plan_retrieve(
     token: CancelToken | None = None,
 ) -> Plan:
     """Compare the node's series and instances with the cache's (blocking: a worker calls it)."""
-    local = {s.series_uid: s.instances for s in cache.series(study_uid)}
+    local = {
+        s.series_instance_uid: s.number_of_series_related_instances
+        for s in cache.series(study_uid)
+    }
     if series_uid:
         local = {k: v for k, v in local.items() if k == series_uid}
     if not local:
@@ -109,7 +112,10 @@ def _missing_instances(
         return Part(series_uid, expected=total), 0
     if not remote:
         return Part(series_uid, expected=total), 0
-    here = {i.sop_uid for i in cache.instances(series_uid=series_uid)}
+    here = {
+        i.sop_instance_uid
+        for i in cache.instances(study_uid=study_uid, series_uid=series_uid)
+    }
     missing = tuple(sorted(remote - here))
     present = len(remote & here)
     return (Part(series_uid, missing, len(missing)) if missing else None), present

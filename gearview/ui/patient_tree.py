@@ -48,7 +48,7 @@ SERIES_BASE = 1 << 40
 #: Role giving a row's kind: "patient", "study" or "series".
 KIND_ROLE = Qt.ItemDataRole.UserRole + 3
 #: Columns of the patient shown on its row only.
-PATIENT_ATTRS = ("patient_id", "birth_date", "sex")
+PATIENT_ATTRS = ("patient_id", "patient_birth_date", "patient_sex")
 #: Width of the first column (patient / study / series), in average character widths.
 TREE_COLUMN_CHARS = 34
 RIGHT = int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
@@ -75,7 +75,7 @@ def patient_key(record: StudyRecord) -> tuple[str, ...]:
     """Studies of one patient: same ID and issuer; without an ID, same name and birth date."""
     if record.patient_id:
         return ("id", record.patient_id, record.issuer_of_patient_id)
-    return ("name", record.patient_name, record.birth_date)
+    return ("name", record.patient_name, record.patient_birth_date)
 
 
 def _summarise(patient: _Patient, studies: list[StudyRecord]) -> None:
@@ -83,17 +83,20 @@ def _summarise(patient: _Patient, studies: list[StudyRecord]) -> None:
     first = patient.first
     latest = max(s.study_date for s in studies)
     count = len(studies)
+    series = sum(s.number_of_study_related_series for s in studies)
+    instances = sum(s.number_of_study_related_instances for s in studies)
+    modalities = ", ".join(sorted({m for s in studies for m in s.modalities_in_study}))
     values: dict[str, tuple[str, int | str]] = {
         "patient_name": (format_person_name(first.patient_name),
                          format_person_name(first.patient_name).casefold()),
         "patient_id": (first.patient_id, first.patient_id.casefold()),
-        "birth_date": (format_date(first.birth_date), first.birth_date),
-        "sex": (first.sex, first.sex.casefold()),
+        "patient_birth_date": (format_date(first.patient_birth_date), first.patient_birth_date),
+        "patient_sex": (first.patient_sex, first.patient_sex.casefold()),
         "study_date": (format_date(latest), latest),
-        "modalities": (", ".join(sorted({m for s in studies for m in s.modalities})), ""),
-        "description": (f"{count} stud{'y' if count == 1 else 'ies'}", f"{count:06d}"),
-        "series": (str(sum(s.series for s in studies)), sum(s.series for s in studies)),
-        "instances": (str(sum(s.instances for s in studies)), sum(s.instances for s in studies)),
+        "modalities_in_study": (modalities, modalities),
+        "study_description": (f"{count} stud{'y' if count == 1 else 'ies'}", f"{count:06d}"),
+        "number_of_study_related_series": (str(series), series),
+        "number_of_study_related_instances": (str(instances), instances),
     }
     cells = [values.get(c.attr, ("", "")) for c in COLUMNS]
     patient.shown = tuple(text for text, _ in cells)
@@ -159,7 +162,10 @@ class PatientTreeModel(QAbstractItemModel):
         self.beginResetModel()
         self._group(records)
         self._sort()
-        current = {s.record.study_uid: s.record.instances for s in self._studies}
+        current = {
+            s.record.study_instance_uid: s.record.number_of_study_related_instances
+            for s in self._studies
+        }
         self._series = {u: v for u, v in self._series.items() if current.get(u) == v[0]}
         self.endResetModel()
 
@@ -191,7 +197,7 @@ class PatientTreeModel(QAbstractItemModel):
             patient.studies.sort(key=study_key, reverse=reverse)
             for row, number in enumerate(patient.studies):
                 self._studies[number].patient, self._studies[number].row = position, row
-        self._number_of = {s.record.study_uid: n for n, s in enumerate(self._studies)}
+        self._number_of = {s.record.study_instance_uid: n for n, s in enumerate(self._studies)}
         self._position_of = {p.key: i for i, p in enumerate(self._patients)}
 
     def sort(self, column: int, order: Qt.SortOrder = Qt.SortOrder.AscendingOrder) -> None:
@@ -217,7 +223,7 @@ class PatientTreeModel(QAbstractItemModel):
         kind, number = self._node(index)
         if kind == "patient":
             return self._patients[number].key
-        return ("study", self._studies[number].record.study_uid)
+        return ("study", self._studies[number].record.study_instance_uid)
 
     # ---- structure ------------------------------------------------------------------
 
@@ -263,7 +269,7 @@ class PatientTreeModel(QAbstractItemModel):
         if kind == "patient":
             return len(self._patients[number].studies)
         if kind == "study":
-            loaded = self._series.get(self._studies[number].record.study_uid)
+            loaded = self._series.get(self._studies[number].record.study_instance_uid)
             return len(loaded[1]) if loaded else 0
         return 0
 
@@ -277,7 +283,7 @@ class PatientTreeModel(QAbstractItemModel):
             return False
         kind, number = self._node(parent)
         if kind == "study":
-            return self._studies[number].record.series > 0
+            return self._studies[number].record.number_of_study_related_series > 0
         return kind == "patient"
 
     def canFetchMore(self, parent: QModelIndex | QPersistentModelIndex) -> bool:  # noqa: N802
@@ -286,23 +292,26 @@ class PatientTreeModel(QAbstractItemModel):
         kind, number = self._node(parent)
         if kind != "study":
             return False
-        uid = self._studies[number].record.study_uid
+        uid = self._studies[number].record.study_instance_uid
         return uid not in self._series and uid not in self._loading
 
     def fetchMore(self, parent: QModelIndex | QPersistentModelIndex) -> None:  # noqa: N802
         """Read the study's series on a worker; they are inserted when they arrive."""
         record = self._studies[self._node(parent)[1]].record
-        self._loading.add(record.study_uid)
-        self._load_series(record.study_uid, lambda series: self._series_loaded(record, series))
+        uid = record.study_instance_uid
+        self._loading.add(uid)
+        self._load_series(uid, lambda series: self._series_loaded(record, series))
 
     def _series_loaded(self, record: StudyRecord, series: list[SeriesRecord]) -> None:
-        self._loading.discard(record.study_uid)
-        parent = self.study_index(record.study_uid)
+        self._loading.discard(record.study_instance_uid)
+        parent = self.study_index(record.study_instance_uid)
         if not parent.isValid() or not series:
             return
         self.beginInsertRows(parent, 0, len(series) - 1)
-        current = self._studies[self._number_of[record.study_uid]].record
-        self._series[record.study_uid] = (current.instances, series)
+        current = self._studies[self._number_of[record.study_instance_uid]].record
+        self._series[record.study_instance_uid] = (
+            current.number_of_study_related_instances, series
+        )
         self.endInsertRows()
 
     # ---- data ----------------------------------------------------------------------------
@@ -327,10 +336,10 @@ class PatientTreeModel(QAbstractItemModel):
             return self._patient_data(self._patients[number], column, role)
         record = self._studies[number].record
         if role == UID_ROLE:
-            return record.study_uid
+            return record.study_instance_uid
         if kind == "study":
             return self._study_data(record, column, role)
-        series = self._series[record.study_uid][1][index.row()]
+        series = self._series[record.study_instance_uid][1][index.row()]
         return self._series_data(series, column, role)
 
     def _patient_data(self, patient: _Patient, column: int, role: int) -> object:
@@ -346,7 +355,8 @@ class PatientTreeModel(QAbstractItemModel):
         if column == 0:
             if role == Qt.ItemDataRole.DisplayRole:
                 when = format_date(record.study_date) or "(no date)"
-                return f"{when}  {record.description or ', '.join(record.modalities)}".rstrip()
+                what = record.study_description or ", ".join(record.modalities_in_study)
+                return f"{when}  {what}".rstrip()
             if role == Qt.ItemDataRole.DecorationRole:
                 return self._table_data(record, 0, role) or self._icons["study"]
         if COLUMNS[column].attr in PATIENT_ATTRS:  # said once, on the patient's row
@@ -356,7 +366,9 @@ class PatientTreeModel(QAbstractItemModel):
     def _table_data(self, record: StudyRecord, column: int, role: int) -> object:
         """What the flat table shows for the study (formatting, tooltips, the warning icon)."""
         source = self._source.sourceModel()
-        row = source.row_of(record.study_uid) if isinstance(source, StudyTableModel) else None
+        if not isinstance(source, StudyTableModel):
+            return None
+        row = source.row_of(record.study_instance_uid)
         return None if row is None else source.data(source.index(row, column), role)
 
     def _series_data(self, series: SeriesRecord, column: int, role: int) -> object:
@@ -366,12 +378,12 @@ class PatientTreeModel(QAbstractItemModel):
             return None
         attr = COLUMNS[column].attr
         if attr == "patient_name":
-            number = series.number if series.number is not None else "-"
-            return f"#{number}  {series.modality} {series.description}".rstrip()
+            number = series.series_number if series.series_number is not None else "-"
+            return f"#{number}  {series.modality} {series.series_description}".rstrip()
         return {
-            "modalities": series.modality,
-            "description": series.description,
-            "instances": str(series.instances),
+            "modalities_in_study": series.modality,
+            "study_description": series.series_description,
+            "number_of_study_related_instances": str(series.number_of_series_related_instances),
         }.get(attr)
 
 

@@ -42,7 +42,7 @@ def test_toolbar_buttons_do_what_their_menu_items_do(window, qtbot, tmp_path):
     for path in write_series(tmp_path / "s", 2, patient_name="Tool^Bar"):
         window.cache.add_file(path)
     qtbot.waitUntil(lambda: window.study_list.model.rowCount() == 1, timeout=10_000)
-    uid = window.study_list.model.record(0).study_uid
+    uid = window.study_list.model.record(0).study_instance_uid
     window.study_list.select_study(uid)
 
     def button(label: str) -> QToolButton:
@@ -54,7 +54,7 @@ def test_toolbar_buttons_do_what_their_menu_items_do(window, qtbot, tmp_path):
     window.tabs.setCurrentWidget(window.study_list)
     qtbot.mouseClick(button("Edit"), Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: getattr(window, "_edit_dialog", None) is not None, timeout=10_000)
-    assert window._edit_dialog.record.study_uid == uid
+    assert window._edit_dialog.record.study_instance_uid == uid
     window._edit_dialog.reject()
     qtbot.mouseClick(button("Import"), Qt.MouseButton.LeftButton)
     from gearview.ui.import_dialog import ImportDialog

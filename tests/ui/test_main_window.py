@@ -138,7 +138,9 @@ def test_apply_without_server_changes_keeps_storing(qtbot, window: MainWindow, t
     assert window.config.client.dimse_timeout == 45
     assert "kept running" in window.statusBar().currentMessage()
     model = window.study_list.model
-    qtbot.waitUntil(lambda: model.rowCount() == 1 and model.record(0).instances == 30)
+    qtbot.waitUntil(
+        lambda: model.rowCount() == 1 and model.record(0).number_of_study_related_instances == 30
+    )
 
 
 def test_shortcuts(qtbot, window: MainWindow):
