@@ -3,8 +3,9 @@
 Shows every job, newest on top, with its progress, state and message;
 Cancel, Retry (a send resends only what is missing, a retrieve fetches only
 what is not here yet) and Remove act on the selected job, and Cancel with
-nothing selected stops the running one; the per-instance failures and
-warnings of a job are listed below the table.
+nothing selected stops the running one (a row's context menu has the same
+actions); the per-instance failures and warnings of a job are listed beside
+the table.
 Updates arrive as engine events through the bridge (queued to the GUI
 thread); the station's queue runs the jobs on its own thread, so nothing here
 blocks, and the station stops it when it closes (interrupted jobs stay queued
