@@ -149,6 +149,7 @@ def test_help_opens_the_user_guide_and_the_shortcuts(window, qtbot):
                     timeout=10_000)
     text = window.shortcuts_window.browser.toPlainText()
     assert "Edit study…" in text and "Ctrl+E" in text and "Group studies by patient" in text
+    assert "In the viewer" in text and "reference lines on/off" in text  # the guide's Viewer keys
     guide.close()
     window.shortcuts_window.close()
 
