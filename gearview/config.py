@@ -134,10 +134,18 @@ class ClientConfig:
     max_pdu: int = 524288
     default_send_destination: str = ""
     allow_lossy_conversion: bool = False
+    #: How often a queued send that failed on a network error is retried by itself
+    #: (0: never); a send the node answered (instances refused, no commitment) is not.
+    send_retries: int = 3
+    #: Seconds before the first automatic retry of a send; each next one waits twice
+    #: as long (at most an hour).
+    send_retry_delay: float = 30.0
 
     def validate(self, prefix: str = "client") -> None:
-        for name in ("acse_timeout", "dimse_timeout", "network_timeout"):
+        for name in ("acse_timeout", "dimse_timeout", "network_timeout", "send_retry_delay"):
             _positive(f"{prefix}.{name}", getattr(self, name))
+        if not 0 <= self.send_retries <= 100:
+            raise ConfigError(f"{prefix}.send_retries", "must be between 0 and 100")
         if self.max_pdu != 0 and not 4096 <= self.max_pdu <= 2**31:
             raise ConfigError(
                 f"{prefix}.max_pdu", "must be 0 (unlimited) or between 4096 and 2^31 bytes"

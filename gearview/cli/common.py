@@ -9,7 +9,8 @@ import time
 from collections.abc import Iterable, Sequence
 from typing import Any, TextIO
 
-from gearview.errors import InvalidValueError
+from gearview.errors import Cancelled, InvalidValueError, PartlyDoneError
+from gearview.jobqueue import CANCELLED, DONE, JobRecord
 from gearview.jobs import Progress
 from gearview.station import Station
 
@@ -109,3 +110,24 @@ class ProgressBar:
         if self.tty and self._last_line:
             self.out.write("\n")
             self.out.flush()
+
+
+def report_job(record: JobRecord, retry: str) -> int:
+    """Print how a job ended (per-instance problems first); returns its SPEC §3 exit code.
+
+    `retry` is the command that resumes it, named in the error line. A send
+    that is done but not committed by the node for every instance is partly done.
+    """
+    for uid, text in record.warnings.items():
+        print(f"warning: {uid}: {text}")
+    for uid, text in record.failures.items():
+        print(f"failed: {uid}: {text}")
+    if record.state == DONE:
+        print(f"{record.message} (job {record.id})")
+        return PartlyDoneError.exit_code if record.result.get("not_committed") else 0
+    if record.state == CANCELLED:
+        print(f"gearview: cancelled (retry with `{retry}`)", file=sys.stderr)
+        return Cancelled.exit_code
+    print(f"gearview: error: {record.error or record.message} (retry with `{retry}`)",
+          file=sys.stderr)
+    return record.exit_code or 1

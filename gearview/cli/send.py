@@ -1,14 +1,15 @@
 """`gearview send NODE STUDY_UID|SERIES_UID|PATH...`: C-STORE to a node.
 
 The send runs as a persistent job; when it fails or is interrupted,
-`gearview send --retry JOB` sends only the instances still missing.
-`--anonymize` sends a de-identified copy (see `gearview anonymize`).
+`gearview send --retry JOB` (or `gearview jobs retry JOB`) sends only the
+instances still missing. Exit 5 when the node could not be reached, 6 when
+it refused some instances or did not commit them all. `--anonymize` sends a
+de-identified copy (see `gearview anonymize`).
 """
 
 from __future__ import annotations
 
 import argparse
-import sys
 
 from gearview.cli import deid_options
 from gearview.cli.common import (
@@ -17,17 +18,16 @@ from gearview.cli.common import (
     check_override,
     open_station,
     refused,
+    report_job,
 )
-from gearview.errors import InvalidValueError, PartlyDoneError
-from gearview.jobqueue import CANCELLED, DONE, SEND
+from gearview.errors import InvalidValueError
+from gearview.jobqueue import SEND
 from gearview.net.nodes import resolve_node
 from gearview.net.send import items_for
 from gearview.net.tasks import check_burned_in, send_params
 from gearview.qc.checks import SafetyFindingsError, guard, studies_of
 
 COMMAND = "send"
-#: SPEC §3: some instances were sent but not committed by the node.
-EXIT_PARTLY_DONE = PartlyDoneError.exit_code
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -64,10 +64,11 @@ def run(args: argparse.Namespace) -> int:
             params = send_params(args.node, [str(t) for t in args.targets], deidentify)
             check_burned_in(cache, params["targets"], deidentify)
         node = resolve_node(station.config, params["node"])
+        studies = studies_of(cache, [i.sop_uid for i in items_for(cache, params["targets"])])
+        params["study_uids"] = studies  # a delete of them waits for the send
         # a job sent despite findings keeps its override; a de-identified copy carries no
         # patient identity to mix up
         if not params.get("override") and not params.get("deidentify"):
-            studies = studies_of(cache, [i.sop_uid for i in items_for(cache, params["targets"])])
             try:
                 guard(cache, studies, "send", target=node.name, force=args.force,
                       reason=args.reason)
@@ -85,23 +86,6 @@ def run(args: argparse.Namespace) -> int:
             record = queue.run(job.id, bar)
         finally:
             bar.close()
-        for uid, text in record.warnings.items():
-            print(f"warning: {uid}: {text}")
-        for uid, text in record.failures.items():
-            print(f"failed: {uid}: {text}")
-        if record.state == CANCELLED:
-            print(
-                f"gearview: cancelled (retry with `gearview send --retry {record.id}`)",
-                file=sys.stderr,
-            )
-            return 130
-        if record.state != DONE:
-            print(
-                f"gearview: error: {record.error} (retry with `gearview send --retry {record.id}`)",
-                file=sys.stderr,
-            )
-            return record.exit_code or 1
-        print(f"{record.message} (job {record.id})")
-        return EXIT_PARTLY_DONE if record.result.get("not_committed") else 0
+        return report_job(record, f"gearview send --retry {record.id}")
     finally:
         station.close()

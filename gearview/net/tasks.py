@@ -65,8 +65,13 @@ def send_params(
     deidentify: DeidOptions | None = None,
     override_reason: str = "",
 ) -> dict[str, Any]:
-    """A send job; `override_reason` records that its safety findings were overridden."""
-    params: dict[str, Any] = {"node": node, "targets": list(targets)}
+    """A send job; `override_reason` records that its safety findings were overridden.
+
+    `study_uids` names the cached studies the job reads (a delete of them
+    waits for it): the targets themselves, as the GUI sends selected studies;
+    the CLI, which also sends series, instances and files, replaces it.
+    """
+    params: dict[str, Any] = {"node": node, "targets": list(targets), "study_uids": list(targets)}
     if deidentify is not None:
         params["deidentify"] = deidentify.to_params()
     if override_reason:
@@ -293,4 +298,4 @@ def _commit(home, node, config: Config, items, record) -> set[str]:
 
 def open_queue(home, config: Config | Callable[[], Config], cache) -> JobQueue:
     """The job queue with the network runners installed."""
-    return JobQueue(home, config() if callable(config) else config, make_runners(config, cache))
+    return JobQueue(home, config, make_runners(config, cache))

@@ -1,11 +1,12 @@
 """The Activity panel: retrieve and send jobs from the persistent queue.
 
-Shows every job, newest on top, with its progress, state and message;
-Cancel, Retry (a send resends only what is missing, a retrieve fetches only
-what is not here yet) and Remove act on the selected job, and Cancel with
-nothing selected stops the running one (a row's context menu has the same
-actions); the per-instance failures and warnings of a job are listed beside
-the table.
+Shows every job, newest on top, with its progress, state and message (a
+send waiting for its automatic retry after a network error says when it
+runs; a job killed with its process is `interrupted`); Cancel, Retry (a send
+resends only what is missing, a retrieve fetches only what is not here yet)
+and Remove act on the selected job, and Cancel with nothing selected stops
+the running one (a row's context menu has the same actions); the
+per-instance failures and warnings of a job are listed beside the table.
 Updates arrive as engine events through the bridge (queued to the GUI
 thread); the station's queue runs the jobs on its own thread, so nothing here
 blocks, and the station stops it when it closes (interrupted jobs stay queued
@@ -35,14 +36,23 @@ from PySide6.QtWidgets import (
 )
 
 from gearview.errors import GearviewError
-from gearview.jobqueue import DONE, FAILED, FINISHED, QUEUED, RUNNING, JobQueue, JobRecord
+from gearview.jobqueue import (
+    DONE,
+    INTERRUPTED,
+    QUEUED,
+    RETRYABLE,
+    RUNNING,
+    JobQueue,
+    JobRecord,
+)
 
 log = logging.getLogger(__name__)
 COLUMNS = ("Job", "State", "Progress", "Message", "Started")
 #: Job rows the dock shows without scrolling when it first opens.
 VISIBLE_ROWS = 5
 JOB_COLUMN_CHARS = 36
-ACTIVE = (QUEUED, RUNNING)
+#: States Cancel acts on (an interrupted job waits for a retry until cancelled).
+ACTIVE = (QUEUED, RUNNING, INTERRUPTED)
 
 
 class ActivityPanel(QWidget):
@@ -115,7 +125,7 @@ class ActivityPanel(QWidget):
             bar.setTextVisible(True)
             self.table.setCellWidget(row, 2, bar)
         started = dt.datetime.fromtimestamp(record.created).strftime("%H:%M:%S")
-        message = record.error if record.state == FAILED else record.message
+        message = record.shown_message
         for column, text in ((0, record.title), (1, record.state), (3, message), (4, started)):
             item = self.table.item(row, column)
             if item is None:
@@ -214,9 +224,7 @@ class ActivityPanel(QWidget):
         self.cancel_button.setToolTip(
             f"Cancel {target.title}" if target is not None and target.state in ACTIVE else ""
         )
-        self.retry_button.setEnabled(
-            record is not None and record.state in FINISHED and record.state != DONE
-        )
+        self.retry_button.setEnabled(record is not None and record.state in RETRYABLE)
         self.remove_button.setEnabled(record is not None and record.state != RUNNING)
 
     def _selection_changed(self) -> None:
@@ -226,7 +234,7 @@ class ActivityPanel(QWidget):
         if record is None:
             self.details.clear()
             return
-        lines = [f"{record.title} - {record.state}", record.error or record.message]
+        lines = [f"{record.title} - {record.state}", record.shown_message]
         if record.result:
             lines.append(", ".join(f"{k}: {v}" for k, v in record.result.items()))
         lines += [f"failed   {uid}: {text}" for uid, text in record.failures.items()]

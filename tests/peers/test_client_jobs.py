@@ -13,9 +13,18 @@ from pydicom.uid import generate_uid
 
 from gearview import events as ev
 from gearview.config import load_config
-from gearview.jobqueue import CANCELLED, DONE, QUEUED, RUNNING, SEND, JobContext, JobQueue
+from gearview.jobqueue import (
+    CANCELLED,
+    DONE,
+    INTERRUPTED,
+    QUEUED,
+    RUNNING,
+    SEND,
+    JobContext,
+    JobQueue,
+)
 from gearview.jobs import CancelToken
-from gearview.net.tasks import open_queue, send_params
+from gearview.net.tasks import CommitmentUnanswered, SendFailed, open_queue, send_params
 from peers.storescp import StoreSCP
 
 pytestmark = pytest.mark.peers
@@ -84,8 +93,8 @@ def test_interrupted_send_resumes_after_restart(home, cache, tmp_path):
         assert len(scp.received()) == 40
 
 
-def test_crash_while_running_is_requeued(home, tmp_path):
-    """A job file left 'running' by a crash is queued again when the queue opens."""
+def test_crash_while_running_is_shown_interrupted(home, tmp_path):
+    """A job file left 'running' by a crash (nobody holds its lock) is shown as interrupted."""
     config = load_config(home)
     queue = JobQueue(home, config)
     record = queue.submit(SEND, "send", send_params("X", ["1.2.3"]))
@@ -95,8 +104,10 @@ def test_crash_while_running_is_requeued(home, tmp_path):
     path.write_text(json.dumps(data))
     (Path(home.jobs_dir) / "garbage.json").write_text("{not json")
     reopened = JobQueue(home, config)
-    assert reopened.get(record.id).state == QUEUED
+    assert reopened.get(record.id).state == INTERRUPTED
+    assert json.loads(path.read_text())["state"] == INTERRUPTED
     assert [j.id for j in reopened.jobs()] == [record.id]
+    assert reopened.retry(record.id).state == QUEUED
 
 
 def test_cancel_running_send_then_retry(home, cache, tmp_path):
@@ -128,3 +139,92 @@ def test_cancel_queued_job_and_remove(home):
     queue.remove(record.id)
     assert queue.jobs() == []
     assert not (Path(home.jobs_dir) / f"{record.id}.json").exists()
+
+
+def _send_to_a_down_peer(home, cache, tmp_path, retries: int, delay: float):
+    """A 3-instance study, a PACS node whose storescp is not started yet, and a queue."""
+    study = cached_study(cache, tmp_path / "in", 3)
+    scp = StoreSCP(tmp_path / "out")
+    config = load_config(home)
+    config.client.send_retries = retries
+    config.client.send_retry_delay = delay
+    config.nodes = [scp.node("PACS")]
+    return study, scp, open_queue(home, config, cache)
+
+
+def test_send_failed_on_network_error_is_retried_automatically(home, cache, tmp_path):
+    """The queue's worker retries a send to a peer that is down, with a growing delay."""
+    study, scp, queue = _send_to_a_down_peer(home, cache, tmp_path, retries=2, delay=0.5)
+    seen: list[str] = []
+
+    def progress(event: ev.Event) -> None:
+        if event.job.state == QUEUED and "automatic retry" in event.job.message:
+            seen.append(event.job.message)
+
+    ev.bus.bind(ev.JOB_FINISHED, progress)
+    try:
+        job = queue.submit(SEND, "send", send_params("PACS", [study]))
+        queue.start()
+        deadline = time.monotonic() + 30
+        while len(seen) < 2:  # both automatic retries failed too: the peer is still down
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        assert "automatic retry 1 of 2" in seen[0] and "automatic retry 2 of 2" in seen[1]
+        assert "refused the connection" in seen[0]
+        with scp:
+            queue.retry(job.id)  # a user's retry starts the count again
+            while queue.get(job.id).state != DONE:
+                assert time.monotonic() < deadline
+                time.sleep(0.05)
+            assert len(scp.received()) == 3
+    finally:
+        ev.bus.unbind(ev.JOB_FINISHED, progress)
+        queue.stop()
+
+
+def test_failed_send_is_retried_once_the_peer_is_back(home, cache, tmp_path):
+    study, scp, queue = _send_to_a_down_peer(home, cache, tmp_path, retries=3, delay=1.0)
+    try:
+        job = queue.submit(SEND, "send", send_params("PACS", [study]))
+        queue.start()
+        deadline = time.monotonic() + 30
+        while queue.get(job.id).auto_retries == 0:
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+        with scp:
+            while queue.get(job.id).state != DONE:
+                assert time.monotonic() < deadline
+                time.sleep(0.05)
+            assert len(scp.received()) == 3
+        assert queue.get(job.id).auto_retries == 0
+    finally:
+        queue.stop()
+
+
+@pytest.mark.parametrize("error", [
+    SendFailed("1 of 2 instances were refused by PACS"),
+    CommitmentUnanswered("2 instances sent, but PACS did not report storage commitment"),
+])
+def test_send_the_peer_answered_is_not_retried(home, error):
+    """Only network errors are retried: refused instances or a commitment never reported
+    need a person (the same send would get the same answer)."""
+    config = load_config(home)
+    config.client.send_retry_delay = 0.1
+    queue = JobQueue(home, config)
+
+    def refused(ctx: JobContext) -> None:
+        raise error
+
+    queue.runners[SEND] = refused
+    job = queue.submit(SEND, "send", send_params("PACS", ["1.2.3"]))
+    try:
+        queue.start()
+        deadline = time.monotonic() + 30
+        while not queue.get(job.id).finished:
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        time.sleep(0.3)
+        record = queue.get(job.id)
+        assert (record.state, record.exit_code, record.auto_retries) == ("failed", 6, 0)
+    finally:
+        queue.stop()
