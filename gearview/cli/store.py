@@ -1,4 +1,9 @@
-"""`gearview store check|rebuild`: compare the index with the files, or recreate it."""
+"""`gearview store check|rebuild`: compare the index with the files, or recreate it.
+
+`check` first opens the cache as every command does, which rolls back an edit
+and finishes a delete that a crash interrupted, so it reports what a user
+of the cache would meet.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +11,8 @@ import argparse
 import sys
 
 from gearview.cli.common import ProgressBar, load_station, print_json
+from gearview.errors import IndexCorruptError
+from gearview.station import Station
 
 COMMAND = "store"
 EXIT_DIRTY = 3
@@ -26,6 +33,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     rebuild.set_defaults(run=run)
 
 
+def _recover(station: Station) -> None:
+    """Open the cache: crash leftovers of edits and deletes are dealt with."""
+    try:
+        station.open()
+    except IndexCorruptError:
+        pass  # check_store reports the damaged index
+
+
 def run(args: argparse.Namespace) -> int:
     station = load_station()
     station.files_dir.mkdir(parents=True, exist_ok=True)
@@ -43,9 +58,11 @@ def run(args: argparse.Namespace) -> int:
             for rel, reason in report.skipped:
                 print(f"  unreadable {rel}: {reason}")
             return 0
+        _recover(station)
         report = station.check_store(verify=not args.quick, progress=bar)
     finally:
         bar.close()
+        station.close()
     if args.json:
         print_json(
             {

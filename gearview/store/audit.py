@@ -16,7 +16,8 @@ from gearview.store.atomic import os_error_to_store_error
 AUDIT_MODE = 0o600
 
 
-def _user() -> str:
+def user() -> str:
+    """Who is acting, as every audit record names them."""
     try:
         return getpass.getuser()
     except (KeyError, OSError):
@@ -27,7 +28,7 @@ def append(home: Home, action: str, **fields: Any) -> dict[str, Any]:
     """Append a record (fsynced) and return it; the file is created 0600."""
     record = {
         "time": dt.datetime.now().astimezone().isoformat(timespec="seconds"),
-        "user": _user(),
+        "user": user(),
         "action": action,
         **fields,
     }

@@ -588,3 +588,14 @@ def prune_journals(cache: Cache, keep: int | None = None) -> None:
         manifest = _read_manifest(folder)
         if manifest is not None and manifest.get("state") == COMMITTED:
             shutil.rmtree(folder, ignore_errors=True)
+
+
+def drop_journals(cache: Cache, study_uids: Iterable[str]) -> int:
+    """Delete the committed journals (undo records, with their old files) of deleted studies."""
+    gone = set(study_uids)
+    count = 0
+    for info in journals(cache):
+        if gone.intersection(info.study_uids_before) or gone.intersection(info.study_uids_after):
+            shutil.rmtree(info.path, ignore_errors=True)
+            count += 1
+    return count

@@ -31,11 +31,11 @@ from gearview import IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION_NAME
 from gearview import events as ev
 from gearview.changes import Changes
 from gearview.config import Config, load_config
-from gearview.errors import InvalidDicomError, NotFoundError, StoreError
+from gearview.errors import InvalidDicomError, StoreError
 from gearview.home import Home
 from gearview.platform import choose_file_io
 from gearview.platform.portable import SpoolReserve
-from gearview.store import audit
+from gearview.store import audit, removal
 from gearview.store import batch as batch_journal
 from gearview.store.atomic import BATCH_PREFIX, fsync_dir, os_error_to_store_error, spool_writer
 from gearview.store.attributes import PATIENT, SERIES, at_level
@@ -43,13 +43,7 @@ from gearview.store.conflicts import CACHED_COLUMNS, conflict_with, same_content
 from gearview.store.group_commit import GroupCommit, Publication
 from gearview.store.header import read_instance_info
 from gearview.store.incoming import Incoming
-from gearview.store.index import (
-    STUDY_QUERY,
-    IndexConnections,
-    Transaction,
-    prune_empty,
-    select_list,
-)
+from gearview.store.index import STUDY_QUERY, IndexConnections, select_list
 from gearview.store.intake import IMPORT, Corrected, Corrector, StoredInstance, set_aside
 from gearview.store.ledger import NOT_CORRECTED, Conflict, Ledger
 from gearview.store.paths import SPOOL_DIR, instance_relpath
@@ -410,38 +404,14 @@ class Cache:
         return StoredInstance(info=item.info, path=cached.path if cached else item.target,
                               changes=changes, replaced=False, conflict=conflict)
 
-    def remove_instances(self, sop_uids: Iterable[str]) -> Changes:
-        """Delete instances (rows first, then files: a crash leaves orphans, never dangling rows)."""
-        changes = Changes()
-        conn = self.conn
-        paths = []
-        with self._write_lock, Transaction(conn):
-            for uid in sop_uids:
-                row = conn.execute("SELECT * FROM instance WHERE sop_instance_uid=?",
-                                   (uid,)).fetchone()
-                if row is None:
-                    continue
-                conn.execute("DELETE FROM instance WHERE sop_instance_uid=?", (uid,))
-                series_uid, study_uid = row["series_instance_uid"], row["study_instance_uid"]
-                removed = prune_empty(conn, series_uid, study_uid)
-                changes.instances_removed.add(uid)
-                series = changes.series_removed if "series" in removed else changes.series_updated
-                series.add(series_uid)
-                studies = changes.studies_removed if "study" in removed else changes.studies_updated
-                studies.add(study_uid)
-                paths.append(self.files_dir / row["path"])
-        for path in paths:
-            path.unlink(missing_ok=True)
-        changes.studies_updated -= changes.studies_removed
-        changes.series_updated -= changes.series_removed
+    def remove_studies(self, study_uids: Iterable[str]) -> Changes:
+        """Delete every file and index row of the studies, all or nothing (`store/removal.py`).
+
+        Unknown UIDs raise NotFoundError before anything changes.
+        """
+        changes = removal.remove_studies(self, study_uids)
         self._changed(changes, "remove")
         return changes
-
-    def remove_study(self, study_uid: str) -> Changes:
-        uids = [i.sop_instance_uid for i in self.instances(study_uid=study_uid)]
-        if not uids:
-            raise NotFoundError(f"no study {study_uid} in the local cache")
-        return self.remove_instances(uids)
 
     def replace_batch(self, replacements: list[batch_journal.Replacement], *, kind: str,
                       description: str = "", reason: str = "", keep_undo: bool = True,
@@ -467,12 +437,15 @@ class Cache:
         return changes
 
     def recover_batches(self) -> int:
-        """Roll back batches a crash interrupted; never fatal (the index is rebuildable)."""
-        try:
-            return batch_journal.recover(self)
-        except (OSError, StoreError, sqlite3.DatabaseError) as exc:
-            log.error("could not roll back an interrupted edit: %s", exc)
-            return 0
+        """Roll back edits and finish deletes a crash interrupted; never fatal."""
+        count = 0
+        for recover, what in ((batch_journal.recover, "roll back an interrupted edit"),
+                              (removal.recover, "finish an interrupted delete")):
+            try:
+                count += recover(self)
+            except (OSError, StoreError, sqlite3.DatabaseError) as exc:
+                log.error("could not %s: %s", what, exc)
+        return count
 
     def clear_spool(self) -> int:
         """Remove spool leftovers of a crash (never acknowledged, so nothing is lost)."""

@@ -302,6 +302,16 @@ def prune_empty(conn: sqlite3.Connection, series_uid: str, study_uid: str) -> li
     return removed
 
 
+def delete_instance(conn: sqlite3.Connection, sop_uid: str, path: str) -> tuple[str, str] | None:
+    """Delete an instance row that still points at `path`; returns its (series, study) UIDs."""
+    row = conn.execute(f"SELECT {_SERIES}, {_STUDY} FROM instance WHERE {_SOP}=? AND path=?",
+                       (sop_uid, path)).fetchone()
+    if row is None:
+        return None
+    conn.execute(f"DELETE FROM instance WHERE {_SOP}=?", (sop_uid,))
+    return row[0], row[1]
+
+
 class Transaction:
     """`with Transaction(conn):` BEGIN IMMEDIATE … COMMIT, rolled back on error."""
 

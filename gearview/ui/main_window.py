@@ -221,6 +221,7 @@ class MainWindow(QMainWindow):
         from gearview.ui.help_menu import install as install_help
         from gearview.ui.import_dialog import install as install_import
         from gearview.ui.layout_state import install as install_layout
+        from gearview.ui.lifecycle_actions import install as install_lifecycle
         from gearview.ui.notifications import install as install_notifications
         from gearview.ui.query_panel import install as install_query
         from gearview.ui.send_dialog import install as install_send
@@ -239,6 +240,7 @@ class MainWindow(QMainWindow):
         install_notifications(self)
         install_query(self)
         install_send(self)
+        install_lifecycle(self)
         install_toolbar(self)  # shows the actions installed above
         install_drop(self)
         install_help(self)

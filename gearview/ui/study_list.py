@@ -74,6 +74,7 @@ COALESCE_MS = 250
 #: Studies re-read per query (SQLite's bound-parameter limit is far above this).
 FETCH_CHUNK = 500
 
+KEPT_TOOLTIP = "Keep: never purged automatically (Study ▸ Release Keep removes the mark)"
 MISMATCH_TOOLTIP = (
     "The instances of this study disagree on patient name, ID, birth date or sex: "
     "check the demographics before sending it on."
@@ -142,7 +143,9 @@ class StudyTableModel(QAbstractTableModel):
         super().__init__(parent)
         self._rows: list[StudyRecord] = []
         self._row_of: dict[str, int] = {}
+        self._kept: set[str] = set()
         self._warning_icon = qta.icon("fa5s.exclamation-triangle", color="#d98c00")
+        self._kept_icon = qta.icon("mdi6.lock", color="#607d8b")
 
     # ---- Qt model API ----------------------------------------------------
 
@@ -182,9 +185,27 @@ class StudyTableModel(QAbstractTableModel):
                 return self._warning_icon
             if role == Qt.ItemDataRole.ToolTipRole:
                 return warning_text(record)
+        if index.column() == COL_STUDY_DATE and record.study_instance_uid in self._kept:
+            if role == Qt.ItemDataRole.DecorationRole:
+                return self._kept_icon
+            if role == Qt.ItemDataRole.ToolTipRole:
+                return KEPT_TOOLTIP
         if role == Qt.ItemDataRole.ToolTipRole and column.attr in FORMATTED:
             return getattr(record, column.attr, "") or None
         return None
+
+    def is_kept(self, study_uid: str) -> bool:
+        return study_uid in self._kept
+
+    def set_kept(self, study_uids: set[str]) -> None:
+        """The studies marked Keep (shown with a lock beside the study date)."""
+        changed = self._kept ^ study_uids
+        self._kept = set(study_uids)
+        for uid in changed:
+            row = self._row_of.get(uid)
+            if row is not None:
+                index = self.index(row, COL_STUDY_DATE)
+                self.dataChanged.emit(index, index)
 
     @staticmethod
     def _display(record: StudyRecord, column: Column) -> str:

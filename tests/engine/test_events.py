@@ -99,7 +99,7 @@ def test_an_operation_that_fails_still_reports_what_it_changed(
 ) -> None:
     with pytest.raises(NotFoundError), cache.operation("remove"):
         cache.add_file(write_series(tmp_path / "a", 1)[0])
-        cache.remove_study(generate_uid())
+        cache.remove_studies([generate_uid()])
     (change,) = changes_seen
     assert len(change.changes.instances_added) == 1
 
@@ -113,7 +113,7 @@ def test_edit_undo_and_remove_name_themselves(
     changes_seen.clear()
     edit_study(cache, study, {"PatientID": "NEW-ID"})
     undo_last(cache, study)
-    cache.remove_study(study)
+    cache.remove_studies([study])
     assert [c.initiator for c in changes_seen] == ["edit", "undo", "remove"]
 
 

@@ -237,7 +237,7 @@ def test_remove_study_deletes_rows_and_files(cache: Cache, tmp_path: Path) -> No
     paths = write_series(tmp_path, 2)
     stored = [cache.add_file(p).path for p in paths]
     study_uid = cache.studies()[0].study_instance_uid
-    changes = cache.remove_study(study_uid)
+    changes = cache.remove_studies([study_uid])
     assert changes.studies_removed == {study_uid}
     assert cache.counts() == {"patient": 0, "study": 0, "series": 0, "instance": 0}
     assert not any(p.exists() for p in stored)

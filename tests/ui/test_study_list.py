@@ -189,7 +189,7 @@ def test_removed_study_leaves_the_list(
         cache.add_file(path)
     qtbot.waitUntil(lambda: study_list.model.rowCount() == 1 and not study_list.loading)
     uid = study_list.model.record(0).study_instance_uid
-    cache.remove_study(uid)
+    cache.remove_studies([uid])
     qtbot.waitUntil(lambda: study_list.model.rowCount() == 0 and not study_list.loading)
 
 

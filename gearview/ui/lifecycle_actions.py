@@ -1,0 +1,153 @@
+"""Study ▸ Delete… (Delete key) and Keep / Release Keep, on the selected studies.
+
+Delete asks first, naming the patients and how many instances go, and takes
+an optional reason for the audit log; the delete itself (all or nothing,
+refused while a job needs the study) runs as a job on a worker. Keep marks
+studies the retention policy never purges; the list shows them with a lock.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any
+
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QKeySequence
+from PySide6.QtWidgets import (
+    QDialog,
+    QDialogButtonBox,
+    QFormLayout,
+    QLabel,
+    QLineEdit,
+    QMessageBox,
+    QVBoxLayout,
+    QWidget,
+)
+
+from gearview.errors import describe_error
+from gearview.lifecycle.delete import deletable, delete_studies
+from gearview.lifecycle.keep import kept, set_kept
+from gearview.store.records import StudyRecord
+from gearview.ui.study_list import format_person_name
+
+if TYPE_CHECKING:
+    from gearview.ui.main_window import MainWindow
+
+log = logging.getLogger(__name__)
+#: Patients named one by one in the question; more are counted.
+NAMED_PATIENTS = 5
+
+
+def describe(records: list[StudyRecord]) -> str:
+    """'1 study of Doe, Jane (PID 123): 500 instances' and the like."""
+    patients: dict[tuple[str, str], int] = {}
+    for record in records:
+        key = (format_person_name(record.patient_name) or "(no name)", record.patient_id)
+        patients[key] = patients.get(key, 0) + 1
+    names = [f"{name} (ID {pid or '-'})" for name, pid in list(patients)[:NAMED_PATIENTS]]
+    if len(patients) > NAMED_PATIENTS:
+        names.append(f"{len(patients) - NAMED_PATIENTS} more patients")
+    count = len(records)
+    instances = sum(r.number_of_study_related_instances for r in records)
+    return (f"{count} stud{'y' if count == 1 else 'ies'} of {', '.join(names)}: "
+            f"{instances} instance{'' if instances == 1 else 's'}")
+
+
+class DeleteDialog(QDialog):
+    """'Delete N studies of …? This cannot be undone.' with a reason."""
+
+    def __init__(self, records: list[StudyRecord], parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.records = records
+        self.setWindowTitle("Delete studies")
+        self.question = QLabel(
+            f"Delete {describe(records)}?\n\nThe files are removed from this computer's cache; "
+            "this cannot be undone.", self)
+        self.question.setWordWrap(True)
+        self.reason = QLineEdit(self)
+        self.reason.setPlaceholderText("why (audit log), e.g. duplicate of a PACS study")
+        form = QFormLayout()
+        form.addRow("Reason", self.reason)
+        self.buttons = QDialogButtonBox(
+            QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel, self)
+        self.delete_button.setText("Delete")
+        self.buttons.button(QDialogButtonBox.StandardButton.Cancel).setDefault(True)
+        self.buttons.accepted.connect(self.accept)
+        self.buttons.rejected.connect(self.reject)
+        layout = QVBoxLayout(self)
+        layout.addWidget(self.question)
+        layout.addLayout(form)
+        layout.addWidget(self.buttons)
+
+    @property
+    def delete_button(self) -> Any:
+        return self.buttons.button(QDialogButtonBox.StandardButton.Ok)
+
+
+def ask_delete(window: MainWindow, uids: list[str]) -> None:
+    """Check the studies off the GUI thread (known, no job using them), then ask."""
+    if not uids:
+        window.statusBar().showMessage("Select the studies to delete first", 5000)
+        return
+    queue = window.station.jobs
+
+    def show(records: list[StudyRecord]) -> None:
+        dialog = DeleteDialog(records, window)
+        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        dialog.accepted.connect(lambda: _run_delete(window, records, dialog.reason.text()))
+        window._delete_dialog = dialog  # noqa: SLF001 - reachable for tests and kept alive
+        dialog.open()
+
+    window.pool.submit(deletable, window.cache, uids, queue, on_result=show,
+                       on_error=lambda exc: _failed(window, exc))
+
+
+def _run_delete(window: MainWindow, records: list[StudyRecord], reason: str) -> None:
+    uids = [r.study_instance_uid for r in records]
+    summary = describe(records)
+    queue = window.station.jobs
+
+    def job(progress: Any, token: Any) -> Any:
+        return delete_studies(window.cache, uids, reason=reason.strip(), queue=queue)
+
+    window.run_job(job, "Delete studies",
+                   on_done=lambda _: window.statusBar().showMessage(f"Deleted {summary}", 8000),
+                   on_error=lambda exc: _failed(window, exc))
+
+
+def _failed(window: MainWindow, exc: BaseException) -> None:
+    message = describe_error(exc)
+    log.error("delete refused: %s", message)
+    QMessageBox.warning(window, "Delete studies", f"Nothing was deleted.\n\n{message}")
+
+
+def _set_keep(window: MainWindow, uids: list[str], keep: bool) -> None:
+    if not uids:
+        window.statusBar().showMessage("Select studies first", 5000)
+        return
+
+    def done(changed: list[str]) -> None:
+        verb = "kept" if keep else "released"
+        window.statusBar().showMessage(f"{len(changed)} of {len(uids)} studies {verb}", 5000)
+        load_kept(window)
+
+    window.pool.submit(set_kept, window.home, uids, keep, on_result=done,
+                       on_error=lambda exc: window.statusBar().showMessage(
+                           f"Keep not changed: {describe_error(exc)}"))
+
+
+def load_kept(window: MainWindow) -> None:
+    """Show the Keep marks in the list (read on a worker)."""
+    window.pool.submit(kept, window.home, on_result=lambda marks: window.study_list.model
+                       .set_kept(set(marks)),
+                       on_error=lambda exc: log.error("Keep marks not shown: %s",
+                                                      describe_error(exc)))
+
+
+def install(window: MainWindow) -> None:
+    window.add_study_action("Keep (never purge automatically)",
+                            lambda uids: _set_keep(window, uids, True))
+    window.add_study_action("Release Keep", lambda uids: _set_keep(window, uids, False))
+    window.add_study_action("Delete…", lambda uids: ask_delete(window, uids),
+                            QKeySequence(QKeySequence.StandardKey.Delete))
+    window.study_list.model.modelReset.connect(lambda: load_kept(window))
