@@ -42,6 +42,18 @@ EVIDENCE_SEQUENCES = (
 )
 
 
+class OtherPatientError(InvalidValueError):
+    """The target study belongs to another patient; moving needs a confirmation."""
+
+    hint = "the moved instances would take that patient's identity; confirm to move anyway"
+
+
+def same_patient(first: StudyRecord, second: StudyRecord) -> bool:
+    """Two studies of one patient: the same Patient ID and Issuer (what merge requires)."""
+    return (first.patient_id, first.issuer_of_patient_id) == (
+        second.patient_id, second.issuer_of_patient_id)
+
+
 def _study(cache: Cache, study_uid: str) -> StudyRecord:
     record = cache.study(study_uid)
     if record is None:
@@ -149,27 +161,37 @@ def move_series(
     *,
     source_study_uid: str | None = None,
     reason: str = "",
+    allow_other_patient: bool = False,
     progress: ProgressCallback = no_progress,
     token: CancelToken | None = None,
 ) -> RewriteResult:
-    """Move series into an existing study (of the same or another patient).
+    """Move series into an existing study (another patient's only with `allow_other_patient`).
 
     `source_study_uid` names the study they leave when a Series Instance UID is
     used by several studies.
     """
     series = list(dict.fromkeys(series_uids))
     target = _study(cache, target_study_uid)
-    moving = [
-        r for s in series for r in cache.instances(study_uid=source_study_uid, series_uid=s)
-    ]
-    if not moving:
-        raise NotFoundError("no such series in the local cache")
+    moving = []
+    for series_uid in series:
+        found = cache.instances(study_uid=source_study_uid, series_uid=series_uid)
+        if not found:
+            raise NotFoundError(f"no series {series_uid} in the local cache",
+                                hint="see `gearview ls STUDY_UID`")
+        moving += found
     sources = {r.study_instance_uid for r in moving}
     if len(sources) != 1:
         raise InvalidValueError("move series of one study at a time")
     (source_uid,) = sources
     if source_uid == target_study_uid:
         raise InvalidValueError("the series already belong to that study")
+    source = _study(cache, source_uid)
+    if not allow_other_patient and not same_patient(source, target):
+        raise OtherPatientError(
+            f"study {target_study_uid} belongs to another patient "
+            f"(Patient ID {target.patient_id or '(none)'}, the series has "
+            f"{source.patient_id or '(none)'}); nothing was moved"
+        )
     others = [
         r for r in cache.instances(study_uid=source_uid) if r.series_instance_uid not in series
     ]
@@ -202,6 +224,9 @@ def split_study(
     instances = cache.instances(study_uid=study_uid)
     if not instances:
         raise NotFoundError(f"no study {study_uid} in the local cache")
+    for series_uid in sorted(series - {r.series_instance_uid for r in instances}):
+        raise NotFoundError(f"no series {series_uid} in study {study_uid}",
+                            hint=f"see `gearview ls {study_uid}`")
     moving = [r for r in instances if r.series_instance_uid in series]
     if not moving or len(moving) == len(instances):
         raise InvalidValueError("choose some, but not all, series of the study to split off")
@@ -227,10 +252,7 @@ def merge_studies(
     target = _study(cache, target_study_uid)
     if source_study_uid == target_study_uid:
         raise InvalidValueError("cannot merge a study with itself")
-    if (source.patient_id, source.issuer_of_patient_id) != (
-        target.patient_id,
-        target.issuer_of_patient_id,
-    ):
+    if not same_patient(source, target):
         raise InvalidValueError(
             "the studies belong to different patients (Patient ID differs)",
             hint="edit the patient first, or move the series to the other patient's study",

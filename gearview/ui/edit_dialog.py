@@ -33,7 +33,7 @@ from PySide6.QtWidgets import (
 )
 
 from gearview.display import format_date, format_person_name
-from gearview.edit.structure import merge_studies, move_series, split_study
+from gearview.edit.structure import merge_studies, move_series, same_patient, split_study
 from gearview.edit.study_edit import edit_study
 from gearview.edit.undo import undo_last
 from gearview.edit.values import COMMON_FIELDS, resolve_field, validate
@@ -371,14 +371,14 @@ def _open_series_dialog(window: MainWindow, uids: list[str], move: bool) -> None
     if uid is None:
         return
 
-    def load() -> tuple[list[SeriesRecord], list[StudyRecord]]:
+    def load() -> tuple[list[SeriesRecord], list[StudyRecord], StudyRecord | None]:
         others = [
             s for s in window.cache.studies() if s.study_instance_uid != uid
         ] if move else []
-        return window.cache.series(uid), others
+        return window.cache.series(uid), others, window.cache.study(uid)
 
-    def show(result: tuple[list[SeriesRecord], list[StudyRecord]]) -> None:
-        series, others = result
+    def show(result: tuple[list[SeriesRecord], list[StudyRecord], StudyRecord | None]) -> None:
+        series, others, source = result
         dialog = SeriesDialog(
             "Move series" if move else "Split study", series, others if move else None, window
         )
@@ -390,6 +390,11 @@ def _open_series_dialog(window: MainWindow, uids: list[str], move: bool) -> None
                 dialog.reason.text().strip(),
                 dialog.target.currentData(),
             )
+            target_record = next((s for s in others if s.study_instance_uid == target), None)
+            if (move and source is not None and target_record is not None
+                    and not same_patient(source, target_record)
+                    and not confirm_other_patient(window, source, target_record)):
+                return
 
             def job(progress: Any, token: Any) -> Any:
                 if move:
@@ -399,6 +404,7 @@ def _open_series_dialog(window: MainWindow, uids: list[str], move: bool) -> None
                         target,
                         source_study_uid=uid,
                         reason=reason,
+                        allow_other_patient=True,
                         progress=progress,
                         token=token,
                     )
@@ -415,6 +421,21 @@ def _open_series_dialog(window: MainWindow, uids: list[str], move: bool) -> None
         dialog.open()
 
     window.pool.submit(load, on_result=show, on_error=lambda e: _failed(window, e))
+
+
+def confirm_other_patient(window: MainWindow, source: StudyRecord,
+                          target: StudyRecord) -> bool:
+    """Moving series into another patient's study rewrites who they belong to: ask first."""
+    answer = QMessageBox.warning(
+        window, "Move series",
+        f"The target study belongs to another patient:\n\n"
+        f"{target.patient_name} (ID {target.patient_id or '-'}), not "
+        f"{source.patient_name} (ID {source.patient_id or '-'}).\n\n"
+        "The moved series take that patient's name, ID and birth date. Move them anyway?",
+        QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.Cancel,
+        QMessageBox.StandardButton.Cancel,
+    )
+    return answer == QMessageBox.StandardButton.Yes
 
 
 def _merge(window: MainWindow, uids: list[str]) -> None:

@@ -12,7 +12,7 @@ from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence
 from pydicom.uid import KeyObjectSelectionDocumentStorage, generate_uid
 
-from gearview.edit.structure import merge_studies, move_series, split_study
+from gearview.edit.structure import OtherPatientError, merge_studies, move_series, split_study
 from gearview.edit.undo import undo_last
 from gearview.errors import InvalidValueError
 from gearview.store import Cache, audit
@@ -101,7 +101,11 @@ def test_move_series_to_other_patient_takes_its_demographics(cache: Cache, tmp_p
         cache, tmp_path / "a", series=2, patient_name="Wrong^Pat", patient_id="W1"
     )
     target, _ = _study(cache, tmp_path / "b", series=1, patient_name="Right^Pat", patient_id="R1")
-    move_series(cache, [series[0]], target)
+    before = snapshot(cache)
+    with pytest.raises(OtherPatientError, match="another patient"):
+        move_series(cache, [series[0]], target)
+    assert snapshot(cache) == before
+    move_series(cache, [series[0]], target, allow_other_patient=True)
     moved = cache.instances(series_uid=series[0])
     assert {r.study_instance_uid for r in moved} == {target}
     ds = pydicom.dcmread(moved[0].path)

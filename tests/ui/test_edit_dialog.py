@@ -13,6 +13,10 @@ from gearview.store.records import StudyRecord
 from gearview.ui.edit_dialog import EditStudyDialog
 
 
+def studies_of(cache, series_uid: str) -> set[str]:
+    return {r.study_instance_uid for r in cache.instances(series_uid=series_uid)}
+
+
 def _record(**kw: object) -> StudyRecord:
     base = dict(
         study_instance_uid="1.2.3",
@@ -188,3 +192,42 @@ def test_edit_from_the_viewer_tab_targets_its_study(qtbot, window, tmp_path: Pat
         window._edit_dialog.reject()
     finally:
         close_viewer(window, viewer)
+
+
+def test_move_into_another_patients_study_warns_first(qtbot, window, tmp_path, monkeypatch):
+    from gearview.ui import edit_dialog
+
+    source, target, series = generate_uid(), generate_uid(), generate_uid()
+    for path in write_series(tmp_path / "a", 2, study_uid=source, series_uid=series,
+                             patient_name="Wrong^Pat", patient_id="W1"):
+        window.cache.add_file(path)
+    for path in write_series(tmp_path / "b", 1, study_uid=target, patient_name="Right^Pat",
+                             patient_id="R1"):
+        window.cache.add_file(path)
+    model = window.study_list.model
+    qtbot.waitUntil(lambda: model.rowCount() == 2, timeout=10_000)
+    answers = [edit_dialog.QMessageBox.StandardButton.Cancel,
+               edit_dialog.QMessageBox.StandardButton.Yes]
+    asked: list[str] = []
+
+    def warning(parent, title, text, *args):
+        asked.append(text)
+        return answers[len(asked) - 1]
+
+    monkeypatch.setattr(edit_dialog.QMessageBox, "warning", warning)
+    for attempt in range(2):
+        assert window.study_list.select_study(source)
+        next(a for a in window._study_actions if a.text() == "Move series to study…").trigger()
+        qtbot.waitUntil(lambda: getattr(window, "_series_dialog", None) is not None,
+                        timeout=10_000)
+        dialog = window._series_dialog
+        dialog.check(series)
+        dialog.target.setCurrentIndex(dialog.target.findData(target))
+        window._series_dialog = None
+        dialog.accept()
+        if attempt == 0:  # cancelled: nothing moves
+            assert "Right^Pat (ID R1), not Wrong^Pat (ID W1)" in asked[0]
+            assert not window.running_jobs
+            assert studies_of(window.cache, series) == {source}
+    qtbot.waitUntil(lambda: not window.running_jobs, timeout=15_000)
+    qtbot.waitUntil(lambda: studies_of(window.cache, series) == {target}, timeout=10_000)
