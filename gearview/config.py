@@ -152,16 +152,75 @@ class ClientConfig:
             )
 
 
+#: Size units of `storage.max_size` / `storage.min_free` (decimal and binary).
+SIZE_UNITS = {"": 1, "B": 1, "KB": 10**3, "MB": 10**6, "GB": 10**9, "TB": 10**12,
+              "KIB": 2**10, "MIB": 2**20, "GIB": 2**30, "TIB": 2**40}
+RETENTION_MODES = ("recycle", "reject")
+
+
+def parse_size(key: str, text: str, allow_percent: bool = False) -> tuple[int, float]:
+    """'500 GB', '1.5TiB', '0' or '' -> (bytes, 0.0); '10%' -> (0, 10.0) where allowed."""
+    value = text.strip().replace(" ", "")
+    if not value:
+        return 0, 0.0
+    if allow_percent and value.endswith("%"):
+        try:
+            percent = float(value[:-1])
+        except ValueError:
+            percent = -1.0
+        if not 0 <= percent < 100:
+            raise ConfigError(key, f"a percentage is between 0 and 100, got {text!r}")
+        return 0, percent
+    number = value.rstrip("BbKkMmGgTtIi")
+    unit = value[len(number):].upper()
+    try:
+        amount = float(number)
+    except ValueError:
+        amount = -1.0
+    if unit not in SIZE_UNITS or amount < 0:
+        example = "'500 GB', '2 TiB' or '10%'" if allow_percent else "'500 GB' or '2 TiB'"
+        raise ConfigError(key, f"not a size like {example}: {text!r}")
+    return int(amount * SIZE_UNITS[unit]), 0.0
+
+
 @dataclass
 class StorageConfig:
     folder: str = ""
     #: Set ext2/3/4's `+T` flag on the spool folder (Linux): edits right after a
     #: large delete create their files faster. Off: gearview changes no flags.
     set_spool_topdir_flag: bool = False
+    #: Largest the cache may grow, e.g. "500 GB" (empty: no limit).
+    max_size: str = ""
+    #: Free space to keep on the storage disk, e.g. "20 GB" or "10%" (empty: none).
+    min_free: str = ""
+    #: Days a study stays after it was sent (and committed, to a node with the
+    #: `commit` role) before the retention policy may purge it.
+    keep_sent_days: float = 7.0
+    #: Over a limit: "recycle" purges sent studies (oldest first) by itself;
+    #: "reject" purges only on `gearview store purge` and refuses new stores
+    #: (A700). Either way a study not yet sent is never purged, and stores are
+    #: refused once only such studies are left.
+    when_full: str = "recycle"
 
     def validate(self, prefix: str = "storage") -> None:
         if self.folder and "\x00" in self.folder:
             raise ConfigError(f"{prefix}.folder", "not a valid path")
+        parse_size(f"{prefix}.max_size", self.max_size)
+        parse_size(f"{prefix}.min_free", self.min_free, allow_percent=True)
+        if self.keep_sent_days < 0:
+            raise ConfigError(f"{prefix}.keep_sent_days", "must be 0 or more")
+        if self.when_full not in RETENTION_MODES:
+            raise ConfigError(f"{prefix}.when_full", f"must be one of "
+                              f"{', '.join(RETENTION_MODES)}, got {self.when_full!r}")
+
+    def size_limit(self) -> int:
+        """`max_size` in bytes (0: none)."""
+        return parse_size("storage.max_size", self.max_size)[0]
+
+    def free_floor(self, disk_bytes: int) -> int:
+        """`min_free` in bytes on a disk of `disk_bytes` (0: none)."""
+        floor, percent = parse_size("storage.min_free", self.min_free, allow_percent=True)
+        return floor or int(disk_bytes * percent / 100)
 
 
 @dataclass

@@ -1,4 +1,8 @@
-"""`gearview serve`: run the DICOM server headless until SIGINT/SIGTERM."""
+"""`gearview serve`: run the DICOM server headless until SIGINT/SIGTERM.
+
+The retention policy runs alongside (`lifecycle/monitor.py`): checked after
+each received study and hourly; a full cache answers new stores with A700.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +13,7 @@ import threading
 
 from gearview.cli.common import load_station
 from gearview.config import validate_ae_title, validate_port
+from gearview.lifecycle.monitor import RetentionMonitor
 
 COMMAND = "serve"
 
@@ -33,6 +38,7 @@ def run(args: argparse.Namespace) -> int:
     if args.bind is not None:
         config.server.bind_address = args.bind
     station.open()
+    retention = RetentionMonitor(station.cache, lambda: config, station.jobs)
     stop = threading.Event()
 
     def on_signal(signum: int, frame: object) -> None:
@@ -40,6 +46,7 @@ def run(args: argparse.Namespace) -> int:
 
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
+        retention.start()
         state = station.start_server()
         print(
             f"listening on {state.ae_title}@{config.server.bind_address or '0.0.0.0'}:{state.port}",
@@ -48,6 +55,7 @@ def run(args: argparse.Namespace) -> int:
         while not stop.wait(0.5):
             pass
     finally:
+        retention.stop()
         station.close()
         for sig, handler in previous.items():
             signal.signal(sig, handler)

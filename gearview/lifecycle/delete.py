@@ -41,11 +41,15 @@ def deletable(cache: Cache, study_uids: Iterable[str], queue: JobQueue) -> list[
 
 
 def delete_studies(cache: Cache, study_uids: Iterable[str], *, reason: str = "",
-                   queue: JobQueue, action: str = "delete") -> Changes:
-    """Delete whole studies (files, rows, undo journals, Keep flags), all or nothing, audited."""
+                   queue: JobQueue, action: str = "delete",
+                   unchanged_since: dict[str, float] | None = None) -> Changes:
+    """Delete whole studies (files, rows, undo journals, Keep flags), all or nothing, audited.
+
+    `unchanged_since` refuses a study changed after the given time (the purge's guard).
+    """
     records = deletable(cache, study_uids, queue)
     uids = [r.study_instance_uid for r in records]
-    changes = cache.remove_studies(uids)
+    changes = cache.remove_studies(uids, unchanged_since)
     drop_journals(cache, uids)
     set_kept(cache.home, uids, keep=False, reason=f"{action}d")
     for record in records:

@@ -177,6 +177,9 @@ class Cache:
         self._group_commit = GroupCommit(self._write_lock, lambda: self.conn, self._admit)
         self._reserve: SpoolReserve | None = None
         self._operations = threading.local()
+        #: Called before a received instance is written; raises StorageFullError to refuse
+        #: it (the retention policy's store gate, `lifecycle/monitor.py`).
+        self.admission: Callable[[], None] | None = None
         self.recover_batches()
 
     @classmethod
@@ -228,8 +231,11 @@ class Cache:
         """Start storing a data set exactly as received (no decoding), with our file meta.
 
         The caller writes the data set bytes as they arrive and then calls
-        `finish` (or `discard`); see `Incoming`.
+        `finish` (or `discard`); see `Incoming`. Raises StorageFullError when
+        `admission` refuses new instances (the SCP answers A700).
         """
+        if self.admission is not None:
+            self.admission()
         reserve = self._reserve
         reserved = reserve.take() if reserve is not None else None
         return Incoming(self, file_meta, encode_file_meta(file_meta), reserved)
@@ -404,12 +410,14 @@ class Cache:
         return StoredInstance(info=item.info, path=cached.path if cached else item.target,
                               changes=changes, replaced=False, conflict=conflict)
 
-    def remove_studies(self, study_uids: Iterable[str]) -> Changes:
+    def remove_studies(self, study_uids: Iterable[str],
+                       unchanged_since: dict[str, float] | None = None) -> Changes:
         """Delete every file and index row of the studies, all or nothing (`store/removal.py`).
 
-        Unknown UIDs raise NotFoundError before anything changes.
+        Unknown UIDs raise NotFoundError before anything changes; see
+        `removal.remove_studies` for `unchanged_since`.
         """
-        changes = removal.remove_studies(self, study_uids)
+        changes = removal.remove_studies(self, study_uids, unchanged_since)
         self._changed(changes, "remove")
         return changes
 
@@ -519,6 +527,16 @@ class Cache:
     def instance(self, sop_uid: str) -> InstanceRecord | None:
         found = self.instances(sop_uids=[sop_uid])
         return found[0] if found else None
+
+    def size(self) -> int:
+        """Bytes of every indexed file."""
+        return int(self.conn.execute("SELECT total(size) FROM instance").fetchone()[0])
+
+    def study_sizes(self) -> dict[str, int]:
+        """Study Instance UID -> bytes of its indexed files."""
+        rows = self.conn.execute("SELECT study_instance_uid, total(size) FROM instance "
+                                 "GROUP BY study_instance_uid")
+        return {uid: int(size) for uid, size in rows}
 
     def counts(self) -> dict[str, int]:
         conn = self.conn

@@ -103,12 +103,44 @@ def _new_folder(cache: Cache) -> Path:
     return folder
 
 
-def remove_studies(cache: Cache, study_uids: Iterable[str]) -> Changes:
-    """Delete every file and row of the studies, or nothing (see the module docstring)."""
+class ChangedSinceError(StoreError):
+    """An instance of the study arrived or changed after the time the caller vouched for."""
+
+    hint = "it is kept: what changed has not been sent yet"
+
+
+def _check_unchanged(cache: Cache, entries: list[_Entry], since: dict[str, float]) -> None:
+    """Refuse when any instance was received, written or put in place after `since[study]`."""
+    received = {r.sop_instance_uid: r.received_at
+                for uid in since for r in cache.instances(study_uid=uid)}
+    for entry in entries:
+        limit = since.get(entry.study_uid)
+        if limit is None:
+            continue
+        try:
+            st = os.stat(cache.files_dir / entry.path)
+            touched = max(st.st_mtime, st.st_ctime)
+        except OSError:
+            touched = float("inf")
+        if max(touched, received.get(entry.sop_uid, float("inf"))) > limit:
+            raise ChangedSinceError(f"study {entry.study_uid} changed since it was sent; "
+                                    "nothing was deleted")
+
+
+def remove_studies(cache: Cache, study_uids: Iterable[str],
+                   unchanged_since: dict[str, float] | None = None) -> Changes:
+    """Delete every file and row of the studies, or nothing (see the module docstring).
+
+    With `unchanged_since` (study UID -> time), a study that received or
+    changed an instance after its time is refused (ChangedSinceError) under
+    the same lock that receives new instances, so nothing newer is ever lost.
+    """
     uids = list(dict.fromkeys(study_uids))
     with contextlib.ExitStack() as stack:
         with cache._write_lock:
             entries = _entries(cache, uids)
+            if unchanged_since:
+                _check_unchanged(cache, entries, unchanged_since)
             folder = _new_folder(cache)
             stack.enter_context(exclusive_lock(folder / LOCK))
             try:
