@@ -287,14 +287,24 @@ class JobQueue:
         return [r for r in self.jobs() if r.state in (QUEUED, RUNNING)
                 and wanted.intersection(r.study_uids)]
 
+    def _current(self, job_id: str) -> JobRecord:
+        """The job as its file says now (another process may have moved it on); under _lock."""
+        record = self.get(job_id)
+        if record.id in self._tokens:
+            return record
+        fresh = self._read(self._path(record.id))
+        if fresh is not None:
+            self._jobs[fresh.id] = fresh
+        return fresh or record
+
     def cancel(self, job_id: str) -> JobRecord:
         """Cancel a running job (it stops between instances) or drop a queued/interrupted one.
 
         A job running in another process is asked to stop through a marker
         file; it is still `running` when this returns.
         """
-        record = self.get(job_id)
         with self._lock:
+            record = self._current(job_id)
             token = self._tokens.get(record.id)
             if token is not None:
                 token.cancel()
@@ -315,9 +325,10 @@ class JobQueue:
 
         `params` replace the job's (a send retried despite findings records the override).
         """
-        record = self.get(job_id)
         with self._lock:
+            record = self._current(job_id)
             if record.state == QUEUED:
+                self._ours.add(record.id)
                 return record
             if record.state not in RETRYABLE:
                 raise InvalidValueError(f"job {record.id} is {record.state}; nothing to retry")
@@ -499,9 +510,10 @@ class JobQueue:
                 continue
             try:
                 self._run(record.id, no_progress, None, auto_retry=True)
-            except JobBusyError:
+            except (JobBusyError, InvalidValueError) as exc:  # another process has it, or ran it
+                log.info("job %s left to its other owner: %s", record.id, exc.one_line())
                 with self._lock:
-                    self._ours.discard(record.id)  # another process took it
+                    self._ours.discard(record.id)
 
     # ---- events ----------------------------------------------------------
 

@@ -100,3 +100,11 @@ def write_series(folder: Path, n: int, **kwargs: object) -> list[Path]:
         ds.save_as(path, enforce_file_format=True)
         paths.append(path)
     return paths
+
+
+def add_study(cache, folder: Path, n: int = 3, **kwargs: object) -> str:
+    """A new study of n slices written under `folder` and added to `cache`; returns its UID."""
+    study_uid = str(kwargs.pop("study_uid", None) or generate_uid())
+    for path in write_series(folder, n, study_uid=study_uid, **kwargs):
+        cache.add_file(path)
+    return study_uid

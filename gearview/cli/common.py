@@ -10,7 +10,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any, TextIO
 
 from gearview.errors import Cancelled, InvalidValueError, PartlyDoneError
-from gearview.jobqueue import CANCELLED, DONE, JobRecord
+from gearview.jobqueue import CANCELLED, DONE, JobQueue, JobRecord
 from gearview.jobs import Progress
 from gearview.station import Station
 
@@ -110,6 +110,16 @@ class ProgressBar:
         if self.tty and self._last_line:
             self.out.write("\n")
             self.out.flush()
+
+
+def run_job(queue: JobQueue, job: JobRecord, retry: str) -> int:
+    """Run a queued job here with a progress bar and report it (`report_job`)."""
+    bar = ProgressBar(f"{job.kind} {job.id}")
+    try:
+        record = queue.run(job.id, bar)
+    finally:
+        bar.close()
+    return report_job(record, retry.format(id=record.id))
 
 
 def report_job(record: JobRecord, retry: str) -> int:

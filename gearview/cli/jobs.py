@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 import time
 
-from gearview.cli.common import ProgressBar, open_station, print_json, print_table, report_job
+from gearview.cli.common import open_station, print_json, print_table, run_job
 from gearview.jobqueue import RUNNING, JobQueue
 
 COMMAND = "jobs"
@@ -36,13 +36,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         queue = station.jobs
         if args.action == "retry":
-            job = queue.retry(args.job)
-            bar = ProgressBar(f"{job.kind} {job.id}")
-            try:
-                record = queue.run(job.id, bar)
-            finally:
-                bar.close()
-            return report_job(record, f"gearview jobs retry {record.id}")
+            return run_job(queue, queue.retry(args.job), "gearview jobs retry {id}")
         if args.action == "cancel":
             return _cancel(queue, args.job)
         records = queue.jobs()

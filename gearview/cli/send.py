@@ -13,12 +13,11 @@ import argparse
 
 from gearview.cli import deid_options
 from gearview.cli.common import (
-    ProgressBar,
     add_override_arguments,
     check_override,
     open_station,
     refused,
-    report_job,
+    run_job,
 )
 from gearview.errors import InvalidValueError
 from gearview.jobqueue import SEND
@@ -81,11 +80,6 @@ def run(args: argparse.Namespace) -> int:
         else:
             title = f"Send {'de-identified ' if deidentify else ''}to {node.name}"
             job = queue.submit(SEND, title, params)
-        bar = ProgressBar(f"send {job.id}")
-        try:
-            record = queue.run(job.id, bar)
-        finally:
-            bar.close()
-        return report_job(record, f"gearview send --retry {record.id}")
+        return run_job(queue, job, "gearview send --retry {id}")
     finally:
         station.close()

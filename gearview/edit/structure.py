@@ -45,7 +45,7 @@ EVIDENCE_SEQUENCES = (
 class OtherPatientError(InvalidValueError):
     """The target study belongs to another patient; moving needs a confirmation."""
 
-    hint = "the moved instances would take that patient's identity; confirm to move anyway"
+    hint = "the series would take that patient's identity; --force (the GUI: confirming) moves it"
 
 
 def same_patient(first: StudyRecord, second: StudyRecord) -> bool:

@@ -17,7 +17,6 @@ changes.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
 
 from gearview.config import Config
 from gearview.jobqueue import DONE, SEND, JobQueue, JobRecord
@@ -49,12 +48,10 @@ def _changed_at(cache: Cache, study_uid: str) -> tuple[set[str], float]:
     return uids, latest
 
 
-def safe_since(cache: Cache, config: Config, queue: JobQueue,
-               study_uids: Iterable[str] | None = None) -> dict[str, float]:
+def safe_since(cache: Cache, config: Config, queue: JobQueue) -> dict[str, float]:
     """Study UID -> when its current content was last delivered; unsafe studies are absent."""
     jobs = [j for j in queue.jobs() if _delivered(j, config)]
-    wanted = None if study_uids is None else set(study_uids)
-    candidates = {u for j in jobs for u in j.study_uids if wanted is None or u in wanted}
+    candidates = {u for j in jobs for u in j.study_uids}
     found: dict[str, float] = {}
     for study_uid in candidates:
         uids, changed = _changed_at(cache, study_uid)

@@ -32,3 +32,17 @@ def exclusive_lock(path: Path, blocking: bool = True) -> Iterator[bool]:
         yield True
     finally:
         os.close(fd)
+
+
+def unlocked_folders(root: Path, lock_name: str) -> Iterator[Path]:
+    """Each folder under `root` whose `lock_name` file no process holds, yielded under that lock.
+
+    What crash recovery walks: a journal folder still locked belongs to a
+    live process and is left to it.
+    """
+    if not root.is_dir():
+        return
+    for folder in sorted(p for p in root.iterdir() if p.is_dir()):
+        with exclusive_lock(folder / lock_name, blocking=False) as mine:
+            if mine:
+                yield folder

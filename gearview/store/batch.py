@@ -48,7 +48,7 @@ from typing import TYPE_CHECKING
 
 from gearview.changes import Changes
 from gearview.errors import NotFoundError, StoreError
-from gearview.platform.locks import exclusive_lock
+from gearview.platform.locks import exclusive_lock, unlocked_folders
 from gearview.store.atomic import atomic_write_bytes, fsync_dir, os_error_to_store_error, spool_path
 from gearview.store.conflicts import same_content
 from gearview.store.header import read_instance_info
@@ -473,23 +473,17 @@ def _changes(
 
 def recover(cache: Cache) -> int:
     """Roll back batches a crash interrupted (see module docstring); returns how many."""
-    root = journal_root(cache)
-    if not root.is_dir():
-        return 0
     count = 0
-    for folder in sorted(p for p in root.iterdir() if p.is_dir()):
-        with exclusive_lock(folder / LOCK, blocking=False) as mine:
-            if not mine:
-                continue
-            manifest = _read_manifest(folder)
-            if manifest is None:
-                shutil.rmtree(folder, ignore_errors=True)
-                count += 1
-            elif manifest.get("state") == PREPARED:
-                log.warning("rolling back interrupted batch %s", folder.name)
-                with cache._write_lock:
-                    _restore(cache, folder, manifest)
-                count += 1
+    for folder in unlocked_folders(journal_root(cache), LOCK):
+        manifest = _read_manifest(folder)
+        if manifest is None:
+            shutil.rmtree(folder, ignore_errors=True)
+            count += 1
+        elif manifest.get("state") == PREPARED:
+            log.warning("rolling back interrupted batch %s", folder.name)
+            with cache._write_lock:
+                _restore(cache, folder, manifest)
+            count += 1
     return count
 
 

@@ -38,7 +38,7 @@ from typing import TYPE_CHECKING
 
 from gearview.changes import Changes
 from gearview.errors import NotFoundError, StoreError
-from gearview.platform.locks import exclusive_lock
+from gearview.platform.locks import exclusive_lock, unlocked_folders
 from gearview.store.atomic import atomic_write_bytes, fsync_dir, os_error_to_store_error
 from gearview.store.index import Transaction, delete_instance, prune_empty
 from gearview.store.paths import TRASH_DIR, study_relpath
@@ -250,25 +250,19 @@ def _discard(folder: Path) -> None:
 
 def recover(cache: Cache) -> int:
     """Finish the deletes a crash interrupted; returns how many."""
-    root = trash_root(cache)
-    if not root.is_dir():
-        return 0
     count = 0
-    for folder in sorted(p for p in root.iterdir() if p.is_dir()):
-        with exclusive_lock(folder / LOCK, blocking=False) as mine:
-            if not mine:
-                continue
-            try:
-                manifest = json.loads((folder / MANIFEST).read_text())
-            except (OSError, ValueError):
-                manifest = None  # the crash came before the manifest: nothing was moved
-            if manifest is not None:
-                log.warning("finishing an interrupted delete of %d instance(s)",
-                            len(manifest["entries"]))
-                with cache._write_lock:
-                    _finish(cache, [_Entry(**e) for e in manifest["entries"]])
-            _discard(folder)
-            count += 1
+    for folder in unlocked_folders(trash_root(cache), LOCK):
+        try:
+            manifest = json.loads((folder / MANIFEST).read_text())
+        except (OSError, ValueError):
+            manifest = None  # the crash came before the manifest: nothing was moved
+        if manifest is not None:
+            log.warning("finishing an interrupted delete of %d instance(s)",
+                        len(manifest["entries"]))
+            with cache._write_lock:
+                _finish(cache, [_Entry(**e) for e in manifest["entries"]])
+        _discard(folder)
+        count += 1
     return count
 
 

@@ -13,9 +13,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import factory
 import pytest
-from factory import write_series
-from pydicom.uid import generate_uid
 
 from gearview.cli import main
 from gearview.config import load_config
@@ -31,10 +30,7 @@ from gearview.store.paths import study_relpath
 
 
 def add_study(cache: Cache, folder: Path, n: int = 3, **kwargs) -> str:
-    uid = generate_uid()
-    for path in write_series(folder, n, study_uid=uid, rows=8, cols=8, **kwargs):
-        cache.add_file(path)
-    return uid
+    return factory.add_study(cache, folder, n, rows=8, cols=8, **kwargs)
 
 
 def ls(capsys) -> dict[str, dict]:

@@ -8,9 +8,9 @@ import uuid
 from dataclasses import asdict
 from pathlib import Path
 
+import factory
 import pytest
 from factory import write_series
-from pydicom.uid import generate_uid
 
 from gearview.config import Node, config_from_dict, load_config
 from gearview.edit.study_edit import edit_study
@@ -27,10 +27,7 @@ DAY = 86400.0
 
 
 def add_study(cache: Cache, folder: Path, n: int = 3) -> str:
-    uid = generate_uid()
-    for path in write_series(folder, n, study_uid=uid, rows=16, cols=16):
-        cache.add_file(path)
-    return uid
+    return factory.add_study(cache, folder, n, rows=16, cols=16)
 
 
 def delivered(cache: Cache, study_uid: str, when: float, node: str = "PACS",

@@ -8,11 +8,9 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
-from factory import make_ct
-from pydicom.uid import generate_uid
+from factory import add_study
 
 from gearview.cli import main
 from gearview.config import load_config, save_config
@@ -24,16 +22,6 @@ from peers.tools import free_port
 pytestmark = pytest.mark.peers
 
 
-def cached_study(cache, folder: Path, n: int) -> str:
-    folder.mkdir(parents=True, exist_ok=True)
-    study, series = generate_uid(), generate_uid()
-    for i in range(n):
-        path = folder / f"{i}.dcm"
-        make_ct(study, series, i + 1).save_as(path, enforce_file_format=True)
-        cache.add_file(path)
-    return study
-
-
 def jobs_json(capsys) -> list[dict]:
     capsys.readouterr()
     assert main(["jobs", "--json"]) == 0
@@ -41,7 +29,7 @@ def jobs_json(capsys) -> list[dict]:
 
 
 def test_jobs_json_after_a_send_then_failed_send_and_retry(home, cache, tmp_path, capsys):
-    study = cached_study(cache, tmp_path / "in", 3)
+    study = add_study(cache, tmp_path / "in", 3)
     port = free_port()
     config = load_config(home)
     with StoreSCP(tmp_path / "out", port=port) as scp:
@@ -111,7 +99,7 @@ def _wait_running(home, timeout: float = 30) -> str:
 
 def test_killed_send_is_interrupted_then_retry_completes(home, cache, tmp_path, capsys):
     """SIGKILL of a `gearview send` process: the job shows interrupted, `jobs retry` finishes it."""
-    study = cached_study(cache, tmp_path / "in", 20)
+    study = add_study(cache, tmp_path / "in", 20)
     with StoreSCP(tmp_path / "out") as scp:
         config = load_config(home)
         config.nodes = [scp.node("PACS")]

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import time
 
+import factory
 import pytest
 from factory import write_series
-from pydicom.uid import generate_uid
 
 from gearview.cli import main
 from gearview.config import load_config, save_config
@@ -47,10 +47,7 @@ def commit_listener(home: Home):
 
 
 def add_study(cache, folder, n: int = 3) -> str:
-    uid = generate_uid()
-    for path in write_series(folder, n, study_uid=uid, rows=32, cols=32):
-        cache.add_file(path)
-    return uid
+    return factory.add_study(cache, folder, n, rows=32, cols=32)
 
 
 def test_purge_lists_and_removes_only_sent_studies_oldest_first(
