@@ -511,7 +511,7 @@ class JobQueue:
             try:
                 self._run(record.id, no_progress, None, auto_retry=True)
             except (JobBusyError, InvalidValueError) as exc:  # another process has it, or ran it
-                log.info("job %s left to its other owner: %s", record.id, exc.one_line())
+                log.info("job %s left to its other owner: %s", record.id, describe_error(exc))
                 with self._lock:
                     self._ours.discard(record.id)
 

@@ -1,17 +1,18 @@
 """The station: the one engine object that owns what a running gearview holds open.
 
 Home folder, configuration, the cache (files + index), the embedded DICOM
-server, the persistent job queue and the decoder processes belong to a
-`Station` (the model napari's Qt-free ViewerModel and Anki's Collection
-are: the GUI observes it, the CLI drives it, tests build on it). The GUI's
-`MainWindow(station)` and every CLI command start from one; closing it stops
-the services in the right order. It never imports Qt.
+server, the persistent job queue, the retention monitor and the decoder
+processes belong to a `Station` (the model napari's Qt-free ViewerModel and
+Anki's Collection are: the GUI observes it, the CLI drives it, tests build
+on it). The GUI's `MainWindow(station)` and every CLI command start from
+one; closing it stops the services in the right order. It never imports Qt.
 
 Lifecycle: `Station.load()` (home + config) -> `open()` (the cache) ->
-`start_server()` / `jobs` / `decoder` as needed -> `close()`. What can be
-done on a damaged index - `rebuild_index()`, `check_store()` - also works on
-a station that is not open. Calls that touch disk or network block: the GUI
-makes them on a worker thread.
+`start_server()` (with the retention monitor) / `start_retention()` /
+`jobs` / `decoder` as needed -> `close()`. What can be done on a damaged
+index - `rebuild_index()`, `check_store()` - also works on a station that
+is not open. Calls that touch disk or network block: the GUI makes them on
+a worker thread.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from gearview.home import Home
 from gearview.imaging.isolate import IsolatedDecoder
 from gearview.jobqueue import JobQueue
 from gearview.jobs import CancelToken, ProgressCallback, no_progress
+from gearview.lifecycle.monitor import RetentionMonitor
 from gearview.net.server import Server, ServerState
 from gearview.net.tasks import open_queue
 from gearview.store import Cache
@@ -53,6 +55,9 @@ class Station:
         self._server: Server | None = None
         self._jobs: JobQueue | None = None
         self._decoder: IsolatedDecoder | None = None
+        self._retention: RetentionMonitor | None = None
+        #: Held while the retention monitor starts or stops (its first check can take a while).
+        self._retention_lock = threading.Lock()
 
     @classmethod
     def load(cls, home: Home | None = None, bus: events.EventBus | None = None) -> Station:
@@ -116,11 +121,14 @@ class Station:
         server = self._server
         if server is not None:
             server.stop()
+        retention = self._pause_retention()  # no purge plan on a half-built index
         try:
             report = rebuild_index(self.home, self.files_dir, progress=progress, token=token)
         finally:
             if self._cache is not None:
                 self._cache.index.close_all()  # every thread reconnects to the new file
+            if retention:
+                self.start_retention()
             restart_error = _start(server)
         return report, restart_error
 
@@ -146,7 +154,12 @@ class Station:
         return server.state if server is not None else None
 
     def start_server(self) -> ServerState:
-        """Listen with the current config; raises NetworkError (with a hint) when that fails."""
+        """Listen with the current config; raises NetworkError (with a hint) when that fails.
+
+        The retention monitor starts first, so the store gate is in place
+        before the first association (it keeps running if listening fails).
+        """
+        self.start_retention()
         with self._lock:
             if self._server is None:
                 self._server = Server(self.home, self.config, self.cache, self.bus)
@@ -172,6 +185,8 @@ class Station:
         save_config(self.home, config)
         restart = self.config.server_differs(config)
         self.config = config
+        if self._retention is not None:
+            self._retention.recheck()  # new limits count now, not at the next hourly check
         server = self._server
         if server is None:
             return None
@@ -183,6 +198,32 @@ class Station:
         except GearviewError as exc:
             return exc
         return None
+
+    # ---- retention --------------------------------------------------------------
+
+    @property
+    def retention(self) -> RetentionMonitor:
+        """The retention policy and store gate of the cache (runs once started)."""
+        with self._lock:
+            if self._retention is None:
+                self._retention = RetentionMonitor(self.cache, lambda: self.config, self.jobs,
+                                                   self.bus)
+            return self._retention
+
+    def start_retention(self) -> None:
+        """Apply the retention policy in the background: after received studies, imports and
+        hourly (idempotent; blocks for the first check). `start_server` does it too."""
+        with self._retention_lock:
+            self.retention.start()
+
+    def _pause_retention(self) -> bool:
+        """Stop the monitor if it runs; returns whether it did."""
+        with self._retention_lock:
+            monitor = self._retention
+            if monitor is None or not monitor.running:
+                return False
+            monitor.stop()
+            return True
 
     # ---- jobs and decoding -------------------------------------------------------
 
@@ -210,11 +251,12 @@ class Station:
     # ---- shutdown ----------------------------------------------------------------
 
     def close(self) -> None:
-        """Stop jobs (interrupted ones resume at the next start), the server and the decoder
-        processes, then close the cache (idempotent)."""
+        """Stop jobs (interrupted ones resume at the next start), the server, the retention
+        monitor and the decoder processes, then close the cache (idempotent)."""
         with self._lock:
             jobs, self._jobs = self._jobs, None
             server, self._server = self._server, None
+            retention, self._retention = self._retention, None
             decoder, self._decoder = self._decoder, None
             cache, self._cache = self._cache, None
         if jobs is not None:
@@ -224,6 +266,9 @@ class Station:
                 server.stop()
             except Exception:
                 log.exception("stopping the DICOM server failed")
+        if retention is not None:
+            with self._retention_lock:
+                retention.stop()
         if decoder is not None:
             decoder.close()
         if cache is not None:

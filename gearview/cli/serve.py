@@ -13,7 +13,6 @@ import threading
 
 from gearview.cli.common import load_station
 from gearview.config import validate_ae_title, validate_port
-from gearview.lifecycle.monitor import RetentionMonitor
 
 COMMAND = "serve"
 
@@ -38,7 +37,6 @@ def run(args: argparse.Namespace) -> int:
     if args.bind is not None:
         config.server.bind_address = args.bind
     station.open()
-    retention = RetentionMonitor(station.cache, lambda: config, station.jobs)
     stop = threading.Event()
 
     def on_signal(signum: int, frame: object) -> None:
@@ -46,8 +44,7 @@ def run(args: argparse.Namespace) -> int:
 
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
-        retention.start()
-        state = station.start_server()
+        state = station.start_server()  # with the station's retention monitor
         print(
             f"listening on {state.ae_title}@{config.server.bind_address or '0.0.0.0'}:{state.port}",
             flush=True,
@@ -55,7 +52,6 @@ def run(args: argparse.Namespace) -> int:
         while not stop.wait(0.5):
             pass
     finally:
-        retention.stop()
         station.close()
         for sig, handler in previous.items():
             signal.signal(sig, handler)

@@ -1,7 +1,8 @@
 """The retention policy while the station runs: checked after each received study and hourly.
 
-`RetentionMonitor` runs on its own thread next to the SCP (the GUI and
-`gearview serve` start it). It measures the cache after an association that
+`RetentionMonitor` runs on its own thread next to the SCP; the Station owns
+it (`Station.retention`), starts it with the server (and the GUI on open)
+and stops it when it closes. It measures the cache after an association that
 stored instances closes, a few seconds after other new instances (an
 import), and every hour; in `recycle` mode it then purges what the policy
 allows (`retention.purge`). It is also the cache's store gate
@@ -22,8 +23,9 @@ from collections.abc import Callable
 
 from gearview import events as ev
 from gearview.config import Config
-from gearview.errors import GearviewError, StorageFullError
+from gearview.errors import GearviewError, StorageFullError, describe_error
 from gearview.jobqueue import JobQueue
+from gearview.jobs import CancelToken
 from gearview.lifecycle.retention import purge
 from gearview.lifecycle.space import Limits, StorageState, Usage, level_of, measure
 from gearview.store import Cache
@@ -50,6 +52,8 @@ class RetentionMonitor:
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        #: Cancelled by `stop`: a purge in progress ends after the study it is deleting.
+        self._token = CancelToken()
         self._measured = Usage(0, 0, 0)
         self._limits = Limits(0, 0)
         self._added = 0
@@ -60,11 +64,16 @@ class RetentionMonitor:
 
     # ---- lifecycle -------------------------------------------------------------
 
+    @property
+    def running(self) -> bool:
+        return self._thread is not None
+
     def start(self) -> None:
         """Measure once (the gate needs numbers), then watch on a daemon thread."""
         if self._thread is not None:
             return
-        self.check()
+        self._token = CancelToken()
+        self._check_logged()
         self.bus.bind(ev.INSTANCE_STORED, self._on_stored)
         self.bus.bind(ev.ASSOCIATION_CLOSED, self._on_association_closed)
         self.cache.admission = self.admit
@@ -73,6 +82,7 @@ class RetentionMonitor:
         self._thread.start()
 
     def stop(self, timeout: float = 10.0) -> None:
+        self._token.cancel()
         self.cache.admission = None
         self.bus.unbind(ev.INSTANCE_STORED, self._on_stored)
         self.bus.unbind(ev.ASSOCIATION_CLOSED, self._on_association_closed)
@@ -105,6 +115,10 @@ class RetentionMonitor:
                      "lower storage.min_free",
             )
 
+    def recheck(self) -> None:
+        """Check soon (the settings changed), not at the next scheduled time."""
+        self._wake.set()
+
     def _on_stored(self, event: ev.Event) -> None:
         try:
             size = event.path.stat().st_size
@@ -130,9 +144,9 @@ class RetentionMonitor:
         limits = Limits.of(config, usage.disk_bytes)
         if limits.over(usage) and config.storage.when_full != REJECT:
             try:
-                purge(self.cache, config, self.queue)
+                purge(self.cache, config, self.queue, token=self._token)
             except GearviewError as exc:
-                log.error("retention: purge failed: %s", exc.one_line())
+                log.error("retention: purge failed: %s", describe_error(exc))
             usage = measure(self.cache)
         full = limits.over(usage)
         if full:
@@ -143,20 +157,18 @@ class RetentionMonitor:
         return self.state
 
     def _loop(self) -> None:
-        try:
-            while not self._stop.is_set():
-                timeout = FULL_RECHECK if self._full else CHECK_INTERVAL
-                if self._last_stored:
-                    timeout = min(timeout, SETTLE)
-                woken = self._wake.wait(timeout)
-                self._wake.clear()
-                if self._stop.is_set():
-                    break
-                quiet = time.monotonic() - self._last_stored >= SETTLE
-                if woken or quiet or not self._last_stored:
-                    self._check_logged()
-        finally:
-            self.cache.index.close_current()
+        while not self._stop.is_set():
+            timeout = FULL_RECHECK if self._full else CHECK_INTERVAL
+            if self._last_stored:
+                timeout = min(timeout, SETTLE)
+            woken = self._wake.wait(timeout)
+            self._wake.clear()
+            if self._stop.is_set():
+                break
+            quiet = time.monotonic() - self._last_stored >= SETTLE
+            if woken or quiet or not self._last_stored:
+                self._check_logged()
+                self.cache.index.close_current()  # checks are rare: hold no connection idle
 
     def _check_logged(self) -> None:
         try:

@@ -25,8 +25,9 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 from gearview.config import Config
-from gearview.errors import GearviewError
+from gearview.errors import GearviewError, describe_error
 from gearview.jobqueue import JobQueue
+from gearview.jobs import CancelToken
 from gearview.lifecycle.delete import delete_studies
 from gearview.lifecycle.delivery import safe_since
 from gearview.lifecycle.keep import kept
@@ -111,21 +112,28 @@ def plan_purge(cache: Cache, config: Config, queue: JobQueue, *, now: float | No
 
 
 def purge(cache: Cache, config: Config, queue: JobQueue, *,
-          plan: PurgePlan | None = None) -> PurgeResult:
-    """Apply a plan (a fresh one by default): delete each planned study, audited."""
+          plan: PurgePlan | None = None, token: CancelToken | None = None) -> PurgeResult:
+    """Apply a plan (a fresh one by default): delete each planned study, audited.
+
+    The whole purge is one cache operation ("purge": one CACHE_CHANGED);
+    `token` ends it between two studies.
+    """
     plan = plan or plan_purge(cache, config, queue)
     result = PurgeResult(plan)
     reason = f"retention policy: {plan.why()}"
-    for candidate in plan.remove:
-        uid = candidate.study.study_instance_uid
-        try:
-            delete_studies(cache, [uid], reason=reason, queue=queue, action="purge",
-                           unchanged_since={uid: candidate.safe_since})
-        except GearviewError as exc:
-            log.info("retention: a planned study stays: %s", exc.one_line())
-            result.skipped.append((candidate, exc.one_line()))
-            continue
-        result.removed.append(candidate)
+    with cache.operation("purge"):
+        for candidate in plan.remove:
+            if token is not None and token.cancelled:
+                break
+            uid = candidate.study.study_instance_uid
+            try:
+                delete_studies(cache, [uid], reason=reason, queue=queue, action="purge",
+                               unchanged_since={uid: candidate.safe_since})
+            except GearviewError as exc:
+                log.info("retention: a planned study stays: %s", describe_error(exc))
+                result.skipped.append((candidate, describe_error(exc)))
+                continue
+            result.removed.append(candidate)
     if result.removed:
         log.info("retention: purged %d studies (%s)", len(result.removed),
                  human(sum(c.size for c in result.removed)))

@@ -4,8 +4,9 @@ Delete asks first, naming the patients and how many instances go, and takes
 an optional reason for the audit log; the delete itself (all or nothing,
 refused while a job needs the study) runs as a job on a worker. Keep marks
 studies the retention policy never purges; the list shows them with a lock.
-The retention monitor runs while the window is open, and the status bar
-shows free space (`storage_status.py`).
+The station's retention monitor is started when the window opens (also
+with `--no-server`; the server starts it too), and the status bar shows
+free space (`storage_status.py`).
 """
 
 from __future__ import annotations
@@ -29,7 +30,6 @@ from PySide6.QtWidgets import (
 from gearview.errors import describe_error
 from gearview.lifecycle.delete import deletable, delete_studies
 from gearview.lifecycle.keep import kept, set_kept
-from gearview.lifecycle.monitor import RetentionMonitor
 from gearview.store.records import StudyRecord
 from gearview.ui.storage_status import install as install_storage_status
 from gearview.ui.study_list import format_person_name
@@ -148,21 +148,6 @@ def load_kept(window: MainWindow) -> None:
                                                       describe_error(exc)))
 
 
-def start_retention(window: MainWindow) -> RetentionMonitor:
-    """The retention policy and store gate for the window's cache (stopped at shutdown)."""
-    monitor = RetentionMonitor(window.cache, lambda: window.config, window.station.jobs)
-    monitor.start()
-    window.retention = monitor
-    original_shutdown = window.shutdown
-
-    def shutdown() -> None:
-        monitor.stop()
-        original_shutdown()
-
-    window.shutdown = shutdown
-    return monitor
-
-
 def install(window: MainWindow) -> None:
     """Delete and Keep on the selected studies; the retention monitor; the storage indicator."""
     window.add_study_action("Keep (never purge automatically)",
@@ -171,5 +156,7 @@ def install(window: MainWindow) -> None:
     window.add_study_action("Delete…", lambda uids: ask_delete(window, uids),
                             QKeySequence(QKeySequence.StandardKey.Delete))
     window.study_list.model.modelReset.connect(lambda: load_kept(window))
-    start_retention(window)
+    window.pool.submit(window.station.start_retention,  # the station stops it when it closes
+                       on_error=lambda exc: log.error("the retention policy did not start: %s",
+                                                      describe_error(exc)))
     install_storage_status(window)

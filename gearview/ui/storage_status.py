@@ -17,6 +17,7 @@ import qtawesome as qta
 from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QWidget
 
+from gearview.errors import describe_error
 from gearview.lifecycle.space import FULL, OK, WARNING, StorageState, storage_state
 from gearview.ui.status import ERROR_COLOR, ICON_SIZE, OK_COLOR
 
@@ -76,7 +77,7 @@ class StorageStatus(QWidget):
     def _failed(self, exc: BaseException) -> None:
         self._busy = False
         self.label.setText("storage: unknown")
-        self.setToolTip(f"The storage folder could not be measured: {exc}")
+        self.setToolTip(f"The storage folder could not be measured: {describe_error(exc)}")
 
     def show_state(self, state: StorageState) -> None:
         self._busy = False

@@ -12,10 +12,12 @@ import factory
 import pytest
 from factory import write_series
 
+from gearview import events as ev
 from gearview.config import Node, config_from_dict, load_config
 from gearview.edit.study_edit import edit_study
 from gearview.errors import ConfigError, StorageFullError
 from gearview.jobqueue import DONE, SEND, JobQueue, JobRecord
+from gearview.lifecycle.delete import delete_studies
 from gearview.lifecycle.keep import set_kept
 from gearview.lifecycle.monitor import RetentionMonitor
 from gearview.lifecycle.retention import KEPT, NOT_SENT, TOO_RECENT, plan_purge, purge
@@ -46,6 +48,16 @@ def delivered(cache: Cache, study_uid: str, when: float, node: str = "PACS",
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(asdict(record)))
     return record
+
+
+def two_sent_over_the_limit(cache: Cache, studies: list[str]) -> tuple[object, JobQueue]:
+    """The first two studies delivered just now, and a size limit they must go for."""
+    t0 = time.time() + 0.01
+    for uid in studies[:2]:
+        delivered(cache, uid, t0)
+    time.sleep(0.05)
+    config = configured(cache, max_size="1 B", keep_sent_days=0)
+    return config, JobQueue(cache.home, config)
 
 
 @pytest.fixture
@@ -118,12 +130,7 @@ def test_new_instance_after_the_send_keeps_the_study(cache, studies, tmp_path):
 def test_purge_deletes_and_audits_and_refuses_what_changed_after_the_plan(cache, studies, tmp_path):
     from gearview.store import audit
 
-    t0 = time.time() + 0.01
-    for uid in studies[:2]:
-        delivered(cache, uid, t0)
-    time.sleep(0.05)
-    config = configured(cache, max_size="1 B", keep_sent_days=0)
-    queue = JobQueue(cache.home, config)
+    config, queue = two_sent_over_the_limit(cache, studies)
     plan = plan_purge(cache, config, queue)
     assert len(plan.remove) == 2
     # a modality sends one more instance of the first study while the purge is planned
@@ -209,3 +216,20 @@ def test_recycle_mode_purges_sent_studies_and_refuses_only_when_stuck(cache, stu
             cache.admission()
     finally:
         monitor.stop()
+
+
+def test_a_purge_and_a_delete_are_one_cache_change_each(cache, studies):
+    seen: list[ev.CacheChanged] = []
+
+    def changed(event: ev.Event) -> None:
+        seen.append(event.payload)
+
+    config, queue = two_sent_over_the_limit(cache, studies)
+    cache.bus.bind(ev.CACHE_CHANGED, changed)
+    try:
+        assert len(purge(cache, config, queue).removed) == 2
+        delete_studies(cache, studies[2:], queue=queue)
+    finally:
+        cache.bus.unbind(ev.CACHE_CHANGED, changed)
+    assert [(c.initiator, c.changes.studies_removed) for c in seen] == [
+        ("purge", set(studies[:2])), ("remove", set(studies[2:]))]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import socket
+import time
 from pathlib import Path
 
 import pytest
@@ -14,9 +15,16 @@ from pynetdicom.sop_class import Verification
 
 from gearview import events as ev
 from gearview.config import Node, load_config
-from gearview.errors import ConfigError, IndexCorruptError, NetworkError, StoreError
+from gearview.errors import (
+    ConfigError,
+    IndexCorruptError,
+    NetworkError,
+    StorageFullError,
+    StoreError,
+)
 from gearview.home import Home
 from gearview.jobqueue import DONE
+from gearview.lifecycle.space import FULL
 from gearview.station import Station
 
 
@@ -192,3 +200,39 @@ def test_the_station_emits_on_its_own_bus(home: Home, tmp_path: Path) -> None:
     with Station(home, config, bus).open() as station:
         station.cache.add_file(write_series(tmp_path / "s", 1)[0])
     assert len(seen) == 1 and seen[0].initiator == "import"
+
+
+def test_the_server_starts_the_retention_gate_and_close_stops_it(home: Home, tmp_path: Path):
+    station = _station(home).open()
+    for path in write_series(tmp_path / "s", 2):
+        station.cache.add_file(path)
+    station.config.storage.max_size = "1 kB"
+    station.config.storage.when_full = "reject"
+    station.start_server()
+    cache, monitor = station.cache, station.retention
+    assert monitor.running and monitor.state.level == FULL
+    with pytest.raises(StorageFullError, match="storage.max_size"):
+        cache.admission()
+    station.rebuild_index()  # paused meanwhile, running again after
+    assert monitor.running and cache.admission is not None
+    station.close()
+    assert not monitor.running and cache.admission is None
+
+
+def test_limits_applied_reach_the_gate_without_waiting_an_hour(home: Home, tmp_path: Path):
+    with _station(home).open() as station:
+        station.cache.add_file(write_series(tmp_path / "s", 1)[0])
+        config = load_config(home)
+        config.storage.max_size, config.storage.when_full = "1 kB", "reject"
+        station.apply_config(config)
+        station.start_retention()
+        with pytest.raises(StorageFullError):
+            station.cache.admission()
+        lifted = load_config(home)
+        lifted.storage.max_size = ""
+        station.apply_config(lifted)
+        deadline = time.monotonic() + 10
+        while station.retention.state.limits.any:
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        station.cache.admission()

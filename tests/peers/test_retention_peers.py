@@ -17,8 +17,6 @@ from factory import write_series
 from gearview.cli import main
 from gearview.config import load_config, save_config
 from gearview.home import Home
-from gearview.jobqueue import JobQueue
-from gearview.lifecycle.monitor import RetentionMonitor
 from gearview.store import audit
 from gearview.store.check import iter_cache_files
 from peers.orthanc import orthanc_with
@@ -97,14 +95,9 @@ def test_reject_mode_answers_a700_when_full(home, cache, tmp_path):
     config.storage.when_full = "reject"
     save_config(home, config)
     files = write_series(tmp_path / "new", 2, rows=32, cols=32)
-    with running_server(home) as (scp, port, server_cache):
-        monitor = RetentionMonitor(server_cache, lambda: scp.config, JobQueue(home, scp.config))
-        monitor.start()
-        try:
-            result = dcmtk("storescu", "-v", "-nh", "-aec", AET, "127.0.0.1", str(port),
-                           *map(str, files))
-        finally:
-            monitor.stop()
+    with running_server(home) as (scp, port, server_cache):  # the station's monitor gates it
+        result = dcmtk("storescu", "-v", "-nh", "-aec", AET, "127.0.0.1", str(port),
+                       *map(str, files))
         log = result.stdout + result.stderr
         assert log.count("Refused: OutOfResources") == 2, log  # 0xA700
         assert "Received Store Response (Success)" not in log
@@ -125,17 +118,11 @@ def test_recycle_mode_purges_a_sent_study_after_a_received_one(home, cache, tmp_
         assert main(["send", "ARCHIVE", old]) == 0
     files = write_series(tmp_path / "new", 3, rows=32, cols=32)
     with running_server(home, nodes=config.nodes) as (scp, port, server_cache):
-        monitor = RetentionMonitor(server_cache, lambda: scp.config, JobQueue(home, scp.config))
-        monitor.start()
-        try:
-            result = dcmtk("storescu", "-nh", "-aec", AET, "127.0.0.1", str(port),
-                           *map(str, files))
-            assert result.returncode == 0, result.stderr
-            deadline = time.monotonic() + 20
-            while server_cache.study(old) is not None:  # checked once the association closed
-                assert time.monotonic() < deadline
-                time.sleep(0.05)
-        finally:
-            monitor.stop()
+        result = dcmtk("storescu", "-nh", "-aec", AET, "127.0.0.1", str(port), *map(str, files))
+        assert result.returncode == 0, result.stderr
+        deadline = time.monotonic() + 20
+        while server_cache.study(old) is not None:  # checked once the association closed
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
         assert server_cache.counts()["instance"] == 3
         assert server_cache.size() <= size + size // 2
