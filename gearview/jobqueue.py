@@ -282,7 +282,9 @@ class JobQueue:
         return matches[0]
 
     def pending_for(self, study_uids: Iterable[str]) -> list[JobRecord]:
-        """Queued or running jobs that read or write any of the studies."""
+        """Queued or running jobs that read or write any of the studies, other processes' too
+        (the job files are read again first)."""
+        self.reload()
         wanted = set(study_uids)
         return [r for r in self.jobs() if r.state in (QUEUED, RUNNING)
                 and wanted.intersection(r.study_uids)]
