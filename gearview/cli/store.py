@@ -108,7 +108,7 @@ def run_purge(args: argparse.Namespace) -> int:
     station = open_station()
     try:
         cache, config, queue = station.cache, station.config, station.jobs
-        plan = plan_purge(cache, config, queue)
+        plan = plan_purge(cache, config)
         if not plan.limits.any:
             print("no retention limit is set ([storage] max_size, min_free): nothing to purge")
             return 0

@@ -139,7 +139,6 @@ class RetentionMonitor:
         config = self._config()
         with self._lock:
             self._added, self._last_stored = 0, 0.0
-        self.queue.reload()  # sends other processes finished make studies purgeable
         usage = measure(self.cache)
         limits = Limits.of(config, usage.disk_bytes)
         if limits.over(usage) and config.storage.when_full != REJECT:

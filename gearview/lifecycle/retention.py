@@ -5,7 +5,8 @@ oldest first (by when they became safe elsewhere, `delivery.safe_since`)
 until both limits hold again, and only studies that are
 
 - safe elsewhere: every current instance sent (and committed, to a node
-  with the `commit` role) and nothing received or changed since;
+  with the `commit` role) and nothing received or changed since, as the QC
+  ledger's send records tell (`delivery.py`);
 - sent at least `storage.keep_sent_days` days ago;
 - not marked Keep.
 
@@ -77,7 +78,7 @@ class PurgeResult:
     skipped: list[tuple[Candidate, str]] = field(default_factory=list)
 
 
-def plan_purge(cache: Cache, config: Config, queue: JobQueue, *, now: float | None = None,
+def plan_purge(cache: Cache, config: Config, *, now: float | None = None,
                usage: Usage | None = None) -> PurgePlan:
     """What the policy would remove now (nothing is touched)."""
     usage = usage or measure(cache)
@@ -88,9 +89,10 @@ def plan_purge(cache: Cache, config: Config, queue: JobQueue, *, now: float | No
     now = time.time() if now is None else now
     horizon = now - config.storage.keep_sent_days * DAY
     marks = kept(cache.home)
-    safe = safe_since(cache, config, queue)
+    sizes = cache.study_sizes()
+    safe = safe_since(cache, config, sizes)
     eligible = []
-    for uid, size in cache.study_sizes().items():
+    for uid, size in sizes.items():
         if uid in marks:
             plan.protected[KEPT] += 1
         elif uid not in safe:
@@ -118,7 +120,7 @@ def purge(cache: Cache, config: Config, queue: JobQueue, *,
     The whole purge is one cache operation ("purge": one CACHE_CHANGED);
     `token` ends it between two studies.
     """
-    plan = plan or plan_purge(cache, config, queue)
+    plan = plan or plan_purge(cache, config)
     result = PurgeResult(plan)
     reason = f"retention policy: {plan.why()}"
     with cache.operation("purge"):

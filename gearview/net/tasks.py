@@ -131,6 +131,7 @@ def make_runners(config: Config | Callable[[], Config], cache) -> dict[str, Runn
 
     def run_send(ctx: JobContext) -> None:
         record = ctx.record
+        started = time.time()  # the ledger dates the send by its start (`_record_send`)
         config = current()
         node = resolve_node(config, record.params["node"])
         originals = items_for(cache, record.params["targets"])
@@ -150,7 +151,7 @@ def make_runners(config: Config | Callable[[], Config], cache) -> dict[str, Runn
             raise
         finally:
             if not record.params.get("deidentify"):  # a de-identified copy is another study
-                _record_send(cache, node.name, record, study_of, originals, error)
+                _record_send(cache, node.name, record, study_of, originals, error, started)
                 cache.ledger.record_commitment(record.id, _per_study(committed, study_of))
 
     def _send(node, config: Config, items: list[SendItem], ctx: JobContext) -> set[str]:
@@ -250,17 +251,22 @@ def _per_study(sop_uids, study_of: dict[str, str]) -> dict[str, int]:
     return counts
 
 
-def _record_send(cache, node: str, record, study_of: dict[str, str], items, error: str) -> None:
-    """Where each study stands after this send (ledger), and one audit line."""
+def _record_send(cache, node: str, record, study_of: dict[str, str], items, error: str,
+                 started: float) -> None:
+    """Where each study stands after this send (ledger), and one audit line.
+
+    The ledger's time is when the run started: an instance that arrived or
+    changed after it may have been read before the change, so only what is
+    older than that time counts as sent (`lifecycle/delivery.py`).
+    """
     sent = _per_study(record.completed_uids, study_of)
     if error:  # nothing more reached the node: what is not sent failed
         failed = _per_study({i.sop_uid for i in items} - set(record.completed_uids), study_of)
     else:
         failed = _per_study(record.failures, study_of)
     studies = sorted(set(study_of.values()))
-    now = time.time()
     cache.ledger.record_send(
-        Send(uid, node, now, sent.get(uid, 0), failed.get(uid, 0), job=record.id)
+        Send(uid, node, started, sent.get(uid, 0), failed.get(uid, 0), job=record.id)
         for uid in studies
     )
     override = record.params.get("override") or {}
@@ -288,7 +294,6 @@ def _commit(home, node, config: Config, items, record) -> set[str]:
             f"within {wait:g} s"
         )
     record.result["commitment"] = f"{len(result.committed)} committed, {len(result.failed)} not"
-    record.result["committed"] = len(result.committed)
     record.result["not_committed"] = len(result.failed)
     for uid, reason in result.failed.items():
         record.warnings[uid] = f"not committed by {node.name} (reason 0x{reason:04X})"

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import json
 import time
 import uuid
-from dataclasses import asdict
 from pathlib import Path
 
 import factory
@@ -16,14 +14,14 @@ from gearview import events as ev
 from gearview.config import Node, config_from_dict, load_config
 from gearview.edit.study_edit import edit_study
 from gearview.errors import ConfigError, StorageFullError
-from gearview.jobqueue import DONE, SEND, JobQueue, JobRecord
+from gearview.jobqueue import JobQueue
 from gearview.lifecycle.delete import delete_studies
 from gearview.lifecycle.keep import set_kept
 from gearview.lifecycle.monitor import RetentionMonitor
 from gearview.lifecycle.retention import KEPT, NOT_SENT, TOO_RECENT, plan_purge, purge
 from gearview.lifecycle.space import FULL, OK, WARNING, Limits, Usage, level_of
-from gearview.net.tasks import send_params
 from gearview.store import Cache
+from gearview.store.ledger import Send
 
 DAY = 86400.0
 
@@ -32,22 +30,13 @@ def add_study(cache: Cache, folder: Path, n: int = 3) -> str:
     return factory.add_study(cache, folder, n, rows=16, cols=16)
 
 
-def delivered(cache: Cache, study_uid: str, when: float, node: str = "PACS",
-              committed: int | None = None, deidentify: bool = False) -> JobRecord:
-    """A finished send job of the study, as the queue would have written it at `when`."""
-    params = send_params(node, [study_uid])
-    if deidentify:
-        params["deidentify"] = {"profile": "basic"}
-    uids = [r.sop_instance_uid for r in cache.instances(study_uid=study_uid)]
-    record = JobRecord(id=uuid.uuid4().hex[:12], kind=SEND, title="send", params=params,
-                       state=DONE, done=len(uids), total=len(uids), completed_uids=uids,
-                       created=when, updated=when)
-    if committed is not None:
-        record.result["committed"] = committed
-    path = Path(cache.home.jobs_dir) / f"{record.id}.json"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(asdict(record)))
-    return record
+def delivered(cache: Cache, study_uid: str, when: float, node: str = "PACS", *,
+              committed: int = 0, instances: int | None = None, failed: int = 0,
+              job: str = "") -> None:
+    """A run of a send job of the study that started at `when`, as the QC ledger records it."""
+    count = len(cache.instances(study_uid=study_uid)) if instances is None else instances
+    cache.ledger.record_send([Send(study_uid, node, when, count, failed, committed,
+                                   job or uuid.uuid4().hex[:12])])
 
 
 def two_sent_over_the_limit(cache: Cache, studies: list[str]) -> tuple[object, JobQueue]:
@@ -84,8 +73,7 @@ def test_only_safe_old_unkept_studies_go_oldest_first(cache, studies):
     delivered(cache, recent, t0 + 9 * DAY)
     set_kept(cache.home, [kept])
     config = configured(cache, max_size="1 B", keep_sent_days=7)
-    queue = JobQueue(cache.home, config)
-    plan = plan_purge(cache, config, queue, now=t0 + 10 * DAY)
+    plan = plan_purge(cache, config, now=t0 + 10 * DAY)
     assert [c.study.study_instance_uid for c in plan.remove] == [older, old]
     assert plan.protected == {NOT_SENT: 1, KEPT: 1, TOO_RECENT: 1}
     assert plan.short == cache.size() - 1 - sizes[older] - sizes[old]
@@ -98,23 +86,40 @@ def test_stops_once_within_the_limit(cache, studies):
         delivered(cache, uid, t0 + offset)
     size = cache.study_sizes()[studies[0]]
     config = configured(cache, max_size=f"{cache.size() - size - size // 2} B", keep_sent_days=0)
-    plan = plan_purge(cache, config, JobQueue(cache.home, config), now=t0 + 10)
+    plan = plan_purge(cache, config, now=t0 + 10)
     assert [c.study.study_instance_uid for c in plan.remove] == studies[:2] and plan.short == 0
 
 
-def test_changed_since_sent_commit_missing_or_deidentified_is_not_safe(cache, studies):
-    edited, uncommitted, deid, committed = studies
+def test_changed_since_sent_commit_missing_or_partly_sent_is_not_safe(cache, studies):
+    edited, uncommitted, partly, committed = studies
     t0 = time.time() + 1
     delivered(cache, edited, t0)
     delivered(cache, uncommitted, t0, node="ARCHIVE", committed=2)  # 3 sent, 2 committed
-    delivered(cache, deid, t0, deidentify=True)
+    delivered(cache, partly, t0, instances=2, failed=1)
     delivered(cache, committed, t0, node="ARCHIVE", committed=3)
     time.sleep(max(0.0, t0 - time.time()) + 0.05)
     edit_study(cache, edited, {"StudyDescription": "corrected after the send"})
     config = configured(cache, max_size="1 B", keep_sent_days=0)
-    plan = plan_purge(cache, config, JobQueue(cache.home, config), now=t0 + 10)
+    plan = plan_purge(cache, config, now=t0 + 10)
     assert [c.study.study_instance_uid for c in plan.remove] == [committed]
     assert plan.protected == {NOT_SENT: 3}
+
+
+def test_a_retried_send_counts_from_its_first_run(cache, studies):
+    """Instances sent before an edit are not sent again by a retry: the job stays unsafe."""
+    uid = studies[0]
+    t0 = time.time() + 0.01
+    delivered(cache, uid, t0, instances=2, failed=1, job="J")  # the node was down half-way
+    time.sleep(0.05)
+    edit_study(cache, uid, {"StudyDescription": "corrected between the two runs"})
+    time.sleep(0.05)
+    delivered(cache, uid, time.time(), job="J")  # the retry sends only the third instance
+    config = configured(cache, max_size="1 B", keep_sent_days=0)
+    assert plan_purge(cache, config).remove == []
+    again = time.time()
+    delivered(cache, uid, again, job="K")  # a new send of the corrected study
+    (candidate,) = plan_purge(cache, config).remove
+    assert (candidate.study.study_instance_uid, candidate.safe_since) == (uid, again)
 
 
 def test_new_instance_after_the_send_keeps_the_study(cache, studies, tmp_path):
@@ -124,14 +129,14 @@ def test_new_instance_after_the_send_keeps_the_study(cache, studies, tmp_path):
     for path in write_series(tmp_path / "late", 1, study_uid=studies[0], rows=16, cols=16):
         cache.add_file(path)
     config = configured(cache, max_size="1 B", keep_sent_days=0)
-    assert plan_purge(cache, config, JobQueue(cache.home, config)).remove == []
+    assert plan_purge(cache, config).remove == []
 
 
 def test_purge_deletes_and_audits_and_refuses_what_changed_after_the_plan(cache, studies, tmp_path):
     from gearview.store import audit
 
     config, queue = two_sent_over_the_limit(cache, studies)
-    plan = plan_purge(cache, config, queue)
+    plan = plan_purge(cache, config)
     assert len(plan.remove) == 2
     # a modality sends one more instance of the first study while the purge is planned
     for path in write_series(tmp_path / "late", 1, study_uid=studies[0], rows=16, cols=16):
@@ -147,7 +152,7 @@ def test_purge_deletes_and_audits_and_refuses_what_changed_after_the_plan(cache,
 
 def test_within_the_limits_nothing_is_planned(cache, studies):
     config = configured(cache, max_size="1 TB", min_free="1 B")
-    plan = plan_purge(cache, config, JobQueue(cache.home, config))
+    plan = plan_purge(cache, config)
     assert not plan.needed and plan.remove == [] and not plan.protected
 
 

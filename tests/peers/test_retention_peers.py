@@ -1,9 +1,10 @@
 """Retention against real peers: `store purge` after real sends, A700 when full, recycle on receive.
 
-Three studies - one never sent, one sent to a DCMTK `storescp`, one sent to
-an Orthanc with the `commit` role and committed - and a size limit below the
-cache: `--dry-run` lists only the two sent ones, oldest first; the real run
-removes them until the cache is within the limit; the unsent one stays.
+Four studies - one never sent, one sent only as a de-identified copy, one
+sent to a DCMTK `storescp`, one sent to an Orthanc with the `commit` role and
+committed - and a size limit below the cache: `--dry-run` lists only the two
+sent ones, oldest first; the real run removes them until the cache is within
+the limit; the other two stay.
 """
 
 from __future__ import annotations
@@ -52,6 +53,7 @@ def test_purge_lists_and_removes_only_sent_studies_oldest_first(
     pacs, commit_listener, home, cache, tmp_path, capsys
 ):
     unsent = add_study(cache, tmp_path / "unsent")
+    deidentified = add_study(cache, tmp_path / "deid")
     committed = add_study(cache, tmp_path / "committed")
     sent = add_study(cache, tmp_path / "sent")
     size = cache.study_sizes()[sent]
@@ -60,10 +62,11 @@ def test_purge_lists_and_removes_only_sent_studies_oldest_first(
         config.nodes = [pacs.node("PACS", roles=["send", "commit"]), archive.node("ARCHIVE")]
         config.storage.keep_sent_days = 0
         save_config(home, config)
+        assert main(["send", "ARCHIVE", deidentified, "--anonymize"]) == 0
         assert main(["send", "PACS", committed]) == 0
         assert "3 committed, 0 not" in capsys.readouterr().out
         assert main(["send", "ARCHIVE", sent]) == 0
-    config.storage.max_size = f"{size + size // 2} B"  # two of the three studies must go
+    config.storage.max_size = f"{2 * size + size // 2} B"  # two of the four studies must go
     save_config(home, config)
     capsys.readouterr()
 
@@ -72,15 +75,16 @@ def test_purge_lists_and_removes_only_sent_studies_oldest_first(
     assert "would remove 2 studies" in out and "over storage.max_size" in out
     listed = [line.split()[-1] for line in out.splitlines()[2:4]]
     assert listed == [committed, sent]  # oldest send first
-    assert unsent not in out and "staying: 1 not sent since it last changed" in out
-    assert {s.study_instance_uid for s in cache.studies()} == {unsent, committed, sent}
+    assert unsent not in out and "staying: 2 not sent since it last changed" in out
+    assert {s.study_instance_uid for s in cache.studies()} == {
+        unsent, deidentified, committed, sent}
 
     assert main(["store", "purge"]) == 0
     out = capsys.readouterr().out
     assert "removed 2 studies" in out
-    assert [s.study_instance_uid for s in cache.studies()] == [unsent]
-    assert len(list(iter_cache_files(cache.files_dir))) == 3
-    assert cache.size() <= size + size // 2
+    assert {s.study_instance_uid for s in cache.studies()} == {unsent, deidentified}
+    assert len(list(iter_cache_files(cache.files_dir))) == 6
+    assert cache.size() <= 2 * size + size // 2
     purged = [r["study_uid"] for r in audit.read(home) if r["action"] == "purge"]
     assert purged == [committed, sent]
     assert main(["store", "check"]) == 0
