@@ -316,6 +316,20 @@ class Ledger:
                                               r["job"]))
         return dict(found)
 
+    def forget_copies(self, study_uids: Iterable[str]) -> None:
+        """The studies were deleted here: drop what described their copies.
+
+        Their sends go (a copy that arrives again has not been sent from here),
+        and so do the conflicts of their own arrivals that kept nothing aside
+        (instances stored without the correction, or refused at import). Their
+        correction rules and edits stay: a correction stays made when a study
+        arrives again (SPEC §2.10). Conflicts whose arrival is kept under
+        `.conflicts/` stay too, until someone settles them.
+        """
+        rows = [(uid,) for uid in dict.fromkeys(study_uids)]
+        self._write("DELETE FROM send WHERE study_uid = ?", rows)
+        self._write("DELETE FROM conflict WHERE study_uid = ? AND kept = ''", rows)
+
     # ---- conflicts ------------------------------------------------------------
 
     def add_conflict(self, conflict: Conflict) -> None:

@@ -1,8 +1,10 @@
 """The cache's lifecycle in the GUI: Delete… (Delete key), Keep / Release Keep, retention.
 
-Delete asks first, naming the patients and how many instances go, and takes
-an optional reason for the audit log; the delete itself (all or nothing,
-refused while a job needs the study) runs as a job on a worker. Keep marks
+Delete asks first, naming the patients and how many instances go - and,
+in red, the studies that were not sent to any node (or changed since), whose
+only copy it would delete - and takes an optional reason for the audit log;
+the delete itself (all or nothing, refused while a job needs the study) runs
+as a job on a worker. Keep marks
 studies the retention policy never purges; the list shows them with a lock.
 The station's retention monitor is started when the window opens (also
 with `--no-server`; the server starts it too), and the status bar shows
@@ -28,7 +30,7 @@ from PySide6.QtWidgets import (
 )
 
 from gearview.errors import describe_error
-from gearview.lifecycle.delete import deletable, delete_studies
+from gearview.lifecycle.delete import Deletion, delete_studies, prepare_delete
 from gearview.lifecycle.keep import kept, set_kept
 from gearview.store.records import StudyRecord
 from gearview.ui.storage_status import install as install_storage_status
@@ -38,6 +40,8 @@ if TYPE_CHECKING:
     from gearview.ui.main_window import MainWindow
 
 log = logging.getLogger(__name__)
+#: The object name of the Delete… action (`window.findChild(QAction, DELETE_ACTION)`).
+DELETE_ACTION = "delete_studies"
 #: Patients named one by one in the question; more are counted.
 NAMED_PATIENTS = 5
 
@@ -58,28 +62,40 @@ def describe(records: list[StudyRecord]) -> str:
 
 
 class DeleteDialog(QDialog):
-    """'Delete N studies of …? This cannot be undone.' with a reason."""
+    """'Delete N studies of …? This cannot be undone.' with a reason; names what is not sent."""
 
-    def __init__(self, records: list[StudyRecord], parent: QWidget | None = None) -> None:
+    def __init__(self, deletion: Deletion, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self.records = records
+        self.deletion = deletion
+        self.records = deletion.studies
         self.setWindowTitle("Delete studies")
         self.question = QLabel(
-            f"Delete {describe(records)}?\n\nThe files are removed from this computer's cache; "
-            "this cannot be undone.", self)
+            f"Delete {describe(self.records)}?\n\nThe files are removed from this computer's "
+            "cache; this cannot be undone.", self)
         self.question.setWordWrap(True)
+        self.not_sent = QLabel(self)
+        self.not_sent.setWordWrap(True)
+        self.not_sent.setStyleSheet("color: #c62828; font-weight: bold")
+        unsent = deletion.unsent_studies
+        if unsent:
+            self.not_sent.setText(
+                f"Not yet sent: {describe(unsent)}. No node holds "
+                f"{'this study' if len(unsent) == 1 else 'these studies'} as cached here (never "
+                "sent, or changed since): deleting loses the only copy.")
+        self.not_sent.setVisible(bool(unsent))
         self.reason = QLineEdit(self)
         self.reason.setPlaceholderText("why (audit log), e.g. duplicate of a PACS study")
         form = QFormLayout()
         form.addRow("Reason", self.reason)
         self.buttons = QDialogButtonBox(
             QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel, self)
-        self.delete_button.setText("Delete")
+        self.delete_button.setText("Delete anyway" if unsent else "Delete")
         self.buttons.button(QDialogButtonBox.StandardButton.Cancel).setDefault(True)
         self.buttons.accepted.connect(self.accept)
         self.buttons.rejected.connect(self.reject)
         layout = QVBoxLayout(self)
         layout.addWidget(self.question)
+        layout.addWidget(self.not_sent)
         layout.addLayout(form)
         layout.addWidget(self.buttons)
 
@@ -89,30 +105,34 @@ class DeleteDialog(QDialog):
 
 
 def ask_delete(window: MainWindow, uids: list[str]) -> None:
-    """Check the studies off the GUI thread (known, no job using them), then ask."""
+    """Check the studies off the GUI thread (known, no job using them, sent?), then ask.
+
+    The entry point of every Delete in the GUI (Study menu, Delete key, toolbar).
+    """
     if not uids:
         window.statusBar().showMessage("Select the studies to delete first", 5000)
         return
     queue = window.station.jobs
 
-    def show(records: list[StudyRecord]) -> None:
-        dialog = DeleteDialog(records, window)
+    def show(deletion: Deletion) -> None:
+        dialog = DeleteDialog(deletion, window)
         dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
-        dialog.accepted.connect(lambda: _run_delete(window, records, dialog.reason.text()))
+        dialog.accepted.connect(lambda: _run_delete(window, deletion, dialog.reason.text()))
         window._delete_dialog = dialog  # noqa: SLF001 - reachable for tests and kept alive
         dialog.open()
 
-    window.pool.submit(deletable, window.cache, uids, queue, on_result=show,
+    window.pool.submit(prepare_delete, window.cache, window.config, uids, queue, on_result=show,
                        on_error=lambda exc: _failed(window, exc))
 
 
-def _run_delete(window: MainWindow, records: list[StudyRecord], reason: str) -> None:
-    uids = [r.study_instance_uid for r in records]
-    summary = describe(records)
+def _run_delete(window: MainWindow, deletion: Deletion, reason: str) -> None:
+    uids = [r.study_instance_uid for r in deletion.studies]
+    summary = describe(deletion.studies)
     queue = window.station.jobs
 
     def job(progress: Any, token: Any) -> Any:
-        return delete_studies(window.cache, uids, reason=reason.strip(), queue=queue)
+        return delete_studies(window.cache, uids, reason=reason.strip(), queue=queue,
+                              not_sent=deletion.not_sent)
 
     window.run_job(job, "Delete studies",
                    on_done=lambda _: window.statusBar().showMessage(f"Deleted {summary}", 8000),
@@ -153,8 +173,9 @@ def install(window: MainWindow) -> None:
     window.add_study_action("Keep (never purge automatically)",
                             lambda uids: _set_keep(window, uids, True))
     window.add_study_action("Release Keep", lambda uids: _set_keep(window, uids, False))
-    window.add_study_action("Delete…", lambda uids: ask_delete(window, uids),
-                            QKeySequence(QKeySequence.StandardKey.Delete))
+    delete = window.add_study_action("Delete…", lambda uids: ask_delete(window, uids),
+                                     QKeySequence(QKeySequence.StandardKey.Delete))
+    delete.setObjectName(DELETE_ACTION)  # a toolbar finds it with findChild(QAction, ...)
     window.study_list.model.modelReset.connect(lambda: load_kept(window))
     window.pool.submit(window.station.start_retention,  # the station stops it when it closes
                        on_error=lambda exc: log.error("the retention policy did not start: %s",

@@ -11,6 +11,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import factory
@@ -26,6 +27,7 @@ from gearview.net.tasks import send_params
 from gearview.store import Cache, audit
 from gearview.store.batch import journals
 from gearview.store.check import iter_cache_files
+from gearview.store.ledger import NOT_CORRECTED, OTHER_STUDY, Conflict, Send
 from gearview.store.paths import study_relpath
 
 
@@ -77,6 +79,41 @@ def test_rm_refuses_unknown_uid_and_busy_study_deleting_nothing(cache, home, tmp
     assert main(["rm", first, second]) == 0
     assert ls(capsys) == {}
     assert list(iter_cache_files(cache.files_dir)) == []
+
+
+def test_rm_of_a_study_not_sent_warns_in_one_line_and_deletes(cache, home, tmp_path, capsys):
+    unsent = add_study(cache, tmp_path / "a")
+    sent = add_study(cache, tmp_path / "b")
+    cache.ledger.record_send([Send(sent, "PACS", time.time(), 3, 0, job="j1")])
+    capsys.readouterr()
+    assert main(["rm", unsent, sent]) == 0
+    captured = capsys.readouterr()
+    assert captured.out.strip() == "deleted 2 studies, 6 instance(s)"
+    (line,) = captured.err.splitlines()
+    assert line.startswith("gearview: warning: not sent") and line.endswith(unsent)
+    flags = {r["study_uid"]: r["not_sent"] for r in audit.read(home) if r["action"] == "delete"}
+    assert flags == {unsent: True, sent: False}
+
+
+def test_rm_keeps_the_correction_and_forgets_sends_and_the_study_own_flags(
+    cache, home, tmp_path, capsys
+):
+    """A re-sent study that was deleted gets its correction again and shows as not yet sent."""
+    folder = tmp_path / "a"
+    uid = add_study(cache, folder)
+    edit_study(cache, uid, {"StudyDescription": "corrected"}, reason="typo")
+    cache.ledger.record_send([Send(uid, "PACS", time.time(), 3, 0, job="j1")])
+    cache.ledger.add_conflict(Conflict(NOT_CORRECTED, "1.2.3", uid, "P", ""))
+    kept_aside = Conflict(OTHER_STUDY, "1.2.4", uid, "P", "", cached_study_uid="9.9",
+                          kept=".conflicts/x.dcm")
+    cache.ledger.add_conflict(kept_aside)
+    assert ls(capsys)[uid]["status"] == "sent"
+    assert main(["rm", uid]) == 0
+    assert cache.ledger.sends([uid]) == {}
+    assert [c.kind for c in cache.ledger.conflicts([uid])[uid]] == [OTHER_STUDY]
+    assert main(["import", str(folder)]) == 0  # the modality sends the original again
+    (study,) = ls(capsys).values()
+    assert (study["description"], study["status"], study["sent"]) == ("corrected", "edited", [])
 
 
 def test_keep_lists_marks_and_clears(cache, home, tmp_path, capsys):

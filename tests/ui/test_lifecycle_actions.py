@@ -1,17 +1,20 @@
-"""pytest-qt: Delete key asks (patient, instance count) and deletes; Keep marks the row."""
+"""pytest-qt: Delete key asks (patient, instance count, not yet sent) and deletes; Keep marks."""
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 from factory import write_series
 from pydicom.uid import generate_uid
 from PySide6.QtCore import Qt
+from PySide6.QtGui import QAction
 
 from gearview.jobqueue import SEND
 from gearview.net.tasks import send_params
 from gearview.store import audit
 from gearview.store.check import iter_cache_files
+from gearview.store.ledger import Send
 from gearview.ui import lifecycle_actions
 from gearview.ui.study_list import COL_STUDY_DATE
 
@@ -30,26 +33,49 @@ def _action(window, text: str):
     return next(a for a in window._study_actions if a.text() == text)
 
 
-def test_delete_key_asks_naming_patient_and_count_then_deletes(window, qtbot, tmp_path):
+def _dialog(window, qtbot):
+    qtbot.waitUntil(lambda: getattr(window, "_delete_dialog", None) is not None, timeout=10_000)
+    return window._delete_dialog
+
+
+def test_delete_key_asks_naming_patient_count_and_not_sent_then_deletes(window, qtbot, tmp_path):
     uid = _study(window, qtbot, tmp_path)
     window.study_list.view.setFocus()
     qtbot.keyClick(window.study_list.view, Qt.Key.Key_Delete)
-    qtbot.waitUntil(lambda: getattr(window, "_delete_dialog", None) is not None, timeout=10_000)
-    dialog = window._delete_dialog
+    dialog = _dialog(window, qtbot)
     assert "1 study of Doe, Jane (ID PID7): 4 instances" in dialog.question.text()
+    assert dialog.not_sent.isVisibleTo(dialog)
+    assert "Not yet sent: 1 study of Doe, Jane (ID PID7)" in dialog.not_sent.text()
+    assert "only copy" in dialog.not_sent.text()
+    assert dialog.delete_button.text() == "Delete anyway"
     dialog.reason.setText("sent to the wrong station")
     qtbot.mouseClick(dialog.delete_button, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: window.study_list.model.row_of(uid) is None, timeout=10_000)
     assert list(iter_cache_files(window.cache.files_dir)) == []
     (record,) = [r for r in audit.read(window.home) if r["action"] == "delete"]
     assert record["reason"] == "sent to the wrong station" and record["instances"] == 4
+    assert record["not_sent"] is True
+
+
+def test_a_sent_study_is_deleted_without_the_warning_and_forgets_its_sends(window, qtbot,
+                                                                           tmp_path):
+    uid = _study(window, qtbot, tmp_path)
+    window.cache.ledger.record_send([Send(uid, "PACS", time.time(), 4, 0, job="j1")])
+    window.findChild(QAction, lifecycle_actions.DELETE_ACTION).trigger()
+    dialog = _dialog(window, qtbot)
+    assert not dialog.not_sent.isVisibleTo(dialog) and dialog.delete_button.text() == "Delete"
+    dialog.accept()
+    qtbot.waitUntil(lambda: window.cache.study(uid) is None and not window.running_jobs,
+                    timeout=10_000)
+    assert window.cache.ledger.sends([uid]) == {}
+    (record,) = [r for r in audit.read(window.home) if r["action"] == "delete"]
+    assert record["not_sent"] is False
 
 
 def test_cancel_deletes_nothing(window, qtbot, tmp_path):
     uid = _study(window, qtbot, tmp_path)
     _action(window, "Delete…").trigger()
-    qtbot.waitUntil(lambda: getattr(window, "_delete_dialog", None) is not None, timeout=10_000)
-    window._delete_dialog.reject()
+    _dialog(window, qtbot).reject()
     assert window.cache.study(uid).number_of_study_related_instances == 4
 
 
