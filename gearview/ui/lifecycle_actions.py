@@ -176,6 +176,9 @@ def install(window: MainWindow) -> None:
     delete = window.add_study_action("Delete…", lambda uids: ask_delete(window, uids),
                                      QKeySequence(QKeySequence.StandardKey.Delete))
     delete.setObjectName(DELETE_ACTION)  # a toolbar finds it with findChild(QAction, ...)
+    # the Delete key deletes studies only where they are listed (other tabs use the key)
+    delete.setShortcutContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
+    window.study_list.addAction(delete)
     window.study_list.model.modelReset.connect(lambda: load_kept(window))
     window.pool.submit(window.station.start_retention,  # the station stops it when it closes
                        on_error=lambda exc: log.error("the retention policy did not start: %s",

@@ -9,6 +9,7 @@ from factory import write_series
 from pydicom.uid import generate_uid
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QAction
+from PySide6.QtWidgets import QPushButton
 
 from gearview.jobqueue import SEND
 from gearview.net.tasks import send_params
@@ -70,6 +71,24 @@ def test_a_sent_study_is_deleted_without_the_warning_and_forgets_its_sends(windo
     assert window.cache.ledger.sends([uid]) == {}
     (record,) = [r for r in audit.read(window.home) if r["action"] == "delete"]
     assert record["not_sent"] is False
+
+
+def test_the_delete_key_elsewhere_leaves_the_studies_alone(window, qtbot, tmp_path):
+    _study(window, qtbot, tmp_path)
+    fired: list[bool] = []
+    delete = window.findChild(QAction, lifecycle_actions.DELETE_ACTION)
+    delete.triggered.connect(lambda *_: fired.append(True))
+    window.study_list.view.setFocus()
+    qtbot.keyClick(window.study_list.view, Qt.Key.Key_Delete)
+    assert len(fired) == 1  # shortcuts are dispatched as the key arrives
+    other = QPushButton("a page of another tab")
+    window.add_tab(other, "Other")
+    window.tabs.setCurrentWidget(other)
+    other.setFocus()
+    qtbot.waitUntil(other.hasFocus, timeout=5_000)
+    qtbot.keyClick(other, Qt.Key.Key_Delete)
+    assert len(fired) == 1
+    _dialog(window, qtbot).reject()  # the one the list's Delete asked for
 
 
 def test_cancel_deletes_nothing(window, qtbot, tmp_path):
