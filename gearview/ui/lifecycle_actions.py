@@ -40,8 +40,8 @@ if TYPE_CHECKING:
     from gearview.ui.main_window import MainWindow
 
 log = logging.getLogger(__name__)
-#: The object name of the Delete… action (`window.findChild(QAction, DELETE_ACTION)`).
-DELETE_ACTION = "delete_studies"
+#: The name the window gives the Delete… action (`window.action(DELETE_ACTION)`; the toolbar).
+DELETE_ACTION = "delete"
 #: Patients named one by one in the question; more are counted.
 NAMED_PATIENTS = 5
 
@@ -175,7 +175,6 @@ def install(window: MainWindow) -> None:
     window.add_study_action("Release Keep", lambda uids: _set_keep(window, uids, False))
     delete = window.add_study_action("Delete…", lambda uids: ask_delete(window, uids),
                                      QKeySequence(QKeySequence.StandardKey.Delete))
-    delete.setObjectName(DELETE_ACTION)  # a toolbar finds it with findChild(QAction, ...)
     # the Delete key deletes studies only where they are listed (other tabs use the key)
     delete.setShortcutContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
     window.study_list.addAction(delete)

@@ -29,7 +29,7 @@ def _toolbar_texts(window) -> list[str]:
 def test_toolbar_has_the_daily_jobs_large_with_shortcuts(window, qtbot):
     installed = [s.label for s in SLOTS if window.action(s.name) is not None]
     assert _toolbar_texts(window) == installed
-    assert {"Import", "Query", "Edit", "Send", "Burn"} <= set(installed)
+    assert {"Import", "Query", "Edit", "Send", "Burn", "Delete"} <= set(installed)
     assert window.main_toolbar.iconSize() == ICON_SIZE and ICON_SIZE.height() >= 32
     for action in window.main_toolbar.actions():
         keys = action.shortcut().toString()

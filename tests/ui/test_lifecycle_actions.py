@@ -8,7 +8,6 @@ from pathlib import Path
 from factory import write_series
 from pydicom.uid import generate_uid
 from PySide6.QtCore import Qt
-from PySide6.QtGui import QAction
 from PySide6.QtWidgets import QPushButton
 
 from gearview.jobqueue import SEND
@@ -62,7 +61,7 @@ def test_a_sent_study_is_deleted_without_the_warning_and_forgets_its_sends(windo
                                                                            tmp_path):
     uid = _study(window, qtbot, tmp_path)
     window.cache.ledger.record_send([Send(uid, "PACS", time.time(), 4, 0, job="j1")])
-    window.findChild(QAction, lifecycle_actions.DELETE_ACTION).trigger()
+    window.action(lifecycle_actions.DELETE_ACTION).trigger()
     dialog = _dialog(window, qtbot)
     assert not dialog.not_sent.isVisibleTo(dialog) and dialog.delete_button.text() == "Delete"
     dialog.accept()
@@ -76,7 +75,7 @@ def test_a_sent_study_is_deleted_without_the_warning_and_forgets_its_sends(windo
 def test_the_delete_key_elsewhere_leaves_the_studies_alone(window, qtbot, tmp_path):
     _study(window, qtbot, tmp_path)
     fired: list[bool] = []
-    delete = window.findChild(QAction, lifecycle_actions.DELETE_ACTION)
+    delete = window.action(lifecycle_actions.DELETE_ACTION)
     delete.triggered.connect(lambda *_: fired.append(True))
     window.study_list.view.setFocus()
     qtbot.keyClick(window.study_list.view, Qt.Key.Key_Delete)
